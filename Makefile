@@ -1,0 +1,40 @@
+# Set-up, tests and docs. `make test` works on a fresh machine: it creates .venv if missing and installs the
+# package with its pinned dev dependencies from this repository's files before running the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.lcr-installed
+PYTEST_ARGS ?=
+
+.PHONY: install test test-all docs readme export clean-nbs
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) settings.ini setup.py constraints.txt
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Every notebook through nbdev_test (one pytest test each) and the end-to-end tests in tests/
+test: $(STAMP)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+## Also the notebook cells flagged slow (and cuda, where a GPU is present)
+test-all: $(STAMP)
+	LCR_TEST_FLAGS="slow$$($(PY) -c 'import torch; print(" cuda" if torch.cuda.is_available() else "")')" $(PY) -m pytest tests $(PYTEST_ARGS)
+
+## The book as a static HTML site in _docs/, offline
+docs: $(STAMP)
+	$(PY) tools/build_docs.py --out _docs
+
+## README.md from nbs/index.ipynb
+readme: $(STAMP)
+	$(PY) tools/make_readme.py
+
+## Notebooks -> library, then strip notebook metadata
+export: $(STAMP)
+	$(VENV)/bin/nbdev_export
+	$(VENV)/bin/nbdev_clean

@@ -1,0 +1,64 @@
+"""The repository is consistent: the library is what the notebooks export, notebooks are clean, the README is the
+front page, `_quarto.yml` lists every chapter, and the packaging files follow nbdev 2 without pkg_resources."""
+import filecmp, shutil, subprocess, sys
+import yaml
+from conftest import BIN, ROOT, NBS, notebooks
+
+sys.path.insert(0, str(ROOT / 'tools'))
+
+
+def _copy_repo(tmp_path):
+    dst = tmp_path / 'repo'
+    files = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard'], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    for f in files:
+        src = ROOT / f
+        if src.is_file() and not src.is_symlink():
+            (dst / f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(src, dst / f)
+        elif src.is_symlink():
+            (dst / f).parent.mkdir(parents=True, exist_ok=True); (dst / f).symlink_to(src.readlink())
+    return dst
+
+
+def test_library_matches_notebooks(tmp_path):
+    repo = _copy_repo(tmp_path)
+    shutil.rmtree(repo / 'lcr'); (repo / 'lcr').mkdir(); shutil.copy2(ROOT / 'lcr' / '__init__.py', repo / 'lcr')
+    r = subprocess.run([str(BIN / 'nbdev_export')], cwd=repo, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    made = sorted(p.relative_to(repo / 'lcr') for p in (repo / 'lcr').rglob('*.py'))
+    have = sorted(p.relative_to(ROOT / 'lcr') for p in (ROOT / 'lcr').rglob('*.py') if '__pycache__' not in p.parts)
+    assert made == have, f"modules differ: exported {made}, committed {have}"
+    stale = [str(p) for p in made if not filecmp.cmp(repo / 'lcr' / p, ROOT / 'lcr' / p, shallow=False)]
+    assert not stale, f"lcr/ is out of date with the notebooks (run `make export`): {stale}"
+
+
+def test_notebooks_are_clean(tmp_path):
+    repo = _copy_repo(tmp_path)
+    r = subprocess.run([str(BIN / 'nbdev_clean')], cwd=repo, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    dirty = [nb.name for nb in notebooks() if (repo / 'nbs' / nb.name).read_text() != nb.read_text()]
+    assert not dirty, f"notebooks not cleaned (run `make export`): {dirty}"
+
+
+def test_readme_is_the_front_page():
+    from make_readme import readme_text
+    assert (ROOT / 'README.md').read_text() == readme_text(), 'README.md is stale: run `make readme`'
+    text = (ROOT / 'README.md').read_text()
+    assert 'make test' in text and 'from lcr.core import' in text
+
+
+def test_quarto_lists_every_chapter():
+    from build_docs import quarto_chapters
+    listed = [n for _, ns in quarto_chapters(ROOT / '_quarto.yml') for n in ns]
+    assert sorted(listed) == sorted(nb.name for nb in notebooks()), f"_quarto.yml sidebar {listed} vs nbs/"
+    assert listed[0] == 'index.ipynb'
+    cfg = yaml.safe_load((ROOT / '_quarto.yml').read_text())
+    assert cfg['project']['type'] == 'website' and (NBS / '_quarto.yml').resolve() == (ROOT / '_quarto.yml').resolve()
+
+
+def test_packaging_files():
+    setup = (ROOT / 'setup.py').read_text()
+    assert 'pkg_resources' not in setup.replace('without `pkg_resources`', '')
+    ini = (ROOT / 'settings.ini').read_text()
+    assert 'nbdev==2.4.14' in ini and 'jupyter-book<2' in ini
+    cons = (ROOT / 'constraints.txt').read_text()
+    for pin in ('torch==', 'torchvision==', 'nbdev==2.4.14', 'fastcore==1.'): assert pin in cons

@@ -1,0 +1,40 @@
+"""Write README.md from nbs/index.ipynb (the front page of the book), without Quarto.
+
+Markdown cells are copied, visible code cells become ```python blocks followed by their text output; cells marked
+`#| hide` are left out. `python tools/make_readme.py --check` exits 1 when README.md is out of date.
+"""
+from __future__ import annotations
+import json, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_text(nb_path: Path = ROOT / 'nbs' / 'index.ipynb') -> str:
+    nb = json.loads(nb_path.read_text())
+    parts = []
+    for c in nb['cells']:
+        src = ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+        if c['cell_type'] == 'markdown':
+            parts.append(src.strip())
+        elif c['cell_type'] == 'code':
+            lines = src.split('\n')
+            if any(l.strip().replace(' ', '') in ('#|hide', '#|include:false') for l in lines if l.startswith('#|')): continue
+            code = '\n'.join(l for l in lines if not l.startswith('#|')).strip()
+            if not code: continue
+            parts.append(f"```python\n{code}\n```")
+            out = ''.join(''.join(o.get('text', '')) for o in c.get('outputs', []) if o.get('output_type') == 'stream')
+            out += ''.join(''.join(o.get('data', {}).get('text/plain', '')) for o in c.get('outputs', [])
+                           if o.get('output_type') == 'execute_result')
+            if out.strip(): parts.append(f"```\n{out.rstrip()}\n```")
+    return "<!-- Generated from nbs/index.ipynb by tools/make_readme.py: edit the notebook, not this file. -->\n\n" + '\n\n'.join(parts) + '\n'
+
+
+if __name__ == '__main__':
+    text, readme = readme_text(), ROOT / 'README.md'
+    if '--check' in sys.argv[1:]:
+        ok = readme.exists() and readme.read_text() == text
+        print('README.md is up to date' if ok else 'README.md differs from nbs/index.ipynb: run `make readme`')
+        sys.exit(0 if ok else 1)
+    readme.write_text(text)
+    print(f'wrote {readme}')
