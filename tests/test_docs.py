@@ -40,6 +40,7 @@ def test_every_chapter_page_exists(site):
             page = site / (Path(n).stem + '.html')
             assert page.exists(), f"missing page for {n}"
             assert len(page.read_text()) > 2000
+            assert '{target=' not in page.read_text(), f"Quarto link attributes leak into {page.name}"
 
 
 def test_internal_links_and_images_resolve(site):

@@ -60,7 +60,10 @@ def myst_notebook(src: Path, dst: Path):
                 md = o.get('data', {}).get('text/markdown')
                 if md is not None:
                     s = ''.join(md) if isinstance(md, list) else md
-                    o['data']['text/markdown'] = re.sub(r'^\s*---\s*\n', '', s, count=1)
+                    s = re.sub(r'^\s*---\s*\n', '', s, count=1)
+                    # Quarto-only link attributes; the source links point at a repository URL, not this site
+                    s = re.sub(r'\[source\]\([^)]*\)(\{[^}]*\})?\s*', '', s)
+                    o['data']['text/markdown'] = re.sub(r'\)\{target="_blank"[^}]*\}', ')', s)
         else: c['source'] = text
         cells.append(c)
     nb['cells'] = cells
