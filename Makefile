@@ -6,7 +6,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lcr-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test test-all docs readme export clean-nbs
+.PHONY: install demo test test-all docs readme export clean-nbs
+DEMO_ARGS ?=
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,10 @@ $(STAMP): $(PY) settings.ini setup.py constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## The main job: MoCo v2 and LCR trained on the embedded data set, evaluated, reported (minutes on a CPU)
+demo: $(STAMP)
+	$(VENV)/bin/lcr_demo $(DEMO_ARGS)
 
 ## Every notebook through nbdev_test (one pytest test each) and the end-to-end tests in tests/
 test: $(STAMP)

@@ -1,6 +1,6 @@
 """The repository is consistent: the library is what the notebooks export, notebooks are clean, the README is the
 front page, `_quarto.yml` lists every chapter, and the packaging files follow nbdev 2 without pkg_resources."""
-import filecmp, shutil, subprocess, sys
+import filecmp, re, shutil, subprocess, sys
 import yaml
 from conftest import BIN, ROOT, NBS, notebooks
 
@@ -44,6 +44,11 @@ def test_readme_is_the_front_page():
     assert (ROOT / 'README.md').read_text() == readme_text(), 'README.md is stale: run `make readme`'
     text = (ROOT / 'README.md').read_text()
     assert 'make test' in text and 'from lcr.core import' in text
+    # the set-up is exactly two commands: the main job and the tests, each a Makefile target that installs first
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    assert [l for b in blocks[:1] for l in b.splitlines() if l.strip()] == ['make demo', 'make test'], blocks[:1]
+    mk = (ROOT / 'Makefile').read_text()
+    assert re.search(r"^demo: \$\(STAMP\)\n\t\$\(VENV\)/bin/lcr_demo", mk, re.M) and re.search(r"^test: \$\(STAMP\)", mk, re.M)
 
 
 def test_quarto_lists_every_chapter():

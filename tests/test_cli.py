@@ -1,0 +1,79 @@
+"End-to-end tests of the console scripts declared in settings.ini: options, errors, and the files they write."
+import json, subprocess, sys
+import pytest
+from conftest import ROOT, BIN
+
+SCRIPTS = ('lcr_train', 'lcr_eval', 'lcr_viz', 'lcr_report', 'lcr_demo', 'lcr_bench_data')
+
+
+def run(*args, timeout=600):
+    return subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_scripts_are_declared_and_installed():
+    ini = (ROOT / 'settings.ini').read_text()
+    for s in SCRIPTS:
+        assert f"{s}=" in ini, s
+        assert (BIN / s).exists(), f"{s} is not installed: reinstall the package (make install)"
+
+
+@pytest.mark.parametrize('script,options', [
+    ('lcr_eval', ['--out', '--probe', '--probe_epochs', '--fractions', '--device', '--seed']),
+    ('lcr_viz', ['--out', '--n_images', '--n_queries', '--k_maps']),
+    ('lcr_report', ['--out', '--probe', '--probe_epochs', '--fractions', '--device', '--seed', '--figures', '--reuse']),
+    ('lcr_demo', ['--out', '--epochs', '--methods', '--device', '--seed', '--probe_epochs', '--progress']),
+])
+def test_help_documents_every_option(script, options):
+    r = run(script, '--help')
+    assert r.returncode == 0, r.stderr
+    for o in options: assert o in r.stdout, (script, o)
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp('cli')
+    r = run('lcr_train', '--method', 'lcr', '--backbone', 'tiny', '--weights', 'None', '--stem', 'small',
+            '--synth_preset', 'small', '--n_images', '64', '--image_size', '32', '--batch_size', '32', '--epochs', '1',
+            '--method_kw', '{"queue_size": 64, "tiny_width": 8, "k": 4}', '--device', 'cpu', '--progress', 'none',
+            '--out', d / 'lcr_run')
+    assert r.returncode == 0, r.stdout + r.stderr
+    return d
+
+
+def test_bad_inputs_fail_before_any_work(tiny_run):
+    cases = [
+        (('lcr_eval', tiny_run / 'missing'), 'not a training run folder'),
+        (('lcr_eval', tiny_run / 'lcr_run', '--probe', 'best'), '--probe must be fast or paper'),
+        (('lcr_eval', tiny_run / 'lcr_run', '--fractions', '1,2'), '--fractions must lie in (0, 1]'),
+        (('lcr_eval', tiny_run / 'lcr_run', '--device', 'tpu'), "`device` must be"),
+        (('lcr_viz', tiny_run / 'lcr_run', '--n_images', '0'), '--n_images and --n_queries must be >= 1'),
+        (('lcr_report', tiny_run / 'lcr_run', tiny_run / 'lcr_run'), 'distinct names'),
+        (('lcr_demo', '--methods', 'mocov3', '--out', tiny_run / 'd'), 'methods must be names in METHODS'),
+        (('lcr_demo', '--epochs', '0', '--out', tiny_run / 'd'), '--epochs must be positive'),
+    ]
+    (tiny_run / 'notarun').mkdir()
+    (tiny_run / 'notarun' / 'checkpoint.pt').write_bytes(b'garbage')
+    cases.append((('lcr_eval', tiny_run / 'notarun'), 'not a readable checkpoint'))
+    for args, msg in cases:
+        r = run(*args)
+        assert r.returncode != 0 and msg in r.stderr, (args, r.stdout[-500:], r.stderr[-1500:])
+        assert 'Traceback' not in r.stderr, (args, r.stderr[-1500:])
+    assert not (tiny_run / 'd').exists()
+
+
+def test_eval_viz_report_write_their_files(tiny_run):
+    run_dir = tiny_run / 'lcr_run'
+    r = run('lcr_eval', run_dir, '--probe_epochs', '3', '--device', 'cpu')
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((run_dir / 'eval' / 'metrics.json').read_text())
+    assert set(m['retrieval']) == {'rank1', 'rank5', 'mAP'} and set(m['linear_probe']) == {'100%', '50%', '20%'}
+    assert all(0 <= v <= 1 for v in m['retrieval'].values())
+    assert '| lcr_run | lcr | paper |' in (run_dir / 'eval' / 'metrics.md').read_text()
+    r = run('lcr_viz', run_dir, '--out', tiny_run / 'figs', '--n_images', '2', '--n_queries', '2')
+    assert r.returncode == 0, r.stderr[-3000:]
+    for f in ('loss_curves.png', 'attention.png', 'retrieval_lcr_run.png'):
+        assert (tiny_run / 'figs' / f).stat().st_size > 3000, f
+    r = run('lcr_report', run_dir, '--out', tiny_run / 'rep', '--probe_epochs', '3', '--device', 'cpu')
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'report:' in r.stdout and (tiny_run / 'rep' / 'report.md').exists()
+    assert 'Mass on the true parts' in (tiny_run / 'rep' / 'report.md').read_text()
