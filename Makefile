@@ -43,3 +43,4 @@ readme: $(STAMP)
 export: $(STAMP)
 	$(VENV)/bin/nbdev_export
 	$(VENV)/bin/nbdev_clean
+	$(PY) tools/scrub_outputs.py

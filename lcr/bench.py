@@ -150,7 +150,7 @@ def _free(dev):
     if dev.type == 'cuda': torch.cuda.empty_cache()
 
 def _row(section, name, r, per_call, unit, note=None) -> dict:
-    return dict(section=section, name=name, ms=r['median_ms'], iqr_ms=r.get('iqr_ms'),
+    return dict(section=section, name=name, ms=r['median_ms'], iqr_ms=r.get('iqr_ms'), min_ms=r.get('min_ms'),
                 rate=None if per_call is None else per_call * 1e3 / r['median_ms'], unit=unit,
                 peak_mem_gib=None if r.get('peak_mem_bytes') is None else r['peak_mem_bytes'] / 2**30,
                 times_ms=r.get('times_ms'), note=note)
@@ -192,6 +192,7 @@ def bench_steps(backbone:str='resnet50', image_size:int=224, batch_size:int=128,
         cases['fwd of one view, no grad'] = lambda: ceiling_step(**common, **tw, part='fwd')[0]
     old = torch.backends.cudnn.benchmark
     if cuda: torch.backends.cudnn.benchmark = True
+    _free(dev)
     try:
         if interleave:
             fns = {n: make() for n, make in cases.items()}
@@ -251,7 +252,7 @@ def bench_retrieval_rows(n:int=5794, d:int=2048, n_classes:int=200, device='auto
 # %% ../nbs/09_bench.ipynb #c030
 BENCH_MODES = {
     'cpu': dict(device='cpu', backbone='tiny', stem='small', image_size=64, batch_size=64, queue_size=4096, amp=False,
-                channels_last=False, compile=False, warmup=2, repeats=7, parts=False, interleave=True,
+                channels_last=False, compile=False, warmup=2, repeats=10, parts=False, interleave=True,
                 pipeline=True, pipeline_preset='small', pipeline_images=512, pipeline_repeats=5,
                 retrieval=True, retrieval_n=5794, retrieval_d=2048, retrieval_classes=200, retrieval_queries=50,
                 retrieval_repeats=2),
@@ -295,9 +296,9 @@ def format_table(res:dict) -> str:
          f"{st.get('precision', '?')}, {st.get('layout', '?')}, queue {c['queue_size']}, {c['warmup']} warm-up + "
          f"{c['repeats']} timed steps{', round-robin' if c['interleave'] else ''}{', torch.compile' if c['compile'] else ''}; "
          "median and IQR (retrieval: best of its repeats)", '',
-         f"  {'':<10}{'':<52}{'ms':>10}{'IQR ms':>9}{'rate':>11} {'':<9}{'peak GiB':>9}"]
+         f"  {'':<10}{'':<52}{'ms':>10}{'IQR ms':>9}{'min ms':>9}{'rate':>11} {'':<9}{'peak GiB':>9}"]
     for r in res['rows']:
-        L.append(f"  {r['section']:<10}{r['name']:<52}{r['ms']:>10.1f}{_fmt(r['iqr_ms'], '.1f'):>9}"
+        L.append(f"  {r['section']:<10}{r['name']:<52}{r['ms']:>10.1f}{_fmt(r['iqr_ms'], '.1f'):>9}{_fmt(r['min_ms'], '.1f'):>9}"
                  f"{_fmt(r['rate'], ',.0f', ''):>11} {r['unit'] or '':<9}{_fmt(r['peak_mem_gib'], '.2f', 'n/a' if r['section'] == 'step' else ''):>9}")
     L += ['', f"  {'ratio':<30}{'measured':>10}{'target':>10}  met"]
     for k, v in res['ratios'].items():

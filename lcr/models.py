@@ -190,8 +190,8 @@ def batch_unshuffle(x:torch.Tensor, idx_unshuffle:torch.Tensor) -> torch.Tensor:
     return xs[idx_unshuffle.view(xs.shape[0] // x.shape[0], -1)[dist.get_rank()]]
 
 # %% ../nbs/01_models.ipynb #c020
-def _ddp_selftest(rank:int, world:int, port:int):
-    "Run on each rank of a gloo process group: checks the distributed shuffle and queue (used by the tests)."
+def _ddp_selftest(rank:int, world:int, port:int, out=None):
+    "Run on each rank of a gloo process group: checks the distributed shuffle and queue; rank 0 saves one DDP step to `out` (tests)."
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world)
     try:
@@ -207,9 +207,21 @@ def _ddp_selftest(rank:int, world:int, port:int):
         assert int(m.queue_ptr) == 4 * world, f'queue pointer {int(m.queue_ptr)}'
         q = m.queue.clone(); dist.broadcast(q, 0)
         assert torch.equal(q, m.queue), 'queues differ between ranks'
+        if out is None: return
+        torch.manual_seed(0)
+        m = make_method('lcr', 'tiny', queue_size=20, proj_dim=8, k=4, stem='small').eval()   # running BN statistics
+        g = torch.Generator().manual_seed(123)                       # the global batch, the same on every rank
+        x1, x2 = torch.randn(4 * world, 3, 16, 16, generator=g), torch.randn(4 * world, 3, 16, 16, generator=g)
+        ddp = torch.nn.parallel.DistributedDataParallel(m, broadcast_buffers=False)
+        loss, _ = ddp(x1[4 * rank:4 * rank + 4], x2[4 * rank:4 * rank + 4])
+        loss.backward()                                              # DDP averages the gradients over the ranks
+        mean_loss = loss.detach().clone(); dist.all_reduce(mean_loss); mean_loss /= world
+        if rank == 0:
+            torch.save(dict(loss=mean_loss, queue=m.queue.clone(), ptr=int(m.queue_ptr),
+                            grads={n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}), out)
     finally: dist.destroy_process_group()
 
-# %% ../nbs/01_models.ipynb #c023
+# %% ../nbs/01_models.ipynb #c024
 def projection_head(in_dim:int, hidden_dim:int, out_dim:int, bn:bool=True, last_bn:bool=False) -> nn.Sequential:
     "Linear(in, hidden) [-BN] -ReLU- Linear(hidden, out) [-BN]: MoCo v2 / BYOL projector or predictor."
     layers = [nn.Linear(in_dim, hidden_dim, bias=not bn)] + ([nn.BatchNorm1d(hidden_dim)] if bn else [])
@@ -231,7 +243,7 @@ class MLPGFB(nn.Module):
     def forward(self, fmap:torch.Tensor) -> torch.Tensor:
         return self.act(self.conv2(F.relu(self.bn(self.conv1(fmap))))).squeeze(1)
 
-# %% ../nbs/01_models.ipynb #c026
+# %% ../nbs/01_models.ipynb #c027
 PRESETS = {
     'paper': dict(proj_bn=True, proj_last_bn=True, gfb_bn=False, gfb_relu=False, gradcam_sign=-1, gradcam_loss='sum',
                   detach_target=True, gradcam_norm='none', softmax_axis='spatial', tau=0.4, kl_direction='pred||target',
@@ -255,7 +267,7 @@ METHOD_SPECS = {
     'byol_lcr':         dict(_BYOL, gfb='maxout', fit_gradcam=True, train_pool='gap', test_pool='weighted'),
 }
 
-# %% ../nbs/01_models.ipynb #c027
+# %% ../nbs/01_models.ipynb #c028
 @dataclass
 class MethodConfig:
     "Every knob of a method; `asdict(cfg)` recreates the model through `from_config`."
@@ -346,7 +358,7 @@ class MethodConfig:
                "choose gfb='maxout' or 'mlp'")
         return self
 
-# %% ../nbs/01_models.ipynb #c029
+# %% ../nbs/01_models.ipynb #c030
 def method_config(name:str, backbone:str='resnet50', preset:str='paper', **overrides) -> MethodConfig:
     "The validated `MethodConfig` of method `name` with `preset` and `overrides`."
     _check_choice('method', name, tuple(METHOD_SPECS))
@@ -367,7 +379,7 @@ def from_config(config:dict, **overrides) -> nn.Module:
     c = {**config, **overrides}
     return make_method(c.pop('method'), c.pop('backbone', 'resnet50'), c.pop('preset', 'paper'), **c)
 
-# %% ../nbs/01_models.ipynb #c031
+# %% ../nbs/01_models.ipynb #c032
 def mean_pairwise_cosine(z:torch.Tensor) -> torch.Tensor:
     "Mean cosine similarity over distinct pairs of rows of `z` (a collapse detector), 0-d."
     z = F.normalize(z.float(), dim=1); n = z.shape[0]
@@ -488,7 +500,7 @@ class SSLMethod(nn.Module):
         _check(isinstance(self.gfb, MaxOutGFB), f"method {self.cfg.method!r} has no K part maps (gfb={self.cfg.gfb!r})")
         return self.gfb.maps(self.feature_map(images))
 
-# %% ../nbs/01_models.ipynb #c033
+# %% ../nbs/01_models.ipynb #c034
 class MoCo(SSLMethod):
     "MoCo v2 with queue, momentum encoder and shuffle-BN; with a GFB configured, LCR and its variants."
     def __init__(self, cfg:MethodConfig):
@@ -548,7 +560,7 @@ class MoCo(SSLMethod):
         if update: self._enqueue(k)
         return loss, logs, maps
 
-# %% ../nbs/01_models.ipynb #c035
+# %% ../nbs/01_models.ipynb #c036
 class BYOL(SSLMethod):
     "BYOL (online projector + predictor, momentum target); with a GFB configured, Table 3's BYOL+Ours."
     def __init__(self, cfg:MethodConfig):
@@ -574,7 +586,7 @@ class BYOL(SSLMethod):
         loss_byol = (2 - 2 * (p * z).sum(1)).mean()
         return self._fit(loss_byol, fmap, A, p, force_gradcam)
 
-# %% ../nbs/01_models.ipynb #c037
+# %% ../nbs/01_models.ipynb #c038
 def _constructor(name):
     def f(backbone:str='resnet50', preset:str='paper', **overrides):
         return make_method(name, backbone, preset, **overrides)

@@ -193,14 +193,14 @@ def loss_curves(runs:dict, key:str='loss_cl', panel_size=(5., 3.)):
     fig.tight_layout()
     return fig
 
-def _test_images(test_ds, n, seed=0):
-    "`n` evenly spread test items: (indices, uint8 images (n,3,H,W), part masks or None)."
+def _test_images(test_ds, n, size=224):
+    "`n` evenly spread test items: (indices, images (n,3,H,W): uint8 in memory, else test-transformed at `size`; part masks or None)."
     idx = np.linspace(0, len(test_ds) - 1, n).round().astype(int).tolist()
     imgs = getattr(test_ds, 'images', None)
     if isinstance(imgs, torch.Tensor):
         pm = getattr(test_ds, 'part_masks', None)
         return idx, imgs[idx], (pm[idx] if isinstance(pm, torch.Tensor) else None)
-    tf = test_transform(224)
+    tf = test_transform(size)
     return idx, torch.stack([tf(test_ds[i][0]) for i in idx]), None
 
 def run_figures(runs:dict, out, n_images:int=4, n_queries:int=4, k_maps:int=4, device='cpu') -> dict:
@@ -214,7 +214,7 @@ def run_figures(runs:dict, out, n_images:int=4, n_queries:int=4, k_maps:int=4, d
     tr, te = eval_splits(cfg)
     paths = {}
     fig = loss_curves(runs); paths['loss_curves'] = save_figure(fig, out / 'loss_curves.png'); plt.close(fig)
-    idx, imgs, masks = _test_images(te, n_images)
+    idx, imgs, masks = _test_images(te, n_images, cfg.image_size)
     fig = attention_figure({n: m for n, (m, _, _) in loaded.items()}, imgs, part_masks=masks, k_maps=k_maps)
     paths['attention'] = save_figure(fig, out / 'attention.png'); plt.close(fig)
     tf = test_transform(cfg.image_size)
@@ -295,7 +295,7 @@ def _version():
     import lcr
     return getattr(lcr, '__version__', '?')
 
-# %% ../nbs/08_report.ipynb #c034
+# %% ../nbs/08_report.ipynb #c035
 from fastcore.script import call_parse, Param, bool_arg
 
 def _fractions(s):
@@ -377,7 +377,7 @@ def report_cli(runs:Param("training run folders", str, nargs='+'),
     path = report(runs, out, probe, probe_epochs, fr, device, seed, figures, reuse)
     print(f"report: {path}")
 
-# %% ../nbs/08_report.ipynb #c036
+# %% ../nbs/08_report.ipynb #c037
 DEMO_RECIPE = dict(dataset='synthetic', synth_preset='small', backbone='tiny', weights=None, stem='small', image_size=64,
                    epochs=12, batch_size=64, lr=0.06, momentum=0.9, weight_decay=1e-4, schedule='cosine',
                    method_kw=dict(queue_size=1024, temperature=0.2, momentum=0.99))

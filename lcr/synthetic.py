@@ -275,7 +275,7 @@ class SyntheticFineGrained(Dataset):
     def __repr__(self):
         return f"SyntheticFineGrained(split={self.split!r}, {len(self)} images {tuple(self.config.image_size)}, {len(self.classes)} classes)"
 
-# %% ../nbs/03_synthetic.ipynb #c019
+# %% ../nbs/03_synthetic.ipynb #c021
 def write_synthetic(root, preset='cub', splits=('train', 'test'), quality=90, device=None, num_workers=None, sizes=None, **overrides):
     "Render a preset into `<root>/<split>/<class>/<n>.jpg` plus parts and config files; reuse an existing identical one."
     cfg, default_sizes = SYNTH_PRESETS[preset] if isinstance(preset, str) else (preset, SYNTH_PRESETS['small'][1])

@@ -52,6 +52,8 @@ class TrainConfig:
     log_every: int = 50               # steps between metric lines (the only host syncs of the loop)
     max_steps: int|None = None        # stop (with a checkpoint) after this global step; the schedule is unchanged
     progress: str = 'auto'            # 'auto' (bars in notebooks, lines in terminals), 'bar', 'print' or 'none'
+    knn_every: int = 0                # kNN monitor on the test split every this many epochs (0: off)
+    knn_k: int = 200                  # neighbours of the kNN monitor (temperature 0.1)
 
     def validate(self):
         "Raise a ValueError naming the option when the configuration is unknown or inconsistent."
@@ -67,7 +69,7 @@ class TrainConfig:
         choice('stem', STEMS); choice('dataset', DATASETS); choice('schedule', ('cosine', 'constant'))
         choice('progress', ('auto', 'bar', 'print', 'none'))
         for n in ('epochs', 'batch_size', 'image_size', 'cache_size', 'log_every'): positive(n)
-        positive('ckpt_every_steps', allow_zero=True); positive('n_images', allow_none=True); positive('max_steps', allow_none=True)
+        positive('ckpt_every_steps', allow_zero=True); positive('knn_every', allow_zero=True); positive('knn_k'); positive('n_images', allow_none=True); positive('max_steps', allow_none=True)
         if not isinstance(self.seed, int): raise ValueError(f"`seed` must be an integer, got {self.seed!r}")
         if self.batch_size < 2: raise ValueError(f"`batch_size` must be >= 2 (batch norm), got {self.batch_size}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0): raise ValueError(f"`lr` must be > 0, got {self.lr!r}")
@@ -99,7 +101,7 @@ def _check_weights(arch, weights):
 
 # Fields that may differ between a checkpoint and the run that resumes it: they do not change the trajectory
 # (the device may change rounding, but not the meaning of the run).
-RESUME_FREE = ('out', 'resume', 'ckpt_every_steps', 'log_every', 'max_steps', 'progress', 'device', 'compile', 'root')
+RESUME_FREE = ('out', 'resume', 'ckpt_every_steps', 'log_every', 'max_steps', 'progress', 'device', 'compile', 'root', 'knn_every', 'knn_k')  # none changes the trained parameters
 
 # %% ../nbs/06_train.ipynb #c010
 def derive_seed(*keys:int) -> int:
@@ -180,7 +182,7 @@ def check_compatible(state:dict, cfg:TrainConfig, path='checkpoint'):
         raise CheckpointError(f"{path} belongs to another run; these options differ: " + '; '.join(diff) +
                               ". Resume with the checkpoint's options, or choose another output folder.")
 
-# %% ../nbs/06_train.ipynb #c016
+# %% ../nbs/06_train.ipynb #c017
 def resolve_device(device:str='auto') -> torch.device:
     "`'auto'`: CUDA when available, else the CPU; otherwise the named device (checked)."
     if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -223,7 +225,7 @@ def _set_rng_state(s, dev):
     torch.set_rng_state(s['cpu'])
     if dev.type == 'cuda' and 'cuda' in s: torch.cuda.set_rng_state(s['cuda'], dev)
 
-# %% ../nbs/06_train.ipynb #c017
+# %% ../nbs/06_train.ipynb #c018
 class _Progress:
     "fastprogress bars in a notebook, plain lines in a terminal, or nothing."
     def __init__(self, mode, epochs):
@@ -254,7 +256,7 @@ def _fmt(rec):
     keys = [k for k in rec if k not in ('kind', 'time')]
     return ' '.join(f"{k}={rec[k]:.4g}" if isinstance(rec[k], float) else f"{k}={rec[k]}" for k in keys)
 
-# %% ../nbs/06_train.ipynb #c018
+# %% ../nbs/06_train.ipynb #c019
 class NonFiniteLossError(FloatingPointError):
     "The training loss became NaN or infinite."
 
@@ -322,7 +324,7 @@ def train(cfg:TrainConfig|None=None, **kw):
     fwd = torch.compile(net) if cfg.compile else net
     amp = torch.autocast('cuda', dtype=torch.bfloat16) if (cuda and cfg.amp) else contextlib.nullcontext()
     bar = _Progress(cfg.progress if lead else 'none', cfg.epochs)
-    pending, t0 = [], time.time()
+    pending, t0, monitor = [], time.time(), None
 
     def emit(rec):
         if not lead: return
@@ -391,9 +393,24 @@ def train(cfg:TrainConfig|None=None, **kw):
                    **{k: v / max(n, 1) for k, v in epoch_vals.items()},
                    images_per_s=n_steps * cfg.batch_size / max(time.time() - t_epoch, 1e-9), time=time.time() - t0)
         emit(rec); bar.write(_fmt(rec))
+        if cfg.knn_every and (e + 1) % cfg.knn_every == 0 and lead:   # evaluation mode, no random numbers drawn
+            monitor = monitor or _knn_monitor(cfg, dev)
+            rec = dict(kind='knn', epoch=e + 1, global_step=gstep, knn_top1=monitor(model), time=time.time() - t0)
+            emit(rec); bar.write(_fmt(rec))
         checkpoint(e + 1, 0, gstep)
         if stop: break
     return model
+
+def _knn_monitor(cfg, dev):
+    "kNN top-1 on the test split with the training split as the bank (test-transform features), as a function of the model."
+    from lcr.report import eval_splits, split_features   # the evaluation chapter builds on this one
+    from lcr.evaluate import knn_accuracy
+    tr, te = eval_splits(cfg)
+    def monitor(model):
+        ftr, ytr = split_features(model, tr, cfg.image_size, dev)
+        fte, yte = split_features(model, te, cfg.image_size, dev)
+        return knn_accuracy(fte, yte, ftr, ytr, k=min(cfg.knn_k, len(ytr)))
+    return monitor
 
 def _trim_metrics(path, gstep):
     "Drop metric lines past `gstep` (they were written after the checkpoint a resumed run starts from)."
@@ -401,7 +418,7 @@ def _trim_metrics(path, gstep):
     keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l).get('global_step', 0) <= gstep]
     path.write_text(''.join(l + '\n' for l in keep))
 
-# %% ../nbs/06_train.ipynb #c030
+# %% ../nbs/06_train.ipynb #c033
 from fastcore.script import call_parse, bool_arg
 
 def _none_or(t):
@@ -446,7 +463,9 @@ def train_cli(method:str='lcr',            # method: one of METHODS (mocov2, lcr
               ckpt_every_steps:int=0,      # also checkpoint every this many steps (0: per epoch only)
               log_every:int=50,            # steps between metric lines
               max_steps:str=None,          # stop after this global step (with a checkpoint)
-              progress:str='auto'):        # auto, bar, print or none
+              progress:str='auto',         # auto, bar, print or none
+              knn_every:int=0,             # kNN monitor on the test split every this many epochs (0: off)
+              knn_k:int=200):              # neighbours of the kNN monitor
     "Pre-train a method with the paper's recipe; every option is a `TrainConfig` field."
     try:
         cfg = TrainConfig(method=method, preset=preset, backbone=backbone, weights=_none_or(str)(weights), stem=stem,
@@ -455,7 +474,8 @@ def train_cli(method:str='lcr',            # method: one of METHODS (mocov2, lcr
                           batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                           device=device, amp=amp, channels_last=channels_last, compile=compile, seed=seed,
                           deterministic=deterministic, out=out, resume=resume, ckpt_every_steps=ckpt_every_steps,
-                          log_every=log_every, max_steps=_none_or(int)(max_steps), progress=progress).validate()
+                          log_every=log_every, max_steps=_none_or(int)(max_steps), progress=progress,
+                          knn_every=knn_every, knn_k=knn_k).validate()
         resolve_device(cfg.device); prepare_out(cfg.out)
     except (ValueError, TypeError, FileNotFoundError) as e:
         sys.exit(f"lcr_train: error: {e}")
@@ -463,7 +483,7 @@ def train_cli(method:str='lcr',            # method: one of METHODS (mocov2, lcr
     except (CheckpointError, FileExistsError, NonFiniteLossError) as e:
         sys.exit(f"lcr_train: error: {e}")
 
-# %% ../nbs/06_train.ipynb #c031
+# %% ../nbs/06_train.ipynb #c034
 #| eval: false
 # `call_parse` already runs the command line when this module is the program (`python -m lcr.train`) and then
 # binds `train_cli` to its result; the guard keeps the usual idiom harmless in both cases.

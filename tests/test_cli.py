@@ -3,7 +3,7 @@ import json, subprocess, sys
 import pytest
 from conftest import ROOT, BIN
 
-SCRIPTS = ('lcr_train', 'lcr_eval', 'lcr_viz', 'lcr_report', 'lcr_demo', 'lcr_bench_data')
+SCRIPTS = ('lcr_train', 'lcr_eval', 'lcr_viz', 'lcr_report', 'lcr_demo', 'lcr_bench_data', 'lcr_bench', 'lcr_experiments')
 
 
 def run(*args, timeout=600):
@@ -22,6 +22,7 @@ def test_scripts_are_declared_and_installed():
     ('lcr_viz', ['--out', '--n_images', '--n_queries', '--k_maps']),
     ('lcr_report', ['--out', '--probe', '--probe_epochs', '--fractions', '--device', '--seed', '--figures', '--reuse']),
     ('lcr_demo', ['--out', '--epochs', '--methods', '--device', '--seed', '--probe_epochs', '--progress']),
+    ('lcr_experiments', ['--out', '--budget', '--groups', '--seeds', '--names', '--device', '--max_minutes', '--dataset', '--root', '--weights', '--epochs']),
 ])
 def test_help_documents_every_option(script, options):
     r = run(script, '--help')
@@ -50,6 +51,9 @@ def test_bad_inputs_fail_before_any_work(tiny_run):
         (('lcr_report', tiny_run / 'lcr_run', tiny_run / 'lcr_run'), 'distinct names'),
         (('lcr_demo', '--methods', 'mocov3', '--out', tiny_run / 'd'), 'methods must be names in METHODS'),
         (('lcr_demo', '--epochs', '0', '--out', tiny_run / 'd'), '--epochs must be positive'),
+        (('lcr_experiments', '--budget', 'huge', '--out', tiny_run / 'd'), 'budget must be one of'),
+        (('lcr_experiments', '--groups', 'main,other', '--out', tiny_run / 'd'), 'groups must be among'),
+        (('lcr_experiments', '--seeds', 'a', '--out', tiny_run / 'd'), '--seeds must be comma-separated int'),
     ]
     (tiny_run / 'notarun').mkdir()
     (tiny_run / 'notarun' / 'checkpoint.pt').write_bytes(b'garbage')

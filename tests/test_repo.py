@@ -1,6 +1,6 @@
 """The repository is consistent: the library is what the notebooks export, notebooks are clean, the README is the
 front page, `_quarto.yml` lists every chapter, and the packaging files follow nbdev 2 without pkg_resources."""
-import filecmp, re, shutil, subprocess, sys
+import filecmp, json, re, shutil, subprocess, sys
 import yaml
 from conftest import BIN, ROOT, NBS, notebooks
 
@@ -67,3 +67,16 @@ def test_packaging_files():
     assert 'nbdev==2.4.14' in ini and 'jupyter-book<2' in ini
     cons = (ROOT / 'constraints.txt').read_text()
     for pin in ('torch==', 'torchvision==', 'nbdev==2.4.14', 'fastcore==1.'): assert pin in cons
+
+
+def test_outputs_show_no_local_paths():
+    "Saved outputs name no folder of the machine that executed them (`python tools/scrub_outputs.py` removes them)."
+    from scrub_outputs import main
+    assert main(check=True) == [], 'run `python tools/scrub_outputs.py`'
+    generic = re.compile(r'/tmp/tmp[0-9A-Za-z_]{6,}|(?<![\w.~])/(?:home|root|work|Users)/\w')
+    for p in notebooks():
+        for c in json.loads(p.read_text())['cells']:
+            for o in c.get('outputs', []):
+                text = json.dumps({k: v for k, v in o.get('data', {}).items() if k != 'image/png'}) + json.dumps(o.get('text', ''))
+                m = generic.search(text)
+                assert m is None, f"{p.name}: output shows a local path near {text[max(0, m.start() - 40):m.end() + 40]!r}"
