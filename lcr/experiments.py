@@ -216,7 +216,7 @@ def real_recipe(dataset:str, root, out='runs/real', methods=('mocov2', 'lcr'), w
     return report({m: c.out for m, c in cfgs.items()}, Path(out) / dataset / 'report', probe=probe, probe_epochs=probe_epochs,
                   device=device, title=f'{dataset}: ' + ' vs '.join(methods))
 
-# %% ../nbs/10_experiments.ipynb #c033
+# %% ../nbs/10_experiments.ipynb #c032
 from fastcore.script import call_parse, Param
 
 def _csv(s, t, name):
