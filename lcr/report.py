@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_report.ipynb #c003
 from __future__ import annotations
-import json, math, os, sys, time, functools
+import json, math, os, re, sys, time, functools
 from pathlib import Path
 from dataclasses import asdict, replace
 import numpy as np
@@ -225,7 +225,7 @@ def run_figures(runs:dict, out, n_images:int=4, n_queries:int=4, k_maps:int=4, d
         f, y = split_features(m, te, cfg.image_size, device)
         if shown is None: shown = torch.stack([tf(te[i][0]) for i in range(len(te))])
         fig = retrieval_panel(f, y, shown, q)
-        paths[f'retrieval_{n}'] = save_figure(fig, out / f'retrieval_{n}.png'); plt.close(fig)
+        paths[f'retrieval_{n}'] = save_figure(fig, out / f"retrieval_{re.sub(r'[^0-9A-Za-z_.-]+', '_', n)}.png"); plt.close(fig)
     return paths
 
 # %% ../nbs/08_report.ipynb #c016
