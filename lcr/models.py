@@ -423,6 +423,15 @@ class SSLMethod(nn.Module):
         self._pairs.append((module, k))
         return k
 
+    def _projector_and_momentum_copies(self):
+        "The online projector, then momentum copies of the encoder, the projector and (if it pools in training) the GFB."
+        cfg = self.cfg
+        self.projector_q = projection_head(self.pool_dim, cfg.proj_hidden or self.encoder_q.out_channels, cfg.proj_dim,
+                                           cfg.proj_bn, cfg.proj_last_bn)
+        self.encoder_k = self._key_copy(self.encoder_q)
+        self.projector_k = self._key_copy(self.projector_q)
+        self.gfb_k = self._key_copy(self.gfb) if cfg.train_pool != 'gap' else None
+
     @torch.no_grad()
     def momentum_update(self):
         "theta_k <- m theta_k + (1 - m) theta_q for every key module (one fused lerp)."
@@ -505,11 +514,7 @@ class MoCo(SSLMethod):
     "MoCo v2 with queue, momentum encoder and shuffle-BN; with a GFB configured, LCR and its variants."
     def __init__(self, cfg:MethodConfig):
         super().__init__(cfg)
-        C = self.encoder_q.out_channels
-        self.projector_q = projection_head(self.pool_dim, cfg.proj_hidden or C, cfg.proj_dim, cfg.proj_bn, cfg.proj_last_bn)
-        self.encoder_k = self._key_copy(self.encoder_q)
-        self.projector_k = self._key_copy(self.projector_q)
-        self.gfb_k = self._key_copy(self.gfb) if cfg.train_pool != 'gap' else None
+        self._projector_and_momentum_copies()
         self.register_buffer('queue', F.normalize(torch.randn(cfg.proj_dim, cfg.queue_size), dim=0))
         self.register_buffer('queue_ptr', torch.zeros((), dtype=torch.long))
         if cfg.dataset_size is not None: self.warn_if_queue_exceeds(cfg.dataset_size)
@@ -565,12 +570,8 @@ class BYOL(SSLMethod):
     "BYOL (online projector + predictor, momentum target); with a GFB configured, Table 3's BYOL+Ours."
     def __init__(self, cfg:MethodConfig):
         super().__init__(cfg)
-        C = self.encoder_q.out_channels
-        self.projector_q = projection_head(self.pool_dim, cfg.proj_hidden or C, cfg.proj_dim, cfg.proj_bn, cfg.proj_last_bn)
+        self._projector_and_momentum_copies()      # copies draw no random numbers: the predictor's init is unchanged
         self.predictor = projection_head(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim, bn=True, last_bn=False)
-        self.encoder_k = self._key_copy(self.encoder_q)
-        self.projector_k = self._key_copy(self.projector_q)
-        self.gfb_k = self._key_copy(self.gfb) if cfg.train_pool != 'gap' else None
 
     def _step(self, view1, view2, update=True, force_gradcam=False):
         cfg = self.cfg

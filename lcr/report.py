@@ -15,7 +15,7 @@ from .models import from_config, METHODS
 from .data import label_proportion_subset
 from .evaluate import (extract_features, retrieval_metrics, linear_probe_features, linear_probe, knn_accuracy,
                           test_transform)
-from .train import TrainConfig, train, load_checkpoint, CheckpointError, resolve_device, prepare_out
+from .train import TrainConfig, DATASET_SPLITS, train, load_checkpoint, CheckpointError, resolve_device, prepare_out
 from .viz import attention_figure, retrieval_panel, save_figure, attention_mass_on_parts, compute_maps, upsample_maps
 
 # %% auto #0
@@ -38,10 +38,6 @@ def load_run(run, device='cpu'):
     except RuntimeError as e: raise CheckpointError(f"{ck} does not fit its own model configuration: {str(e)[:300]}") from None
     return model.to(device).eval(), cfg, state
 
-_SPLITS = dict(cub=('CUB200', 'train', 'test'), cars=('StanfordCars', 'train', 'test'),
-               aircraft=('FGVCAircraft', 'trainval', 'test'), inat2019=('INaturalist2019', 'train', 'val'),
-               folder=('ImageFolderSplit', 'train', 'test'))
-
 @functools.lru_cache(maxsize=4)
 def _synthetic(preset, split, masks):
     from lcr.synthetic import SyntheticFineGrained
@@ -52,7 +48,7 @@ def eval_splits(cfg:TrainConfig):
     if cfg.dataset == 'synthetic':   # rendered once per process: the sets are deterministic and read only
         return _synthetic(cfg.synth_preset, 'train', False), _synthetic(cfg.synth_preset, 'test', True)
     from lcr import data
-    name, tr, te = _SPLITS[cfg.dataset]
+    name, tr, te = DATASET_SPLITS[cfg.dataset]
     cls = getattr(data, name)
     return cls(cfg.root, split=tr), cls(cfg.root, split=te)
 
