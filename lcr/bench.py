@@ -252,7 +252,7 @@ def bench_retrieval_rows(n:int=5794, d:int=2048, n_classes:int=200, device='auto
 # %% ../nbs/09_bench.ipynb #c030
 BENCH_MODES = {
     'cpu': dict(device='cpu', backbone='tiny', stem='small', image_size=64, batch_size=64, queue_size=4096, amp=False,
-                channels_last=False, compile=False, warmup=2, repeats=10, parts=False, interleave=True,
+                channels_last=False, compile=False, warmup=3, repeats=30, parts=False, interleave=True,
                 pipeline=True, pipeline_preset='small', pipeline_images=512, pipeline_repeats=5,
                 retrieval=True, retrieval_n=5794, retrieval_d=2048, retrieval_classes=200, retrieval_queries=50,
                 retrieval_repeats=2),
@@ -377,7 +377,7 @@ def bench_cli(mode:str='auto',          # auto (gpu where CUDA is available, els
 # binds `bench_cli` to its result; the guard keeps the usual idiom harmless in both cases.
 if __name__ == '__main__' and callable(bench_cli) and '__file__' in globals(): bench_cli()
 
-# %% ../nbs/09_bench.ipynb #c042
+# %% ../nbs/09_bench.ipynb #c043
 PHASES = ('step: forward (training_loss)', 'step: GradCAM (partial backward)', 'step: zero_grad + backward', 'step: optimizer')
 
 def profile_step(step, steps:int=2, warmup:int=1, device='cpu', top:int=10) -> dict:

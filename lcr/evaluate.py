@@ -16,8 +16,8 @@ from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'retrieval_metrics', 'retrieval_metrics_loop', 'bench_retrieval', 'test_transform',
-           'probe_transform', 'extract_features', 'linear_probe_features', 'linear_probe', 'knn_predict',
-           'knn_accuracy', 'KNNMonitor']
+           'probe_transform', 'extract_features', 'split_features', 'linear_probe_features', 'linear_probe',
+           'knn_predict', 'knn_accuracy', 'KNNMonitor']
 
 # %% ../nbs/05_evaluate.ipynb #c006
 def _as_tensor(x, name):
@@ -170,7 +170,7 @@ def retrieval_metrics_loop(features, labels, queries=None, dtype=torch.float64, 
                 mAP=float(np.mean(aps)) if nq else float('nan'), n_queries=nq,
                 n_excluded=(len(x) if queries is None else len(queries)) - nq)
 
-# %% ../nbs/05_evaluate.ipynb #c023
+# %% ../nbs/05_evaluate.ipynb #c024
 def _sync(device):
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
 
@@ -209,7 +209,7 @@ def bench_retrieval(n:int=5794, d:int=2048, n_classes:int=200, device=None, repe
               f"rank-1 {res['rank1']:.3f}, rank-5 {res['rank5']:.3f}, mAP {res['mAP']:.3f}")
     return rows
 
-# %% ../nbs/05_evaluate.ipynb #c030
+# %% ../nbs/05_evaluate.ipynb #c031
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -225,7 +225,7 @@ def probe_transform(size:int=224, scale=(0.08, 1.0), mean=IMAGENET_MEAN, std=IMA
     return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size, scale=scale, antialias=True), v2.RandomHorizontalFlip(),
                        v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
 
-# %% ../nbs/05_evaluate.ipynb #c033
+# %% ../nbs/05_evaluate.ipynb #c034
 class _Mapped(Dataset):
     "Apply `tf` to the image of each (image, label) item of `ds`."
     def __init__(self, ds, tf): self.ds, self.tf = ds, tf
@@ -262,7 +262,7 @@ def _encode(model, x, device, amp):
     if f.ndim != 2: raise ValueError(f"model.encode must return (N, D) features, got shape {tuple(f.shape)}")
     return f.float()
 
-# %% ../nbs/05_evaluate.ipynb #c034
+# %% ../nbs/05_evaluate.ipynb #c035
 def extract_features(model:nn.Module, data, batch_size:int=256, device=None, amp:bool=True, transform=None,
                      num_workers:int=0, progress:bool=False):
     """`(features, labels)`: `model.encode` of every item of `data` (Dataset of (image, label) or DataLoader), in order.
@@ -286,7 +286,25 @@ def extract_features(model:nn.Module, data, batch_size:int=256, device=None, amp
     if not feats: raise ValueError("the data set is empty")
     return torch.cat(feats), torch.cat(labels)
 
-# %% ../nbs/05_evaluate.ipynb #c039
+# %% ../nbs/05_evaluate.ipynb #c040
+class _Chunks(Dataset):
+    "Batches of an in-memory uint8 image tensor, each transformed with one call."
+    def __init__(self, images, targets, tf, bs): self.images, self.targets, self.tf, self.bs = images, torch.as_tensor(targets), tf, bs
+    def __len__(self): return math.ceil(len(self.images) / self.bs)
+    def __getitem__(self, b):
+        s = slice(b * self.bs, (b + 1) * self.bs)
+        return self.tf(self.images[s]), self.targets[s]
+
+def split_features(model, ds, size:int, device=None, batch_size:int=256):
+    "`(features, labels)` of data set `ds` through `test_transform(size)`; batched tensor transforms for in-memory uint8 sets."
+    tf = test_transform(size)
+    imgs = getattr(ds, 'images', None)
+    if isinstance(imgs, torch.Tensor) and imgs.dtype == torch.uint8 and imgs.ndim == 4:
+        dl = DataLoader(_Chunks(imgs, ds.targets, tf, batch_size), batch_size=None)
+        return extract_features(model, dl, device=device)
+    return extract_features(model, ds, batch_size, device, transform=tf)
+
+# %% ../nbs/05_evaluate.ipynb #c043
 def _infer_n_classes(ds):
     for attr in ('n_classes', 'num_classes'):
         if isinstance(getattr(ds, attr, None), int): return getattr(ds, attr)
@@ -311,7 +329,7 @@ def _probe_optim(head, lr, momentum, weight_decay, milestones, epochs):
     opt = torch.optim.SGD(head.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(milestones), gamma=0.1)
 
-# %% ../nbs/05_evaluate.ipynb #c040
+# %% ../nbs/05_evaluate.ipynb #c044
 def linear_probe_features(train_features, train_labels, test_features, test_labels, n_classes:int|None=None,
                           subset=None, epochs:int=100, milestones=(60, 80), lr:float=30., momentum:float=0.9,
                           weight_decay:float=0., batch_size:int=256, device=None, seed:int=0) -> dict:
@@ -347,7 +365,7 @@ def linear_probe_features(train_features, train_labels, test_features, test_labe
     return dict(top1=c1 / len(yte), top5=c5 / len(yte), protocol='fast', n_train=len(ytr), epochs=epochs,
                 loss=torch.stack(losses).cpu(), head=head.cpu())
 
-# %% ../nbs/05_evaluate.ipynb #c041
+# %% ../nbs/05_evaluate.ipynb #c045
 def linear_probe(model:nn.Module, train_data, test_data, n_classes:int|None=None, subset=None, epochs:int=100,
                  milestones=(60, 80), lr:float=30., momentum:float=0.9, weight_decay:float=0., batch_size:int=256,
                  size:int=224, train_transform=None, eval_transform=None, device=None, amp:bool=True,
@@ -395,7 +413,7 @@ def linear_probe(model:nn.Module, train_data, test_data, n_classes:int|None=None
     return dict(top1=c1 / len(yte), top5=c5 / len(yte), protocol='paper', n_train=len(train_data), epochs=epochs,
                 loss=torch.stack(losses).cpu(), head=head.cpu())
 
-# %% ../nbs/05_evaluate.ipynb #c049
+# %% ../nbs/05_evaluate.ipynb #c054
 @torch.no_grad()
 def knn_predict(features, bank, bank_labels, n_classes:int|None=None, k:int=200, temperature:float=0.1,
                 chunk_size:int=1024) -> torch.Tensor:

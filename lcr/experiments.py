@@ -16,9 +16,9 @@ from .report import DEMO_RECIPE, evaluate_run, write_metrics, parts_mass, PAPER_
 from .viz import save_figure
 
 # %% auto #0
-__all__ = ['STUDY', 'GROUPS', 'BUDGETS', 'PAPER_CUB', 'REAL_DATASETS', 'study_runs', 'run_config', 'run_study', 'collect',
-           'summarize', 'study_table', 'k_sweep_figure', 'write_study', 'parts_mass_table', 'real_recipe',
-           'experiments_cli']
+__all__ = ['STUDY', 'GROUPS', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'REAL_DATASETS', 'study_runs', 'run_config', 'run_study',
+           'collect', 'summarize', 'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'parts_mass_table',
+           'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', **kw): return dict(name=name, group=group, method=method, preset=preset, overrides=kw)
@@ -76,7 +76,6 @@ def run_study(out='runs/study', budget:str='cpu', groups=None, seeds=None, names
     resolve_device(device)
     out = prepare_out(out)
     opts = dict(probe='fast', probe_epochs=BUDGETS[budget]['probe_epochs'], fractions=[1.0, 0.5, 0.2], seed=0)
-    (out / 'budget.json').write_text(json.dumps(dict(budget=budget, **{k: v for k, v in BUDGETS[budget].items() if k != 'groups'}), default=str, indent=1))
     t0, done, skipped = time.time(), 0, 0
     for i, (c, seed) in enumerate(runs):
         cfg = run_config(c, seed, budget, out, device, progress)
@@ -130,17 +129,16 @@ def summarize(results:dict) -> dict:
     return out
 
 def study_table(results:dict, names=None, paper:bool=True) -> str:
-    "Markdown: one row per configuration, mean ± std over seeds (in %), the paper's CUB figures beside."
+    "Markdown: one row per configuration, its seeds, mean ± std over them (in %), the paper's CUB figures beside."
     names = list(results) if names is None else [n for n in names if n in results]
     if not names: raise ValueError("no results to tabulate")
     fr = list(results[names[0]][0]['linear_probe'])
-    head = ['configuration', 'seeds'] + [f"Top-1 ({f})" for f in fr] + ['Top-5 (100%)', 'rank-1', 'rank-5', 'mAP']
+    head = ['configuration', 'seeds'] + [f"Top-1/Top-5 ({f})" for f in fr] + ['rank-1', 'rank-5', 'mAP']
     head += ['paper CUB Top-1 / rank-1'] if paper else []
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for n in names:
         rs = results[n]
-        row = [n, str(len(rs))] + [_ms([r['linear_probe'][f]['top1'] for r in rs]) for f in fr]
-        row += [_ms([r['linear_probe'][fr[0]]['top5'] for r in rs])]
+        row = [n, ','.join(str(r['seed']) for r in rs)] + [' / '.join(_ms([r['linear_probe'][f][t] for r in rs]) for t in ('top1', 'top5')) for f in fr]
         row += [_ms([r['retrieval'][k] for r in rs]) for k in ('rank1', 'rank5', 'mAP')]
         if paper:
             p = PAPER_CUB.get(n) or (PAPER_CUB.get(rs[0]['method']) if rs[0]['method'] == n else None)
@@ -149,6 +147,34 @@ def study_table(results:dict, names=None, paper:bool=True) -> str:
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/10_experiments.ipynb #c014
+def _metric(r, key):
+    return r['retrieval'][key] if key in r['retrieval'] else r['linear_probe'][key.split('@')[1]]['top1']
+
+PAIRED_METRICS = {'rank1': 'rank-1', 'mAP': 'mAP', 'top1@100%': 'Top-1 (100%)'}
+
+def paired_table(results:dict, names, base:str='lcr', metrics=tuple(PAIRED_METRICS)) -> str:
+    "Markdown: each configuration beside `base` on the seeds both have (mean and difference, in points), and `base`'s spread over its seeds."
+    if base not in results: raise ValueError(f"the base configuration {base!r} has no results")
+    bad = [m for m in metrics if m not in PAIRED_METRICS]
+    if bad: raise ValueError(f"metrics must be among {list(PAIRED_METRICS)}, got {bad}")
+    by_seed = {r['seed']: r for r in results[base]}
+    head = ['configuration', 'seeds'] + [h for m in metrics for h in (PAIRED_METRICS[m], 'Δ ' + PAIRED_METRICS[m])]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for n in names:
+        rs = [r for r in results.get(n, []) if r['seed'] in by_seed]
+        if n == base or not rs: continue
+        row = [n, ','.join(str(r['seed']) for r in rs)]
+        for m in metrics:
+            v = np.array([_metric(r, m) for r in rs]); b = np.array([_metric(by_seed[r['seed']], m) for r in rs])
+            row += [f"{100 * v.mean():.2f}", f"{100 * (v - b).mean():+.2f}"]
+        lines.append('| ' + ' | '.join(row) + ' |')
+    b = results[base]
+    sd = [f"{PAIRED_METRICS[m]} {100 * np.std([_metric(r, m) for r in b], ddof=1):.2f}" if len(b) > 1 else f"{PAIRED_METRICS[m]} –" for m in metrics]
+    lines.append(f"\nΔ: against `{base}` on the same seeds. `{base}` itself over seeds {','.join(str(r['seed']) for r in b)}: "
+                 f"standard deviation {', '.join(sd)} (points); differences of that order are within the seed noise.")
+    return '\n'.join(lines) + '\n'
+
+# %% ../nbs/10_experiments.ipynb #c017
 def k_sweep_figure(results:dict, metric:str='rank1'):
     "Rank-1 (or another retrieval metric) of LCR against K with error bars over seeds; MoCo v2's as a band."
     ks = []
@@ -161,6 +187,7 @@ def k_sweep_figure(results:dict, metric:str='rank1'):
     x = [k for k, _ in ks]; m = [100 * np.mean(v) for _, v in ks]
     s = [100 * np.std(v, ddof=1) if len(v) > 1 else 0 for _, v in ks]
     ax.errorbar(x, m, yerr=s, marker='o', capsize=3, color='tab:red', label='LCR')
+    for xi, mi, (_, v) in zip(x, m, ks): ax.annotate(f'{len(v)}', (xi, mi), textcoords='offset points', xytext=(4, 4), fontsize=7, color='tab:red')
     if 'mocov2' in results:
         v = [100 * r['retrieval'][metric] for r in results['mocov2']]
         mu, sd = np.mean(v), (np.std(v, ddof=1) if len(v) > 1 else 0)
@@ -175,14 +202,18 @@ def write_study(results:dict, out) -> Path:
     out = Path(out)
     if not results: (out / 'study.md').write_text("# Study\n\nNo finished runs yet.\n"); return out / 'study.md'
     md = ["# Study\n"]
-    b = json.loads((out / 'budget.json').read_text()) if (out / 'budget.json').exists() else {}
-    if b: md.append(f"Budget `{b['budget']}`: {json.dumps(b.get('recipe'))}.\n")
+    budgets = {}
+    for rs in results.values():
+        for r in rs: budgets[r.get('budget', 'unknown')] = budgets.get(r.get('budget', 'unknown'), 0) + 1
+    md.append("Runs per budget: " + ', '.join(f"`{b}` {n}" for b, n in budgets.items()) + '.\n')
+    md += [f"Recipe of `{b}`: {json.dumps(BUDGETS[b]['recipe'])}.\n" for b in budgets if b in BUDGETS]
     for g in GROUPS:
         names = [c['name'] for c in STUDY if c['group'] == g and c['name'] in results]
         if g in ('k_sweep', 'ablations') and 'lcr' in results: names = ['lcr'] + names
         if g == 'variants' and 'mocov2' in results: names = ['mocov2'] + names
         if names and any(n for n in names if n not in ('lcr', 'mocov2') or g == 'main'):
             md += [f"## {g}\n", study_table(results, names)]
+            if g in ('k_sweep', 'ablations') and 'lcr' in results: md.append(paired_table(results, names))
     (out / 'study.json').write_text(json.dumps(summarize(results), indent=1))
     if any(n == 'lcr' or n.startswith('lcr-k') for n in results):
         fig = k_sweep_figure(results); save_figure(fig, out / 'k_sweep.png'); plt.close(fig)
@@ -190,18 +221,18 @@ def write_study(results:dict, out) -> Path:
     (out / 'study.md').write_text('\n'.join(md))
     return out / 'study.md'
 
-# %% ../nbs/10_experiments.ipynb #c025
-def parts_mass_table(out, names=('mocov2', 'lcr', 'lcr-reference'), n_images:int=64) -> str:
-    "Markdown: mean ± std over seeds of the GradCAM and GFB-attention mass on the true parts, per configuration."
+# %% ../nbs/10_experiments.ipynb #c040
+def parts_mass_table(out, names=('mocov2', 'lcr', 'lcr-reference'), n_images:int=64, gradcam_sign:int|None=None) -> str:
+    "Markdown: mean ± std over the evaluated seeds of the GradCAM and GFB-attention mass on the true parts, per configuration."
     rows = ['| configuration | seeds | GradCAM on parts | GFB attention on parts | part area |', '|---|---|---|---|---|']
     for n in names:
-        runs = sorted(Path(out).glob(f'{n}/seed*/checkpoint.pt'))
+        runs = sorted(p.parents[1] for p in Path(out).glob(f'{n}/seed*/eval/metrics.json'))   # finished runs only
         if not runs: continue
-        pm = [parts_mass(r.parent, n_images) for r in runs]
-        rows.append(f"| {n} | {len(pm)} | {_ms([p.get('gradcam') for p in pm])} | {_ms([p.get('attention') for p in pm])} | {_ms([p['part_area'] for p in pm])} |")
+        pm = [parts_mass(r, n_images, gradcam_sign=gradcam_sign) for r in runs]
+        rows.append(f"| {n} | {','.join(r.name[4:] for r in runs)} | {_ms([p.get('gradcam') for p in pm])} | {_ms([p.get('attention') for p in pm])} | {_ms([p['part_area'] for p in pm])} |")
     return '\n'.join(rows) + '\n'
 
-# %% ../nbs/10_experiments.ipynb #c029
+# %% ../nbs/10_experiments.ipynb #c049
 REAL_DATASETS = ('cub', 'cars', 'aircraft')
 
 def real_recipe(dataset:str, root, out='runs/real', methods=('mocov2', 'lcr'), weights='IMAGENET1K_V1', device='auto',
@@ -216,7 +247,7 @@ def real_recipe(dataset:str, root, out='runs/real', methods=('mocov2', 'lcr'), w
     return report({m: c.out for m, c in cfgs.items()}, Path(out) / dataset / 'report', probe=probe, probe_epochs=probe_epochs,
                   device=device, title=f'{dataset}: ' + ' vs '.join(methods))
 
-# %% ../nbs/10_experiments.ipynb #c032
+# %% ../nbs/10_experiments.ipynb #c052
 from fastcore.script import call_parse, Param
 
 def _csv(s, t, name):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_report.ipynb #c003
 from __future__ import annotations
-import json, math, os, re, sys, time, functools
+import json, math, os, re, sys, time
 from pathlib import Path
 from dataclasses import asdict, replace
 import numpy as np
@@ -13,15 +13,16 @@ import matplotlib
 import matplotlib.pyplot as plt
 from .models import from_config, METHODS
 from .data import label_proportion_subset
-from .evaluate import (extract_features, retrieval_metrics, linear_probe_features, linear_probe, knn_accuracy,
-                          test_transform)
-from .train import TrainConfig, DATASET_SPLITS, train, load_checkpoint, CheckpointError, resolve_device, prepare_out
+from .evaluate import (extract_features, split_features, retrieval_metrics, linear_probe_features, linear_probe,
+                          knn_accuracy, test_transform)
+from .train import (TrainConfig, train, load_checkpoint, CheckpointError, resolve_device, prepare_out, eval_splits,
+                       _synthetic)
 from .viz import attention_figure, retrieval_panel, save_figure, attention_mass_on_parts, compute_maps, upsample_maps
 
 # %% auto #0
-__all__ = ['PROBE_FRACTIONS', 'PAPER_TABLE_2', 'DEMO_RECIPE', 'DEMO_METHODS', 'load_run', 'eval_splits', 'split_features',
-           'evaluate_run', 'metrics_table', 'write_metrics', 'loss_curves', 'run_figures', 'parts_mass', 'report',
-           'eval_cli', 'viz_cli', 'report_cli', 'demo', 'demo_cli']
+__all__ = ['PROBE_FRACTIONS', 'PAPER_TABLE_2', 'DEMO_RECIPE', 'DEMO_METHODS', 'load_run', 'evaluate_run', 'metrics_table',
+           'write_metrics', 'loss_curves', 'run_figures', 'parts_mass', 'report', 'eval_cli', 'viz_cli', 'report_cli',
+           'demo', 'demo_cli']
 
 # %% ../nbs/08_report.ipynb #c006
 def load_run(run, device='cpu'):
@@ -38,39 +39,7 @@ def load_run(run, device='cpu'):
     except RuntimeError as e: raise CheckpointError(f"{ck} does not fit its own model configuration: {str(e)[:300]}") from None
     return model.to(device).eval(), cfg, state
 
-@functools.lru_cache(maxsize=4)
-def _synthetic(preset, split, masks):
-    from lcr.synthetic import SyntheticFineGrained
-    return SyntheticFineGrained(preset, split, with_masks=masks)
-
-def eval_splits(cfg:TrainConfig):
-    "`(train, test)` data sets of a run's data (the full training split, whatever `n_images` the run used); synthetic test sets carry part masks."
-    if cfg.dataset == 'synthetic':   # rendered once per process: the sets are deterministic and read only
-        return _synthetic(cfg.synth_preset, 'train', False), _synthetic(cfg.synth_preset, 'test', True)
-    from lcr import data
-    name, tr, te = DATASET_SPLITS[cfg.dataset]
-    cls = getattr(data, name)
-    return cls(cfg.root, split=tr), cls(cfg.root, split=te)
-
 # %% ../nbs/08_report.ipynb #c008
-class _Chunks(torch.utils.data.Dataset):
-    "Batches of an in-memory uint8 image tensor, each transformed with one call."
-    def __init__(self, images, targets, tf, bs): self.images, self.targets, self.tf, self.bs = images, torch.as_tensor(targets), tf, bs
-    def __len__(self): return math.ceil(len(self.images) / self.bs)
-    def __getitem__(self, b):
-        s = slice(b * self.bs, (b + 1) * self.bs)
-        return self.tf(self.images[s]), self.targets[s]
-
-def split_features(model, ds, size:int, device=None, batch_size:int=256):
-    "`(features, labels)` of data set `ds` through `test_transform(size)`; batched tensor transforms for in-memory uint8 sets."
-    tf = test_transform(size)
-    imgs = getattr(ds, 'images', None)
-    if isinstance(imgs, torch.Tensor) and imgs.dtype == torch.uint8 and imgs.ndim == 4:
-        dl = torch.utils.data.DataLoader(_Chunks(imgs, ds.targets, tf, batch_size), batch_size=None)
-        return extract_features(model, dl, device=device)
-    return extract_features(model, ds, batch_size, device, transform=tf)
-
-# %% ../nbs/08_report.ipynb #c010
 PROBE_FRACTIONS = (1.0, 0.5, 0.2)
 
 def _pct(f): return f"{round(f * 100)}%"
@@ -115,7 +84,7 @@ def evaluate_run(run, probe:str='fast', fractions=PROBE_FRACTIONS, probe_epochs:
     res['seconds'] = time.time() - t0
     return res
 
-# %% ../nbs/08_report.ipynb #c012
+# %% ../nbs/08_report.ipynb #c010
 def _row(t1, t5, r1, r5, m): return dict(top1=t1, top5=t5, rank1=r1, rank5=r5, mAP=m)
 
 PAPER_TABLE_2 = {   # data set -> method -> {label %: (Top-1, Top-5)} and retrieval, in %, from the paper's Table 2
@@ -167,7 +136,7 @@ def write_metrics(result:dict, out) -> dict:
     paths['md'].write_text(f"# Metrics of `{Path(result['run']).name}`\n\n" + metrics_table(result))
     return paths
 
-# %% ../nbs/08_report.ipynb #c014
+# %% ../nbs/08_report.ipynb #c012
 def _records(run):
     p = Path(run) / 'metrics.jsonl'
     if not p.is_file(): raise FileNotFoundError(f"{p} not found: {run} is not a training run folder")
@@ -224,10 +193,12 @@ def run_figures(runs:dict, out, n_images:int=4, n_queries:int=4, k_maps:int=4, d
         paths[f'retrieval_{n}'] = save_figure(fig, out / f"retrieval_{re.sub(r'[^0-9A-Za-z_.-]+', '_', n)}.png"); plt.close(fig)
     return paths
 
-# %% ../nbs/08_report.ipynb #c016
-def parts_mass(run, n_images:int=64, device='cpu') -> dict:
-    "Mean fraction of GradCAM (and GFB attention) mass on the true parts over `n_images` synthetic test images."
+# %% ../nbs/08_report.ipynb #c014
+def parts_mass(run, n_images:int=64, device='cpu', gradcam_sign:int|None=None) -> dict:
+    "Mean fraction of GradCAM (and GFB attention) mass on the true parts over `n_images` synthetic test images; `gradcam_sign` overrides the run's sign for the GradCAM."
     model, cfg, _ = load_run(run, device)
+    if gradcam_sign not in (None, 1, -1): raise ValueError(f"gradcam_sign must be None, 1 or -1, got {gradcam_sign!r}")
+    if gradcam_sign is not None: model.cfg.gradcam_sign = gradcam_sign    # read by every GradCAM the model computes
     if cfg.dataset != 'synthetic': raise ValueError(f"parts_mass needs the part masks of the synthetic data, not {cfg.dataset!r}")
     _, te = eval_splits(cfg)
     idx, imgs, masks = _test_images(te, n_images)
@@ -240,7 +211,7 @@ def parts_mass(run, n_images:int=64, device='cpu') -> dict:
             res[k] = float(attention_mass_on_parts(a, masks).nanmean())
     return res
 
-# %% ../nbs/08_report.ipynb #c018
+# %% ../nbs/08_report.ipynb #c016
 def _cached(run, opts):
     p = Path(run) / 'eval' / 'metrics.json'
     if not p.is_file() or p.stat().st_mtime < (Path(run) / 'checkpoint.pt').stat().st_mtime: return None
@@ -291,7 +262,7 @@ def _version():
     import lcr
     return getattr(lcr, '__version__', '?')
 
-# %% ../nbs/08_report.ipynb #c035
+# %% ../nbs/08_report.ipynb #c034
 from fastcore.script import call_parse, Param, bool_arg
 
 def _fractions(s):
@@ -373,7 +344,7 @@ def report_cli(runs:Param("training run folders", str, nargs='+'),
     path = report(runs, out, probe, probe_epochs, fr, device, seed, figures, reuse)
     print(f"report: {path}")
 
-# %% ../nbs/08_report.ipynb #c037
+# %% ../nbs/08_report.ipynb #c036
 DEMO_RECIPE = dict(dataset='synthetic', synth_preset='small', backbone='tiny', weights=None, stem='small', image_size=64,
                    epochs=12, batch_size=64, lr=0.06, momentum=0.9, weight_decay=1e-4, schedule='cosine',
                    method_kw=dict(queue_size=1024, temperature=0.2, momentum=0.99))

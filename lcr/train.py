@@ -4,17 +4,19 @@
 
 # %% auto #0
 __all__ = ['DATASETS', 'RESUME_FREE', 'DATASET_SPLITS', 'CKPT_FORMAT', 'TrainConfig', 'derive_seed', 'epoch_order', 'train_cache',
-           'batch_views', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'check_compatible', 'resolve_device',
-           'cosine_lambda', 'prepare_out', 'init_distributed', 'NonFiniteLossError', 'train', 'train_cli']
+           'eval_splits', 'batch_views', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'check_compatible',
+           'resolve_device', 'cosine_lambda', 'prepare_out', 'init_distributed', 'NonFiniteLossError', 'train',
+           'train_cli']
 
 # %% ../nbs/06_train.ipynb #c004
-import os, sys, math, json, time, warnings, contextlib
+import os, sys, math, json, time, warnings, contextlib, functools
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np, torch
 from .models import make_method, method_config, METHODS, ARCHS, STEMS, PRESETS
 from .augment import BatchTwoViews, AugmentConfig, MOCO_V2
 from .data import ImageCache
+from .evaluate import split_features, knn_accuracy
 
 # %% ../nbs/06_train.ipynb #c005
 DATASETS = ('synthetic', 'cub', 'cars', 'aircraft', 'inat2019', 'folder')
@@ -130,6 +132,20 @@ def train_cache(cfg:TrainConfig) -> ImageCache:
         n = cfg.n_images
         cache = ImageCache(cache.images[:n], cache.sizes[:n], cache.targets[:n], cache.classes)
     return cache
+
+@functools.lru_cache(maxsize=4)
+def _synthetic(preset, split, masks):
+    from lcr.synthetic import SyntheticFineGrained
+    return SyntheticFineGrained(preset, split, with_masks=masks)
+
+def eval_splits(cfg:TrainConfig):
+    "`(train, test)` data sets of a run's data (the full training split, whatever `n_images` the run used); synthetic test sets carry part masks."
+    if cfg.dataset == 'synthetic':   # rendered once per process: the sets are deterministic and read only
+        return _synthetic(cfg.synth_preset, 'train', False), _synthetic(cfg.synth_preset, 'test', True)
+    from lcr import data
+    name, tr, te = DATASET_SPLITS[cfg.dataset]
+    cls = getattr(data, name)
+    return cls(cfg.root, split=tr), cls(cfg.root, split=te)
 
 def batch_views(cache:ImageCache, augment:BatchTwoViews, order:torch.Tensor, cfg:TrainConfig, epoch:int, step:int,
                 rank:int=0, world:int=1):
@@ -406,8 +422,6 @@ def train(cfg:TrainConfig|None=None, **kw):
 
 def _knn_monitor(cfg, dev):
     "kNN top-1 on the test split with the training split as the bank (test-transform features), as a function of the model."
-    from lcr.report import eval_splits, split_features   # the evaluation chapter builds on this one
-    from lcr.evaluate import knn_accuracy
     tr, te = eval_splits(cfg)
     def monitor(model):
         ftr, ytr = split_features(model, tr, cfg.image_size, dev)

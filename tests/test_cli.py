@@ -81,3 +81,20 @@ def test_eval_viz_report_write_their_files(tiny_run):
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'report:' in r.stdout and (tiny_run / 'rep' / 'report.md').exists()
     assert 'Mass on the true parts' in (tiny_run / 'rep' / 'report.md').read_text()
+
+
+def test_gpu_checks_script(tmp_path):
+    "tools/gpu_checks.sh is valid bash, runs each part as a module of the source tree, and refuses clearly without CUDA."
+    script = ROOT / 'tools' / 'gpu_checks.sh'
+    assert subprocess.run(['bash', '-n', str(script)]).returncode == 0
+    text = script.read_text()
+    for part, module in (('bench', 'lcr.bench'), ('data', 'lcr.augment'), ('e2e', 'lcr.train'), ('study', 'lcr.experiments')):
+        assert f"{part})" in text and f"-m {module} " in text, part
+        r = subprocess.run([sys.executable, '-m', module, '--help'], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert r.returncode == 0 and r.stdout.startswith('usage:'), (module, r.stderr)
+    import torch
+    if torch.cuda.is_available(): pytest.skip('a GPU is present: the script would run its measurements')
+    r = subprocess.run(['bash', str(script), str(tmp_path / 'out'), 'bench'], capture_output=True, text=True, cwd=ROOT,
+                       env={'PATH': '/usr/bin:/bin', 'PYTHON': sys.executable}, timeout=120)
+    assert r.returncode != 0 and 'CUDA is not available' in r.stderr, r.stderr
+    assert not (tmp_path / 'out' / 'bench.log').exists()

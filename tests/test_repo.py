@@ -80,3 +80,11 @@ def test_outputs_show_no_local_paths():
                 text = json.dumps({k: v for k, v in o.get('data', {}).items() if k != 'image/png'}) + json.dumps(o.get('text', ''))
                 m = generic.search(text)
                 assert m is None, f"{p.name}: output shows a local path near {text[max(0, m.start() - 40):m.end() + 40]!r}"
+
+
+def test_book_refers_only_to_itself_and_the_paper():
+    "The chapters cite their own sections, the paper and public sources; no notes that a reader of the book does not have."
+    pat = re.compile(r'\bDESIGN(?:\.md| section)')
+    for p in [*notebooks(), ROOT / 'README.md']:
+        m = pat.search(p.read_text())
+        assert m is None, f"{p.name} refers to a document outside the book near {p.read_text()[max(0, m.start() - 60):m.end() + 20]!r}"
