@@ -4,15 +4,12 @@
 
 # %% ../nbs/10_experiments.ipynb #c003
 from __future__ import annotations
-import json, math, sys, time
+import json, sys, time
 from pathlib import Path
-from dataclasses import replace
 import numpy as np
-import torch
 import matplotlib.pyplot as plt
-from .models import METHODS
 from .train import TrainConfig, train, prepare_out, resolve_device
-from .report import DEMO_RECIPE, evaluate_run, write_metrics, parts_mass, PAPER_TABLE_2, _cached, _fmt_pct
+from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, _cached
 from .viz import save_figure
 
 # %% auto #0
@@ -75,7 +72,7 @@ def run_study(out='runs/study', budget:str='cpu', groups=None, seeds=None, names
     runs = study_runs(budget, groups, seeds, names)
     resolve_device(device)
     out = prepare_out(out)
-    opts = dict(probe='fast', probe_epochs=BUDGETS[budget]['probe_epochs'], fractions=[1.0, 0.5, 0.2], seed=0)
+    opts = dict(probe='fast', probe_epochs=BUDGETS[budget]['probe_epochs'], fractions=list(PROBE_FRACTIONS), seed=0)
     t0, done, skipped = time.time(), 0, 0
     for i, (c, seed) in enumerate(runs):
         cfg = run_config(c, seed, budget, out, device, progress)
@@ -85,7 +82,7 @@ def run_study(out='runs/study', budget:str='cpu', groups=None, seeds=None, names
             break
         t1 = time.time()
         train(cfg)
-        res = evaluate_run(cfg.out, 'fast', (1.0, 0.5, 0.2), opts['probe_epochs'], device=device, seed=0)
+        res = evaluate_run(cfg.out, 'fast', PROBE_FRACTIONS, opts['probe_epochs'], device=device, seed=0)
         res.update(options=opts, name=c['name'], group=c['group'], budget=budget, train_seconds=time.time() - t1)
         write_metrics(res, Path(cfg.out) / 'eval')
         done += 1
@@ -248,7 +245,7 @@ def real_recipe(dataset:str, root, out='runs/real', methods=('mocov2', 'lcr'), w
                   device=device, title=f'{dataset}: ' + ' vs '.join(methods))
 
 # %% ../nbs/10_experiments.ipynb #c052
-from fastcore.script import call_parse, Param
+from fastcore.script import call_parse
 
 def _csv(s, t, name):
     try: return tuple(t(x) for x in str(s).split(',') if x.strip())
@@ -270,9 +267,9 @@ def experiments_cli(out:str=None,          # output folder (default runs/study_<
     try:
         resolve_device(device)
         if dataset == 'synthetic':
-            runs = study_runs(budget, _csv(groups, str, 'groups') if groups else None, _csv(seeds, int, 'seeds') if seeds else None,
-                              _csv(names, str, 'names') if names else None)
-            if not runs: raise ValueError("nothing to run: no configuration matches --groups/--names")
+            sel = (_csv(groups, str, 'groups') if groups else None, _csv(seeds, int, 'seeds') if seeds else None,
+                   _csv(names, str, 'names') if names else None)
+            if not study_runs(budget, *sel): raise ValueError("nothing to run: no configuration matches --groups/--names")
             if max_minutes is not None and max_minutes <= 0: raise ValueError(f"--max_minutes must be positive, got {max_minutes}")
             out = out or f'runs/study_{budget}'
             prepare_out(out)
@@ -282,8 +279,7 @@ def experiments_cli(out:str=None,          # output folder (default runs/study_<
     except (ValueError, FileNotFoundError) as e: sys.exit(f"lcr_experiments: error: {e}")
     try:
         if dataset == 'synthetic':
-            run_study(out, budget, _csv(groups, str, 'groups') if groups else None, _csv(seeds, int, 'seeds') if seeds else None,
-                      _csv(names, str, 'names') if names else None, device, max_minutes)
+            run_study(out, budget, *sel, device, max_minutes)
             print(f"study: {Path(out) / 'study.md'}")
         else:
             kw = {} if epochs is None else dict(epochs=epochs)

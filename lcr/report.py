@@ -6,17 +6,14 @@
 from __future__ import annotations
 import json, math, os, re, sys, time
 from pathlib import Path
-from dataclasses import asdict, replace
 import numpy as np
 import torch
-import matplotlib
 import matplotlib.pyplot as plt
 from .models import from_config, METHODS
 from .data import label_proportion_subset
-from .evaluate import (extract_features, split_features, retrieval_metrics, linear_probe_features, linear_probe,
-                          knn_accuracy, test_transform)
-from .train import (TrainConfig, train, load_checkpoint, CheckpointError, resolve_device, prepare_out, eval_splits,
-                       _synthetic)
+from .evaluate import (split_features, retrieval_metrics, linear_probe_features, linear_probe, knn_accuracy,
+                          test_transform)
+from .train import TrainConfig, train, load_checkpoint, CheckpointError, resolve_device, prepare_out, eval_splits
 from .viz import attention_figure, retrieval_panel, save_figure, attention_mass_on_parts, compute_maps, upsample_maps
 
 # %% auto #0
