@@ -11,7 +11,7 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'MOCO_V2', 'COLOR_OPS', 'AugmentConf
 # %% ../nbs/04_augment.ipynb #c004
 import math, time, os, random
 from dataclasses import dataclass, replace
-import numpy as np, torch, torch.nn.functional as F
+import torch, torch.nn.functional as F
 from PIL import ImageFilter
 from torchvision.ops import roi_align
 import torchvision.transforms.v2 as v2
@@ -185,7 +185,7 @@ class BatchTwoViews:
         nz = lambda m: torch.nonzero(m.cpu())[:, 0].to(dev, non_blocking=True)   # index lists (host side when params are)
         x = resized_crops(images.float(), p['boxes'], self.cfg.size,
                           None if batch_index is None else batch_index.to(dev)).mul_(1 / 255)
-        fac, order, jit = params['factors'], params['order'], params['jitter']
+        order, jit = params['order'], params['jitter']
         for pos in range(4):
             for op in range(4):
                 idx = nz(jit & (order[:, pos] == op))

@@ -5,7 +5,6 @@
 # %% ../nbs/09_bench.ipynb #c004
 from __future__ import annotations
 import os, sys, gc, json, time, copy, platform, datetime, contextlib
-from pathlib import Path
 from unittest import mock
 import numpy as np
 import torch

@@ -8,7 +8,7 @@ __all__ = ['IMG_EXTENSIONS', 'CorruptImageError', 'load_rgb', 'image_problem', '
            'save_subset', 'load_subset', 'LabelSubset', 'label_proportion_subset']
 
 # %% ../nbs/02_data.ipynb #c004
-import os, json, math, warnings
+import os, json, warnings
 from pathlib import Path
 from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor

@@ -14,8 +14,8 @@ from .viz import save_figure
 
 # %% auto #0
 __all__ = ['STUDY', 'GROUPS', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'REAL_DATASETS', 'study_runs', 'run_config', 'run_study',
-           'collect', 'summarize', 'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'parts_mass_table',
-           'real_recipe', 'experiments_cli']
+           'collect', 'summarize', 'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'replay_steps',
+           'parts_mass_table', 'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', **kw): return dict(name=name, group=group, method=method, preset=preset, overrides=kw)
@@ -218,7 +218,28 @@ def write_study(results:dict, out) -> Path:
     (out / 'study.md').write_text('\n'.join(md))
     return out / 'study.md'
 
-# %% ../nbs/10_experiments.ipynb #c040
+# %% ../nbs/10_experiments.ipynb #c042
+def replay_steps(run, lrs, device='cpu') -> list:
+    "Contrastive loss of each of `len(lrs)` further training steps of a finished run, at learning rates `lrs`, on a copy (nothing is written)."
+    from lcr.report import load_run
+    from lcr.train import train_cache, batch_views, epoch_order
+    from lcr.augment import BatchTwoViews, AugmentConfig
+    model, cfg, _ = load_run(run, device)
+    model.train()
+    cache = train_cache(cfg).to(next(model.parameters()).device)
+    augment = BatchTwoViews(AugmentConfig(size=cfg.image_size), dtype=torch.float32, channels_last=False)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    spe, losses = len(cache) // cfg.batch_size, []
+    for i, lr in enumerate(lrs):
+        e, s = cfg.epochs + i // spe, i % spe          # the epochs after the run's last, in the loop's own order
+        for g in opt.param_groups: g['lr'] = float(lr)
+        q, k = batch_views(cache, augment, epoch_order(len(cache), cfg.seed, e), cfg, e, s)
+        loss, logs = model(q, k)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        losses.append(logs['loss_cl'])
+    return torch.stack(losses).tolist()
+
+# %% ../nbs/10_experiments.ipynb #c049
 def parts_mass_table(out, names=('mocov2', 'lcr', 'lcr-reference'), n_images:int=64, gradcam_sign:int|None=None) -> str:
     "Markdown: mean ± std over the evaluated seeds of the GradCAM and GFB-attention mass on the true parts, per configuration."
     rows = ['| configuration | seeds | GradCAM on parts | GFB attention on parts | part area |', '|---|---|---|---|---|']
@@ -229,7 +250,7 @@ def parts_mass_table(out, names=('mocov2', 'lcr', 'lcr-reference'), n_images:int
         rows.append(f"| {n} | {','.join(r.name[4:] for r in runs)} | {_ms([p.get('gradcam') for p in pm])} | {_ms([p.get('attention') for p in pm])} | {_ms([p['part_area'] for p in pm])} |")
     return '\n'.join(rows) + '\n'
 
-# %% ../nbs/10_experiments.ipynb #c049
+# %% ../nbs/10_experiments.ipynb #c058
 REAL_DATASETS = ('cub', 'cars', 'aircraft')
 
 def real_recipe(dataset:str, root, out='runs/real', methods=('mocov2', 'lcr'), weights='IMAGENET1K_V1', device='auto',
@@ -244,7 +265,7 @@ def real_recipe(dataset:str, root, out='runs/real', methods=('mocov2', 'lcr'), w
     return report({m: c.out for m, c in cfgs.items()}, Path(out) / dataset / 'report', probe=probe, probe_epochs=probe_epochs,
                   device=device, title=f'{dataset}: ' + ' vs '.join(methods))
 
-# %% ../nbs/10_experiments.ipynb #c052
+# %% ../nbs/10_experiments.ipynb #c061
 from fastcore.script import call_parse
 
 def _csv(s, t, name):

@@ -90,7 +90,6 @@ def class_names(cfg):
 # %% ../nbs/03_synthetic.ipynb #c007
 def _chunk_generator(seed, stream, chunk):
     "An independent torch.Generator per (seed, stream, chunk): images do not depend on how many are drawn after them."
-    import numpy as np
     s = int(np.random.SeedSequence([int(seed), int(stream), int(chunk)]).generate_state(1, dtype=np.uint64)[0] >> 1)
     return torch.Generator().manual_seed(s)
 

@@ -9,12 +9,12 @@ __all__ = ['DATASETS', 'RESUME_FREE', 'DATASET_SPLITS', 'CKPT_FORMAT', 'TrainCon
            'train_cli']
 
 # %% ../nbs/06_train.ipynb #c004
-import os, sys, math, json, time, warnings, contextlib, functools
-from dataclasses import dataclass, field, asdict, fields
+import os, sys, math, json, time, contextlib, functools
+from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, torch
 from .models import make_method, method_config, METHODS, ARCHS, STEMS, PRESETS
-from .augment import BatchTwoViews, AugmentConfig, MOCO_V2
+from .augment import BatchTwoViews, AugmentConfig
 from .data import ImageCache
 from .evaluate import split_features, knn_accuracy
 
