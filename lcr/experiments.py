@@ -7,9 +7,11 @@ from __future__ import annotations
 import json, sys, time
 from pathlib import Path
 import numpy as np
+import torch
 import matplotlib.pyplot as plt
-from .train import TrainConfig, train, prepare_out, resolve_device
-from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, _cached
+from .train import TrainConfig, train, prepare_out, resolve_device, train_cache, batch_views, epoch_order
+from .augment import BatchTwoViews, AugmentConfig
+from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, load_run, _cached
 from .viz import save_figure
 
 # %% auto #0
@@ -221,10 +223,7 @@ def write_study(results:dict, out) -> Path:
 # %% ../nbs/10_experiments.ipynb #c042
 def replay_steps(run, lrs, device='cpu') -> list:
     "Contrastive loss of each of `len(lrs)` further training steps of a finished run, at learning rates `lrs`, on a copy (nothing is written)."
-    from lcr.report import load_run
-    from lcr.train import train_cache, batch_views, epoch_order
-    from lcr.augment import BatchTwoViews, AugmentConfig
-    model, cfg, _ = load_run(run, device)
+    model, cfg, _ = load_run(run, resolve_device(device))
     model.train()
     cache = train_cache(cfg).to(next(model.parameters()).device)
     augment = BatchTwoViews(AugmentConfig(size=cfg.image_size), dtype=torch.float32, channels_last=False)
