@@ -34,8 +34,9 @@ STUDY = (
        _cfg('abl-gfb_bn_relu', 'ablations', 'lcr', gfb_bn=True, gfb_relu=True),
        _cfg('abl-gradcam_batch_norm', 'ablations', 'lcr', gradcam_norm='batch'),
        _cfg('abl-att_batch_norm', 'ablations', 'lcr', att_norm='batch'),
-       _cfg('abl-nu0.01_sum', 'ablations', 'lcr', nu=0.01, kl_reduction='sum')])
-GROUPS = ('main', 'variants', 'k_sweep', 'ablations')
+       _cfg('abl-nu0.01_sum', 'ablations', 'lcr', nu=0.01, kl_reduction='sum')]
+    + [_cfg('lcr-gfb_detached', 'diagnostics', 'lcr', gfb_detach_input=True)])
+GROUPS = ('main', 'variants', 'k_sweep', 'ablations', 'diagnostics')
 
 # %% ../nbs/10_experiments.ipynb #c008
 _MINIMAL = dict(DEMO_RECIPE, epochs=1, n_images=128, image_size=32, method_kw=dict(DEMO_RECIPE['method_kw'], tiny_width=8))
@@ -43,6 +44,7 @@ BUDGETS = {
     'minimal': dict(recipe=_MINIMAL, seeds=(0,), groups=GROUPS, probe_epochs=5),
     'cpu':     dict(recipe=dict(DEMO_RECIPE), seeds=(0, 1, 2), groups=('main',), probe_epochs=100),
     'cpu-all': dict(recipe=dict(DEMO_RECIPE), seeds=(0, 1, 2), groups=GROUPS, probe_epochs=100),
+    'cpu-long': dict(recipe=dict(DEMO_RECIPE, epochs=48), seeds=(0, 1, 2), groups=('main', 'diagnostics'), probe_epochs=100),
     'gpu':     dict(recipe=dict(DEMO_RECIPE, epochs=100), seeds=(0, 1, 2), groups=GROUPS, probe_epochs=100),
 }
 
@@ -208,11 +210,11 @@ def write_study(results:dict, out) -> Path:
     md += [f"Recipe of `{b}`: {json.dumps(BUDGETS[b]['recipe'])}.\n" for b in budgets if b in BUDGETS]
     for g in GROUPS:
         names = [c['name'] for c in STUDY if c['group'] == g and c['name'] in results]
-        if g in ('k_sweep', 'ablations') and 'lcr' in results: names = ['lcr'] + names
+        if g in ('k_sweep', 'ablations', 'diagnostics') and 'lcr' in results: names = ['lcr'] + names
         if g == 'variants' and 'mocov2' in results: names = ['mocov2'] + names
         if names and any(n for n in names if n not in ('lcr', 'mocov2') or g == 'main'):
             md += [f"## {g}\n", study_table(results, names)]
-            if g in ('k_sweep', 'ablations') and 'lcr' in results: md.append(paired_table(results, names))
+            if g in ('k_sweep', 'ablations', 'diagnostics') and 'lcr' in results: md.append(paired_table(results, names))
     (out / 'study.json').write_text(json.dumps(summarize(results), indent=1))
     if any(n == 'lcr' or n.startswith('lcr-k') for n in results):
         fig = k_sweep_figure(results); save_figure(fig, out / 'k_sweep.png'); plt.close(fig)
@@ -249,7 +251,7 @@ def parts_mass_table(out, names=('mocov2', 'lcr', 'lcr-reference'), n_images:int
         rows.append(f"| {n} | {','.join(r.name[4:] for r in runs)} | {_ms([p.get('gradcam') for p in pm])} | {_ms([p.get('attention') for p in pm])} | {_ms([p['part_area'] for p in pm])} |")
     return '\n'.join(rows) + '\n'
 
-# %% ../nbs/10_experiments.ipynb #c058
+# %% ../nbs/10_experiments.ipynb #c066
 REAL_DATASETS = ('cub', 'cars', 'aircraft')
 
 def real_recipe(dataset:str, root, out='runs/real', methods=('mocov2', 'lcr'), weights='IMAGENET1K_V1', device='auto',
@@ -264,7 +266,7 @@ def real_recipe(dataset:str, root, out='runs/real', methods=('mocov2', 'lcr'), w
     return report({m: c.out for m, c in cfgs.items()}, Path(out) / dataset / 'report', probe=probe, probe_epochs=probe_epochs,
                   device=device, title=f'{dataset}: ' + ' vs '.join(methods))
 
-# %% ../nbs/10_experiments.ipynb #c061
+# %% ../nbs/10_experiments.ipynb #c069
 from fastcore.script import call_parse
 
 def _csv(s, t, name):
@@ -273,8 +275,8 @@ def _csv(s, t, name):
 
 @call_parse
 def experiments_cli(out:str=None,          # output folder (default runs/study_<budget>, or runs/real)
-                    budget:str='cpu',      # minimal, cpu, cpu-all or gpu
-                    groups:str=None,       # comma-separated groups: main, variants, k_sweep, ablations (default: the budget's)
+                    budget:str='cpu',      # minimal, cpu, cpu-all, cpu-long or gpu
+                    groups:str=None,       # comma-separated groups: main, variants, k_sweep, ablations, diagnostics (default: the budget's)
                     seeds:str=None,        # comma-separated seeds (default: the budget's)
                     names:str=None,        # comma-separated configuration names (default: all of the groups)
                     device:str='auto',     # auto, cpu, cuda or cuda:i
