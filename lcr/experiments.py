@@ -210,13 +210,14 @@ def write_study(results:dict, out) -> Path:
     md += [f"Recipe of `{b}`: {json.dumps(BUDGETS[b]['recipe'])}.\n" for b in budgets if b in BUDGETS]
     for g in GROUPS:
         names = [c['name'] for c in STUDY if c['group'] == g and c['name'] in results]
-        if g in ('k_sweep', 'ablations', 'diagnostics') and 'lcr' in results: names = ['lcr'] + names
+        vs_lcr = g not in ('main', 'variants') and 'lcr' in results     # these groups vary one knob of LCR
+        if vs_lcr: names = ['lcr'] + names
         if g == 'variants' and 'mocov2' in results: names = ['mocov2'] + names
         if names and any(n for n in names if n not in ('lcr', 'mocov2') or g == 'main'):
             md += [f"## {g}\n", study_table(results, names)]
-            if g in ('k_sweep', 'ablations', 'diagnostics') and 'lcr' in results: md.append(paired_table(results, names))
+            if vs_lcr: md.append(paired_table(results, names))
     (out / 'study.json').write_text(json.dumps(summarize(results), indent=1))
-    if any(n == 'lcr' or n.startswith('lcr-k') for n in results):
+    if any(n.startswith('lcr-k') for n in results):
         fig = k_sweep_figure(results); save_figure(fig, out / 'k_sweep.png'); plt.close(fig)
         md.append("![K sweep](k_sweep.png)\n")
     (out / 'study.md').write_text('\n'.join(md))
