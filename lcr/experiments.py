@@ -42,7 +42,7 @@ GROUPS = ('main', 'variants', 'k_sweep', 'ablations', 'diagnostics')
 _MINIMAL = dict(DEMO_RECIPE, epochs=1, n_images=128, image_size=32, method_kw=dict(DEMO_RECIPE['method_kw'], tiny_width=8))
 BUDGETS = {
     'minimal': dict(recipe=_MINIMAL, seeds=(0,), groups=GROUPS, probe_epochs=5),
-    'cpu':     dict(recipe=dict(DEMO_RECIPE), seeds=(0, 1, 2), groups=('main',), probe_epochs=100),
+    'cpu':     dict(recipe=dict(DEMO_RECIPE), seeds=(0, 1, 2), groups=('main', 'diagnostics'), probe_epochs=100),
     'cpu-all': dict(recipe=dict(DEMO_RECIPE), seeds=(0, 1, 2), groups=GROUPS, probe_epochs=100),
     'cpu-long': dict(recipe=dict(DEMO_RECIPE, epochs=48), seeds=(0, 1, 2), groups=('main', 'diagnostics'), probe_epochs=100),
     'gpu':     dict(recipe=dict(DEMO_RECIPE, epochs=100), seeds=(0, 1, 2), groups=GROUPS, probe_epochs=100),
@@ -154,7 +154,7 @@ def _metric(r, key):
 PAIRED_METRICS = {'rank1': 'rank-1', 'mAP': 'mAP', 'top1@100%': 'Top-1 (100%)'}
 
 def paired_table(results:dict, names, base:str='lcr', metrics=tuple(PAIRED_METRICS)) -> str:
-    "Markdown: each configuration beside `base` on the seeds both have (mean and difference, in points), and `base`'s spread over its seeds."
+    "Markdown: each configuration beside `base` on the seeds both have (mean, and mean ± sd of the per-seed difference, in points), and `base`'s spread."
     if base not in results: raise ValueError(f"the base configuration {base!r} has no results")
     bad = [m for m in metrics if m not in PAIRED_METRICS]
     if bad: raise ValueError(f"metrics must be among {list(PAIRED_METRICS)}, got {bad}")
@@ -167,12 +167,13 @@ def paired_table(results:dict, names, base:str='lcr', metrics=tuple(PAIRED_METRI
         row = [n, ','.join(str(r['seed']) for r in rs)]
         for m in metrics:
             v = np.array([_metric(r, m) for r in rs]); b = np.array([_metric(by_seed[r['seed']], m) for r in rs])
-            row += [f"{100 * v.mean():.2f}", f"{100 * (v - b).mean():+.2f}"]
+            d = 100 * (v - b)                                 # the per-seed differences: the paired comparison
+            row += [f"{100 * v.mean():.2f}", f"{d.mean():+.2f}" + (f" ± {d.std(ddof=1):.2f}" if len(d) > 1 else "")]
         lines.append('| ' + ' | '.join(row) + ' |')
     b = results[base]
     sd = [f"{PAIRED_METRICS[m]} {100 * np.std([_metric(r, m) for r in b], ddof=1):.2f}" if len(b) > 1 else f"{PAIRED_METRICS[m]} –" for m in metrics]
-    lines.append(f"\nΔ: against `{base}` on the same seeds. `{base}` itself over seeds {','.join(str(r['seed']) for r in b)}: "
-                 f"standard deviation {', '.join(sd)} (points); differences of that order are within the seed noise.")
+    lines.append(f"\nΔ: the difference from `{base}` seed by seed, on the seeds both have; mean ± standard deviation over those seeds "
+                 f"(points). `{base}` itself over seeds {','.join(str(r['seed']) for r in b)}: standard deviation {', '.join(sd)} (points).")
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/10_experiments.ipynb #c017
@@ -223,7 +224,7 @@ def write_study(results:dict, out) -> Path:
     (out / 'study.md').write_text('\n'.join(md))
     return out / 'study.md'
 
-# %% ../nbs/10_experiments.ipynb #c042
+# %% ../nbs/10_experiments.ipynb #c044
 def replay_steps(run, lrs, device='cpu') -> list:
     "Contrastive loss of each of `len(lrs)` further training steps of a finished run, at learning rates `lrs`, on a copy (nothing is written)."
     model, cfg, _ = load_run(run, resolve_device(device))
@@ -241,7 +242,7 @@ def replay_steps(run, lrs, device='cpu') -> list:
         losses.append(logs['loss_cl'])
     return torch.stack(losses).tolist()
 
-# %% ../nbs/10_experiments.ipynb #c049
+# %% ../nbs/10_experiments.ipynb #c051
 def parts_mass_table(out, names=('mocov2', 'lcr', 'lcr-reference'), n_images:int=64, gradcam_sign:int|None=None) -> str:
     "Markdown: mean ± std over the evaluated seeds of the GradCAM and GFB-attention mass on the true parts, per configuration."
     rows = ['| configuration | seeds | GradCAM on parts | GFB attention on parts | part area |', '|---|---|---|---|---|']
@@ -252,7 +253,7 @@ def parts_mass_table(out, names=('mocov2', 'lcr', 'lcr-reference'), n_images:int
         rows.append(f"| {n} | {','.join(r.name[4:] for r in runs)} | {_ms([p.get('gradcam') for p in pm])} | {_ms([p.get('attention') for p in pm])} | {_ms([p['part_area'] for p in pm])} |")
     return '\n'.join(rows) + '\n'
 
-# %% ../nbs/10_experiments.ipynb #c066
+# %% ../nbs/10_experiments.ipynb #c070
 REAL_DATASETS = ('cub', 'cars', 'aircraft')
 
 def real_recipe(dataset:str, root, out='runs/real', methods=('mocov2', 'lcr'), weights='IMAGENET1K_V1', device='auto',
@@ -267,7 +268,7 @@ def real_recipe(dataset:str, root, out='runs/real', methods=('mocov2', 'lcr'), w
     return report({m: c.out for m, c in cfgs.items()}, Path(out) / dataset / 'report', probe=probe, probe_epochs=probe_epochs,
                   device=device, title=f'{dataset}: ' + ' vs '.join(methods))
 
-# %% ../nbs/10_experiments.ipynb #c069
+# %% ../nbs/10_experiments.ipynb #c073
 from fastcore.script import call_parse
 
 def _csv(s, t, name):

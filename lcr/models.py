@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_models.ipynb #c003
 from __future__ import annotations
-import copy, os, warnings
+import copy, hashlib, os, warnings
 from dataclasses import dataclass, asdict, fields
 import torch
 import torch.nn as nn
@@ -19,7 +19,7 @@ from .core import _check, _check_choice
 __all__ = ['ARCHS', 'STEMS', 'PRESETS', 'METHOD_SPECS', 'METHODS', 'Backbone', 'torchvision_weights_file',
            'load_backbone_weights', 'SplitBatchNorm', 'convert_split_bn', 'is_distributed', 'concat_all_gather',
            'batch_shuffle', 'batch_unshuffle', 'projection_head', 'MLPGFB', 'MethodConfig', 'method_config',
-           'make_method', 'from_config', 'mean_pairwise_cosine', 'SSLMethod', 'MoCo', 'BYOL']
+           'make_method', 'from_config', 'mean_pairwise_cosine', 'side_stream_seed', 'SSLMethod', 'MoCo', 'BYOL']
 
 # %% ../nbs/01_models.ipynb #c007
 ARCHS = ('tiny', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')
@@ -379,7 +379,7 @@ def from_config(config:dict, **overrides) -> nn.Module:
     c = {**config, **overrides}
     return make_method(c.pop('method'), c.pop('backbone', 'resnet50'), c.pop('preset', 'paper'), **c)
 
-# %% ../nbs/01_models.ipynb #c032
+# %% ../nbs/01_models.ipynb #c033
 def mean_pairwise_cosine(z:torch.Tensor) -> torch.Tensor:
     "Mean cosine similarity over distinct pairs of rows of `z` (a collapse detector), 0-d."
     z = F.normalize(z.float(), dim=1); n = z.shape[0]
@@ -394,6 +394,11 @@ def _check_views(v1, v2):
     _check(v1.shape[0] == v2.shape[0], f"`view1` and `view2` must hold the same images, got {v1.shape[0]} and {v2.shape[0]}")
     _check(v1.shape[0] >= 2, f"a training batch needs at least 2 images (batch norm), got {v1.shape[0]}")
 
+def side_stream_seed(tag:str='gfb') -> int:
+    "A 63-bit seed derived from the global CPU generator's state and `tag`, without advancing the generator."
+    h = hashlib.sha256(torch.get_rng_state().numpy().tobytes() + tag.encode()).digest()
+    return int.from_bytes(h[:8], 'little') >> 1
+
 class SSLMethod(nn.Module):
     "Shared parts of all methods: backbone, optional GFB, Table 1 pooling, momentum update and the GradCAM fit."
     def __init__(self, cfg:MethodConfig):
@@ -402,9 +407,13 @@ class SSLMethod(nn.Module):
         self.encoder_q = Backbone(cfg.backbone, cfg.weights, cfg.stem, cfg.tiny_width)
         if cfg.bn_splits > 1: convert_split_bn(self.encoder_q, cfg.bn_splits)
         C = self.encoder_q.out_channels
-        self.gfb = (None if cfg.gfb == 'none' else
-                    MaxOutGFB(C, cfg.k, bn=cfg.gfb_bn, relu=cfg.gfb_relu, bias=cfg.gfb_bias) if cfg.gfb == 'maxout' else
-                    MLPGFB(C, cfg.gfb_hidden, bn=cfg.gfb_bn, relu=cfg.gfb_relu))
+        # The GFB draws its weights from a stream of its own and leaves the global one where it was, so that every
+        # method of one seed starts from MoCo v2's encoder, projector and queue: a paired comparison.
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(side_stream_seed('gfb'))    # the CPU generator only
+            self.gfb = (None if cfg.gfb == 'none' else
+                        MaxOutGFB(C, cfg.k, bn=cfg.gfb_bn, relu=cfg.gfb_relu, bias=cfg.gfb_bias) if cfg.gfb == 'maxout' else
+                        MLPGFB(C, cfg.gfb_hidden, bn=cfg.gfb_bn, relu=cfg.gfb_relu))
         self.pool_dim = C * cfg.k if cfg.train_pool == 'bilinear' else C
         self.feature_dim = C * cfg.k if cfg.test_pool == 'bilinear' else C
         self.momentum = cfg.momentum     # an attribute, so a schedule may change it
@@ -509,7 +518,7 @@ class SSLMethod(nn.Module):
         _check(isinstance(self.gfb, MaxOutGFB), f"method {self.cfg.method!r} has no K part maps (gfb={self.cfg.gfb!r})")
         return self.gfb.maps(self.feature_map(images))
 
-# %% ../nbs/01_models.ipynb #c034
+# %% ../nbs/01_models.ipynb #c035
 class MoCo(SSLMethod):
     "MoCo v2 with queue, momentum encoder and shuffle-BN; with a GFB configured, LCR and its variants."
     def __init__(self, cfg:MethodConfig):
@@ -565,7 +574,7 @@ class MoCo(SSLMethod):
         if update: self._enqueue(k)
         return loss, logs, maps
 
-# %% ../nbs/01_models.ipynb #c036
+# %% ../nbs/01_models.ipynb #c037
 class BYOL(SSLMethod):
     "BYOL (online projector + predictor, momentum target); with a GFB configured, Table 3's BYOL+Ours."
     def __init__(self, cfg:MethodConfig):
@@ -587,7 +596,7 @@ class BYOL(SSLMethod):
         loss_byol = (2 - 2 * (p * z).sum(1)).mean()
         return self._fit(loss_byol, fmap, A, p, force_gradcam)
 
-# %% ../nbs/01_models.ipynb #c038
+# %% ../nbs/01_models.ipynb #c039
 def _constructor(name):
     def f(backbone:str='resnet50', preset:str='paper', **overrides):
         return make_method(name, backbone, preset, **overrides)
