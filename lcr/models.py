@@ -408,7 +408,7 @@ class SSLMethod(nn.Module):
         if cfg.bn_splits > 1: convert_split_bn(self.encoder_q, cfg.bn_splits)
         C = self.encoder_q.out_channels
         # The GFB draws its weights from a stream of its own and leaves the global one where it was, so that every
-        # method of one seed starts from MoCo v2's encoder, projector and queue: a paired comparison.
+        # method of one seed starts from MoCo v2's encoder (and, where the shapes agree, its projector and queue): paired.
         with torch.random.fork_rng(devices=[]):
             torch.random.default_generator.manual_seed(side_stream_seed('gfb'))    # the CPU generator only
             self.gfb = (None if cfg.gfb == 'none' else
