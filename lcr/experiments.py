@@ -69,7 +69,7 @@ def run_config(c:dict, seed:int, budget:str, out, device='auto', progress='none'
     return TrainConfig(method=c['method'], preset=c['preset'], method_kw=mk, seed=seed, device=device, resume=True,
                        out=str(Path(out) / c['name'] / f'seed{seed}'), progress=progress, log_every=10, **r).validate()
 
-# %% ../nbs/10_experiments.ipynb #c010
+# %% ../nbs/10_experiments.ipynb #c012
 def run_study(out='runs/study', budget:str='cpu', groups=None, seeds=None, names=None, device='auto',
               max_minutes:float|None=None, progress='none', verbose:bool=True) -> dict:
     "Train and evaluate the runs of `budget` under `out` (skipping finished ones); write the study's tables; returns `collect(out)`."
@@ -106,7 +106,7 @@ def collect(out) -> dict:
     order = {c['name']: i for i, c in enumerate(STUDY)}
     return {k: sorted(v, key=lambda r: r['seed']) for k, v in sorted(res.items(), key=lambda kv: order.get(kv[0], 1e9))}
 
-# %% ../nbs/10_experiments.ipynb #c012
+# %% ../nbs/10_experiments.ipynb #c014
 PAPER_CUB = {   # the paper's CUB-200-2011 linear Top-1 (100%) and rank-1, % (Tables 2, 3 (batch 128) and 4)
     'mocov2': (68.30, 17.07), 'lcr': (71.31, 49.69), 'lcr_multitask': (68.56, 17.62), 'lcr_dualpool': ('collapse', 'collapse'),
     'sam_ssl': (68.59, 18.38), 'sam_ssl_bilinear': (71.56, 44.20), 'mocov2_bilinear': (68.44, 41.27),
@@ -147,7 +147,7 @@ def study_table(results:dict, names=None, paper:bool=True) -> str:
         lines.append('| ' + ' | '.join(row) + ' |')
     return '\n'.join(lines) + '\n'
 
-# %% ../nbs/10_experiments.ipynb #c014
+# %% ../nbs/10_experiments.ipynb #c016
 def _metric(r, key):
     return r['retrieval'][key] if key in r['retrieval'] else r['linear_probe'][key.split('@')[1]]['top1']
 
@@ -176,7 +176,7 @@ def paired_table(results:dict, names, base:str='lcr', metrics=tuple(PAIRED_METRI
                  f"(points). `{base}` itself over seeds {','.join(str(r['seed']) for r in b)}: standard deviation {', '.join(sd)} (points).")
     return '\n'.join(lines) + '\n'
 
-# %% ../nbs/10_experiments.ipynb #c017
+# %% ../nbs/10_experiments.ipynb #c019
 def k_sweep_figure(results:dict, metric:str='rank1'):
     "Rank-1 (or another retrieval metric) of LCR against K with error bars over seeds; MoCo v2's as a band."
     ks = []
@@ -224,7 +224,7 @@ def write_study(results:dict, out) -> Path:
     (out / 'study.md').write_text('\n'.join(md))
     return out / 'study.md'
 
-# %% ../nbs/10_experiments.ipynb #c044
+# %% ../nbs/10_experiments.ipynb #c046
 def replay_steps(run, lrs, device='cpu') -> list:
     "Contrastive loss of each of `len(lrs)` further training steps of a finished run, at learning rates `lrs`, on a copy (nothing is written)."
     model, cfg, _ = load_run(run, resolve_device(device))
@@ -242,7 +242,7 @@ def replay_steps(run, lrs, device='cpu') -> list:
         losses.append(logs['loss_cl'])
     return torch.stack(losses).tolist()
 
-# %% ../nbs/10_experiments.ipynb #c051
+# %% ../nbs/10_experiments.ipynb #c053
 def parts_mass_table(out, names=('mocov2', 'lcr', 'lcr-reference'), n_images:int=64, gradcam_sign:int|None=None) -> str:
     "Markdown: mean ± std over the evaluated seeds of the GradCAM and GFB-attention mass on the true parts, per configuration."
     rows = ['| configuration | seeds | GradCAM on parts | GFB attention on parts | part area |', '|---|---|---|---|---|']
@@ -253,7 +253,7 @@ def parts_mass_table(out, names=('mocov2', 'lcr', 'lcr-reference'), n_images:int
         rows.append(f"| {n} | {','.join(r.name[4:] for r in runs)} | {_ms([p.get('gradcam') for p in pm])} | {_ms([p.get('attention') for p in pm])} | {_ms([p['part_area'] for p in pm])} |")
     return '\n'.join(rows) + '\n'
 
-# %% ../nbs/10_experiments.ipynb #c070
+# %% ../nbs/10_experiments.ipynb #c072
 REAL_DATASETS = ('cub', 'cars', 'aircraft')
 
 def real_recipe(dataset:str, root, out='runs/real', methods=('mocov2', 'lcr'), weights='IMAGENET1K_V1', device='auto',
@@ -268,7 +268,7 @@ def real_recipe(dataset:str, root, out='runs/real', methods=('mocov2', 'lcr'), w
     return report({m: c.out for m, c in cfgs.items()}, Path(out) / dataset / 'report', probe=probe, probe_epochs=probe_epochs,
                   device=device, title=f'{dataset}: ' + ' vs '.join(methods))
 
-# %% ../nbs/10_experiments.ipynb #c073
+# %% ../nbs/10_experiments.ipynb #c075
 from fastcore.script import call_parse
 
 def _csv(s, t, name):
