@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['DATASETS', 'RESUME_FREE', 'DATASET_SPLITS', 'CKPT_FORMAT', 'TrainConfig', 'derive_seed', 'epoch_order', 'train_cache',
            'eval_splits', 'batch_views', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'check_compatible',
-           'resolve_device', 'cosine_lambda', 'prepare_out', 'init_distributed', 'NonFiniteLossError', 'train',
-           'train_cli']
+           'resolve_device', 'cosine_lambda', 'prepare_out', 'initial_model', 'init_distributed', 'NonFiniteLossError',
+           'train', 'train_cli']
 
 # %% ../nbs/06_train.ipynb #c004
 import os, sys, math, json, time, contextlib, functools
@@ -225,6 +225,11 @@ def prepare_out(out) -> Path:
         raise ValueError(f"output folder {str(out)!r} is not writable: {e.strerror or e}") from None
     return out
 
+def initial_model(cfg:TrainConfig) -> torch.nn.Module:
+    "The method a run of `cfg` starts from: the global generator seeded with `cfg.seed`, then `make_method`."
+    torch.manual_seed(cfg.seed)
+    return make_method(cfg.method, cfg.backbone, cfg.preset, weights=cfg.weights, stem=cfg.stem, **cfg.method_kw)
+
 def init_distributed(device:torch.device):
     "Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK): gloo on the CPU, nccl on CUDA; returns (rank, world, device)."
     world = int(os.environ.get('WORLD_SIZE', '1'))
@@ -305,10 +310,9 @@ def train(cfg:TrainConfig|None=None, **kw):
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     elif dev.type == 'cuda': torch.backends.cudnn.benchmark = True
-    torch.manual_seed(cfg.seed)
     cuda = dev.type == 'cuda'
 
-    model = make_method(cfg.method, cfg.backbone, cfg.preset, weights=cfg.weights, stem=cfg.stem, **cfg.method_kw).to(dev)
+    model = initial_model(cfg).to(dev)
     if state is not None:
         if state['model_config'] != model.config:
             raise CheckpointError(f"{ckpt_path} holds another model configuration; choose another output folder")
