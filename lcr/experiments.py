@@ -70,31 +70,72 @@ def run_config(c:dict, seed:int, budget:str, out, device='auto', progress='none'
                        out=str(Path(out) / c['name'] / f'seed{seed}'), progress=progress, log_every=10, **r).validate()
 
 # %% ../nbs/10_experiments.ipynb #c012
+def _study_run(c:dict, seed:int, budget:str, out, device, progress, opts:dict, threads:int|None=None) -> dict:
+    "Train and evaluate one run of the study (in this process, or in a worker of `run_study`); returns its metrics."
+    if threads is not None: torch.set_num_threads(threads)
+    cfg = run_config(c, seed, budget, out, device, progress)
+    t1 = time.time()
+    train(cfg)
+    res = evaluate_run(cfg.out, 'fast', PROBE_FRACTIONS, opts['probe_epochs'], device=device, seed=0)
+    res.update(options=opts, name=c['name'], group=c['group'], budget=budget, train_seconds=time.time() - t1,
+               torch_threads=torch.get_num_threads())   # CPU results depend on it at rounding level
+    write_metrics(res, Path(cfg.out) / 'eval')
+    return res
+
+def _in_turn(todo, args, over_time):
+    "Run `_study_run` on `todo` [(i, c, seed)] one after the other in this process; yields (i, c, seed, metrics)."
+    for i, c, seed in todo:
+        if over_time(): return
+        yield i, c, seed, _study_run(c, seed, *args)
+
+def _in_workers(todo, jobs, args, threads, over_time):
+    "Run `_study_run` on `todo` [(i, c, seed)] in `jobs` spawned processes; yields (i, c, seed, metrics) as runs end."
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
+    from lcr.experiments import _study_run as run   # the workers import it by name from the package
+    todo, running, error = list(todo), {}, None
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn')) as pool:   # spawn: safe with CUDA
+        while todo or running:
+            while todo and len(running) < jobs and error is None and not over_time():
+                i, c, seed = todo.pop(0)
+                running[pool.submit(run, c, seed, *args, threads)] = (i, c, seed)
+            if not running: break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                i, c, seed = running.pop(f)
+                try: yield i, c, seed, f.result()
+                except Exception as e:             # let the other runs finish (nothing is lost), then raise
+                    error = error or e
+    if error is not None: raise error
+
 def run_study(out='runs/study', budget:str='cpu', groups=None, seeds=None, names=None, device='auto',
-              max_minutes:float|None=None, progress='none', verbose:bool=True) -> dict:
-    "Train and evaluate the runs of `budget` under `out` (skipping finished ones); write the study's tables; returns `collect(out)`."
+              max_minutes:float|None=None, progress='none', verbose:bool=True, jobs:int=1) -> dict:
+    "Train and evaluate the runs of `budget` under `out` (skipping finished ones), `jobs` at a time; write the study's tables; returns `collect(out)`."
     runs = study_runs(budget, groups, seeds, names)
+    if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1): raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     resolve_device(device)
     out = prepare_out(out)
     opts = dict(probe='fast', probe_epochs=BUDGETS[budget]['probe_epochs'], fractions=list(PROBE_FRACTIONS), seed=0)
-    t0, done, skipped = time.time(), 0, 0
-    for i, (c, seed) in enumerate(runs):
-        cfg = run_config(c, seed, budget, out, device, progress)
-        if (Path(cfg.out) / 'checkpoint.pt').exists() and _cached(cfg.out, opts): skipped += 1; continue
-        if max_minutes is not None and (time.time() - t0) / 60 > max_minutes:
-            if verbose: print(f"time budget of {max_minutes} min reached; {len(runs) - i} runs left: run the same command to continue")
-            break
-        t1 = time.time()
-        train(cfg)
-        res = evaluate_run(cfg.out, 'fast', PROBE_FRACTIONS, opts['probe_epochs'], device=device, seed=0)
-        res.update(options=opts, name=c['name'], group=c['group'], budget=budget, train_seconds=time.time() - t1)
-        write_metrics(res, Path(cfg.out) / 'eval')
+    def finished(c, seed):
+        run = Path(run_config(c, seed, budget, out).out)
+        return (run / 'checkpoint.pt').exists() and _cached(run, opts) is not None
+    todo = [(i, c, seed) for i, (c, seed) in enumerate(runs) if not finished(c, seed)]
+    t0 = time.time()
+    over_time = lambda: max_minutes is not None and (time.time() - t0) / 60 > max_minutes
+    args = (budget, str(out), device, progress, opts)
+    if jobs == 1 or not todo: ended = _in_turn(todo, args, over_time)
+    else:   # the threads of this process shared out between the workers, by `jobs` alone so that a resumed study matches
+        ended = _in_workers(todo, min(jobs, len(todo)), args, max(1, torch.get_num_threads() // jobs), over_time)
+    done = 0
+    for i, c, seed, res in ended:
         done += 1
         if verbose: print(f"[{i + 1}/{len(runs)}] {c['name']} seed {seed}: rank-1 {res['retrieval']['rank1']:.3f}, "
-                          f"probe {res['linear_probe']['100%']['top1']:.3f} ({time.time() - t1:.0f} s)", flush=True)
+                          f"probe {res['linear_probe']['100%']['top1']:.3f} ({res['train_seconds']:.0f} s)", flush=True)
+    if verbose and done < len(todo):
+        print(f"time budget of {max_minutes} min reached; {len(todo) - done} runs left: run the same command to continue")
     results = collect(out)
     write_study(results, out)
-    if verbose: print(f"{done} runs trained, {skipped} already done, {time.time() - t0:.0f} s; tables in {out / 'study.md'}")
+    if verbose: print(f"{done} runs trained, {len(runs) - len(todo)} already done, {time.time() - t0:.0f} s; tables in {out / 'study.md'}")
     return results
 
 def collect(out) -> dict:
@@ -283,6 +324,7 @@ def experiments_cli(out:str=None,          # output folder (default runs/study_<
                     names:str=None,        # comma-separated configuration names (default: all of the groups)
                     device:str='auto',     # auto, cpu, cuda or cuda:i
                     max_minutes:float=None,  # start no new run after this many minutes (run again to continue)
+                    jobs:int=1,            # runs trained at once, each in a process of its own
                     dataset:str='synthetic',  # synthetic (the study) or a real data set: cub, cars, aircraft
                     root:str=None,         # root of the real data set
                     weights:str='IMAGENET1K_V1',  # initial weights for the real-data recipe
@@ -295,6 +337,7 @@ def experiments_cli(out:str=None,          # output folder (default runs/study_<
                    _csv(names, str, 'names') if names else None)
             if not study_runs(budget, *sel): raise ValueError("nothing to run: no configuration matches --groups/--names")
             if max_minutes is not None and max_minutes <= 0: raise ValueError(f"--max_minutes must be positive, got {max_minutes}")
+            if jobs < 1: raise ValueError(f"--jobs must be at least 1, got {jobs}")
             out = out or f'runs/study_{budget}'
             prepare_out(out)
         else:
@@ -303,7 +346,7 @@ def experiments_cli(out:str=None,          # output folder (default runs/study_<
     except (ValueError, FileNotFoundError) as e: sys.exit(f"lcr_experiments: error: {e}")
     try:
         if dataset == 'synthetic':
-            run_study(out, budget, *sel, device, max_minutes)
+            run_study(out, budget, *sel, device, max_minutes, jobs=jobs)
             print(f"study: {Path(out) / 'study.md'}")
         else:
             kw = {} if epochs is None else dict(epochs=epochs)

@@ -22,7 +22,7 @@ def test_scripts_are_declared_and_installed():
     ('lcr_viz', ['--out', '--n_images', '--n_queries', '--k_maps']),
     ('lcr_report', ['--out', '--probe', '--probe_epochs', '--fractions', '--device', '--seed', '--figures', '--reuse']),
     ('lcr_demo', ['--out', '--epochs', '--methods', '--device', '--seed', '--probe_epochs', '--progress']),
-    ('lcr_experiments', ['--out', '--budget', '--groups', '--seeds', '--names', '--device', '--max_minutes', '--dataset', '--root', '--weights', '--epochs']),
+    ('lcr_experiments', ['--out', '--budget', '--groups', '--seeds', '--names', '--device', '--max_minutes', '--jobs', '--dataset', '--root', '--weights', '--epochs']),
 ])
 def test_help_documents_every_option(script, options):
     r = run(script, '--help')
@@ -54,6 +54,7 @@ def test_bad_inputs_fail_before_any_work(tiny_run):
         (('lcr_experiments', '--budget', 'huge', '--out', tiny_run / 'd'), 'budget must be one of'),
         (('lcr_experiments', '--groups', 'main,other', '--out', tiny_run / 'd'), 'groups must be among'),
         (('lcr_experiments', '--seeds', 'a', '--out', tiny_run / 'd'), '--seeds must be comma-separated int'),
+        (('lcr_experiments', '--jobs', '0', '--out', tiny_run / 'd'), '--jobs must be at least 1'),
     ]
     (tiny_run / 'notarun').mkdir()
     (tiny_run / 'notarun' / 'checkpoint.pt').write_bytes(b'garbage')
@@ -81,6 +82,21 @@ def test_eval_viz_report_write_their_files(tiny_run):
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'report:' in r.stdout and (tiny_run / 'rep' / 'report.md').exists()
     assert 'Mass on the true parts' in (tiny_run / 'rep' / 'report.md').read_text()
+
+
+def test_experiments_in_parallel(tmp_path):
+    "The console script trains a study's runs in spawned workers: every run evaluated, the study's tables written."
+    r = run('lcr_experiments', '--budget', 'minimal', '--names', 'mocov2,lcr', '--device', 'cpu', '--jobs', '2',
+            '--out', tmp_path / 'study')
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert '2 runs trained, 0 already done' in r.stdout, r.stdout
+    for name in ('mocov2', 'lcr'):
+        m = json.loads((tmp_path / 'study' / name / 'seed0' / 'eval' / 'metrics.json').read_text())
+        assert m['name'] == name and m['torch_threads'] >= 1 and 0 <= m['retrieval']['rank1'] <= 1
+    assert '| lcr | 0 |' in (tmp_path / 'study' / 'study.md').read_text()
+    r = run('lcr_experiments', '--budget', 'minimal', '--names', 'mocov2,lcr', '--device', 'cpu', '--jobs', '2',
+            '--out', tmp_path / 'study')
+    assert r.returncode == 0 and '0 runs trained, 2 already done' in r.stdout, r.stdout + r.stderr[-2000:]
 
 
 def test_gpu_checks_script(tmp_path):

@@ -5,7 +5,8 @@
 #   data   lcr_bench_data on the CUB-size embedded preset: pairs/s of the PIL, CPU v2 and GPU batch pipelines
 #   cells  the notebooks' tests with the `cuda` cells (sync-free step check, GPU profile, CUB-size training)
 #   e2e    100 epochs of LCR on the CUB-size embedded set (ResNet-50, 224 px, batch 128), wall time
-#   study  the experiments' `gpu` budget, starting no new run after STUDY_MINUTES (default 20); rerun to go on
+#   study  the experiments' `gpu` budget, STUDY_JOBS runs at once (default 8), starting no new run after
+#          STUDY_MINUTES (default 20); rerun to go on
 # Runs from the source tree (PYTHONPATH=.), so nothing needs installing beyond the packages in settings.ini.
 set -uo pipefail
 out=${1:?usage: tools/gpu_checks.sh OUT [bench] [data] [cells] [e2e] [study]}; shift
@@ -24,7 +25,8 @@ for p in $parts; do
     cells) LCR_TEST_FLAGS=cuda $py -m pytest -q tests/test_notebooks.py ;;
     e2e)   $py -m lcr.train --method lcr --backbone resnet50 --weights None --dataset synthetic --synth_preset cub \
              --epochs 100 --batch_size 128 --device cuda --progress print --out runs/bench_e2e ;;
-    study) $py -m lcr.experiments --budget gpu --device cuda --out runs/study_gpu --max_minutes "${STUDY_MINUTES:-20}" ;;
+    study) $py -m lcr.experiments --budget gpu --device cuda --out runs/study_gpu --max_minutes "${STUDY_MINUTES:-20}" \
+             --jobs "${STUDY_JOBS:-8}" ;;
     *)     echo "unknown part '$p': choose from bench data cells e2e study" ;;
   esac > "$out/$p.log" 2>&1
   rc[$p]=$?
