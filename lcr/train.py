@@ -53,6 +53,7 @@ class TrainConfig:
     ckpt_every_steps: int = 0         # also checkpoint every this many steps (0: once per epoch)
     log_every: int = 50               # steps between metric lines (the only host syncs of the loop)
     max_steps: int|None = None        # stop (with a checkpoint) after this global step; the schedule is unchanged
+    max_minutes: float|None = None    # stop (with a checkpoint and a 'time_limit' record) at the first step after this many minutes
     progress: str = 'auto'            # 'auto' (bars in notebooks, lines in terminals), 'bar', 'print' or 'none'
     knn_every: int = 0                # kNN monitor on the test split every this many epochs (0: off)
     knn_k: int = 200                  # neighbours of the kNN monitor (temperature 0.1)
@@ -72,6 +73,9 @@ class TrainConfig:
         choice('progress', ('auto', 'bar', 'print', 'none'))
         for n in ('epochs', 'batch_size', 'image_size', 'cache_size', 'log_every'): positive(n)
         positive('ckpt_every_steps', allow_zero=True); positive('knn_every', allow_zero=True); positive('knn_k'); positive('n_images', allow_none=True); positive('max_steps', allow_none=True)
+        mm = self.max_minutes
+        if mm is not None and not (isinstance(mm, (int, float)) and not isinstance(mm, bool) and math.isfinite(mm) and mm > 0):
+            raise ValueError(f"`max_minutes` must be a positive number of minutes, got {mm!r}")
         if not isinstance(self.seed, int): raise ValueError(f"`seed` must be an integer, got {self.seed!r}")
         if self.batch_size < 2: raise ValueError(f"`batch_size` must be >= 2 (batch norm), got {self.batch_size}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0): raise ValueError(f"`lr` must be > 0, got {self.lr!r}")
@@ -103,7 +107,7 @@ def _check_weights(arch, weights):
 
 # Fields that may differ between a checkpoint and the run that resumes it: they do not change the trajectory
 # (the device may change rounding, but not the meaning of the run).
-RESUME_FREE = ('out', 'resume', 'ckpt_every_steps', 'log_every', 'max_steps', 'progress', 'device', 'compile', 'root', 'knn_every', 'knn_k')  # none changes the trained parameters
+RESUME_FREE = ('out', 'resume', 'ckpt_every_steps', 'log_every', 'max_steps', 'max_minutes', 'progress', 'device', 'compile', 'root', 'knn_every', 'knn_k')  # none changes the trained parameters
 
 # %% ../nbs/06_train.ipynb #c010
 def derive_seed(*keys:int) -> int:
@@ -286,6 +290,7 @@ class NonFiniteLossError(FloatingPointError):
 
 def train(cfg:TrainConfig|None=None, **kw):
     "Pre-train `cfg.method` (options may also be passed as keywords); returns the model. See the chapter text."
+    t_start = time.monotonic()            # the time limit counts from here (set-up and data loading included)
     cfg = cfg if cfg is not None else TrainConfig()
     if kw:
         from dataclasses import replace
@@ -387,8 +392,18 @@ def train(cfg:TrainConfig|None=None, **kw):
                                         epoch_logs=dict(epoch_vals) if s else {}))
         if world > 1: dist.barrier()
 
+    deadline = None if cfg.max_minutes is None else t_start + 60 * cfg.max_minutes
+    def time_up(synced):
+        "Whether the time limit has passed; with several processes decided together, at log flushes only (where they sync anyway)."
+        if deadline is None or (world > 1 and not synced): return False
+        up = time.monotonic() >= deadline
+        if world > 1:
+            f = torch.tensor([float(up)], device=dev); dist.all_reduce(f, op=dist.ReduceOp.MAX); up = bool(f.item())
+        return up
+
     model.train()
     stop = cfg.max_steps is not None and gstep >= cfg.max_steps
+    timed_out, g0, t_loop = False, gstep, time.monotonic()
     for e in ([] if stop else bar.epochs_from(epoch)):
         order = epoch_order(len(cache), cfg.seed, e)
         first = step if e == epoch else 0
@@ -402,10 +417,12 @@ def train(cfg:TrainConfig|None=None, **kw):
             opt.step(); sched.step()
             pending.append((e, s, {**logs, 'loss': loss.detach()}))
             gstep += 1; n_steps += 1
-            if len(pending) >= cfg.log_every:
+            synced = len(pending) >= cfg.log_every
+            if synced:
                 rec = flush(e)
                 if rec: bar.write(_fmt(rec))
-            stop = cfg.max_steps is not None and gstep >= cfg.max_steps
+            timed_out = gstep < total and time_up(synced)    # host clock only: no device sync on one process
+            stop = (cfg.max_steps is not None and gstep >= cfg.max_steps) or timed_out
             if s + 1 < steps_per_epoch and (stop or (cfg.ckpt_every_steps and gstep % cfg.ckpt_every_steps == 0)):
                 checkpoint(e, s + 1, gstep)
             if stop: break
@@ -422,7 +439,22 @@ def train(cfg:TrainConfig|None=None, **kw):
             emit(rec); bar.write(_fmt(rec))
         checkpoint(e + 1, 0, gstep)
         if stop: break
+    if timed_out: _log_time_limit(cfg, emit, bar, gstep, g0, total, steps_per_epoch, t_start, t_loop, t0)
     return model
+
+def _log_time_limit(cfg, emit, bar, gstep, g0, total, steps_per_epoch, t_start, t_loop, t0):
+    "The `time_limit` record: where the run stopped and the wall time the full run would take at the measured step rate."
+    now = time.monotonic()                # after the checkpoint: its flush waited for the device
+    rate = (gstep - g0) / max(now - t_loop, 1e-9)
+    setup = t_loop - t_start
+    rec = dict(kind='time_limit', epoch=gstep // steps_per_epoch, step=gstep % steps_per_epoch, global_step=gstep,
+               total_steps=total, epochs=cfg.epochs, max_minutes=cfg.max_minutes, elapsed_s=now - t_start, setup_s=setup,
+               steps_per_s=rate, projected_total_s=setup + total / rate, projected_remaining_s=(total - gstep) / rate,
+               time=time.time() - t0)
+    emit(rec)
+    bar.write(f"time limit of {cfg.max_minutes:g} min reached after global step {gstep} of {total}; the checkpoint "
+              f"continues the run (resume=True); the full run would take {rec['projected_total_s'] / 60:.1f} min "
+              f"at {rate:.3g} steps/s")
 
 def _knn_monitor(cfg, dev):
     "kNN top-1 on the test split with the training split as the bank (test-transform features), as a function of the model."
@@ -484,6 +516,7 @@ def train_cli(method:str='lcr',            # method: one of METHODS (mocov2, lcr
               ckpt_every_steps:int=0,      # also checkpoint every this many steps (0: per epoch only)
               log_every:int=50,            # steps between metric lines
               max_steps:str=None,          # stop after this global step (with a checkpoint)
+              max_minutes:float=None,      # stop at the first step after this many minutes (checkpoint, 'time_limit' record)
               progress:str='auto',         # auto, bar, print or none
               knn_every:int=0,             # kNN monitor on the test split every this many epochs (0: off)
               knn_k:int=200):              # neighbours of the kNN monitor
@@ -495,7 +528,7 @@ def train_cli(method:str='lcr',            # method: one of METHODS (mocov2, lcr
                           batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                           device=device, amp=amp, channels_last=channels_last, compile=compile, seed=seed,
                           deterministic=deterministic, out=out, resume=resume, ckpt_every_steps=ckpt_every_steps,
-                          log_every=log_every, max_steps=_none_or(int)(max_steps), progress=progress,
+                          log_every=log_every, max_steps=_none_or(int)(max_steps), max_minutes=max_minutes, progress=progress,
                           knn_every=knn_every, knn_k=knn_k).validate()
         resolve_device(cfg.device); prepare_out(cfg.out)
     except (ValueError, TypeError, FileNotFoundError) as e:

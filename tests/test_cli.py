@@ -18,6 +18,7 @@ def test_scripts_are_declared_and_installed():
 
 
 @pytest.mark.parametrize('script,options', [
+    ('lcr_train', ['--out', '--resume', '--max_steps', '--max_minutes', '--knn_every', '--root']),
     ('lcr_eval', ['--out', '--probe', '--probe_epochs', '--fractions', '--device', '--seed']),
     ('lcr_viz', ['--out', '--n_images', '--n_queries', '--k_maps']),
     ('lcr_report', ['--out', '--probe', '--probe_epochs', '--fractions', '--device', '--seed', '--figures', '--reuse']),
