@@ -10,8 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['info_nce_loss', 'gradcam_of_loss', 'MaxOutGFB', 'normalize_attention', 'kl_fit_loss', 'gap', 'weighted_pool',
-           'bilinear_pool', 'spatial_entropy']
+__all__ = ['GRADCAM_GRAPHS', 'upcast', 'info_nce_loss', 'gradcam_of_loss', 'MaxOutGFB', 'normalize_attention', 'kl_fit_loss',
+           'fit_stats', 'gap', 'weighted_pool', 'bilinear_pool', 'spatial_entropy']
 
 # %% ../nbs/00_core.ipynb #c006
 def _check(cond, msg, exc=ValueError):
@@ -24,6 +24,11 @@ def _check_fmap(fmap, name='fmap'):
 def _check_choice(name, value, choices):
     _check(value in choices, f"`{name}` must be one of {choices}, got {value!r}")
 
+# %% ../nbs/00_core.ipynb #a542dd0b
+def upcast(x:torch.Tensor) -> torch.Tensor:
+    "`x` in float32, or in its own dtype where that is wider (float64 stays float64)."
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
 # %% ../nbs/00_core.ipynb #c008
 def info_nce_loss(q:torch.Tensor,      # (N, D) query embeddings
                   k:torch.Tensor,      # (N, D) positive key embeddings, one per query
@@ -34,30 +39,33 @@ def info_nce_loss(q:torch.Tensor,      # (N, D) query embeddings
     _check(queue.ndim == 2 and queue.shape[0] == q.shape[1],
            f"`queue` must be (D, Q) with D={q.shape[1]} matching `q`; got {tuple(queue.shape)}")
     _check(temperature > 0, f"`temperature` must be > 0, got {temperature}")
-    q, k = F.normalize(q.float(), dim=1), F.normalize(k.float(), dim=1)
+    q, k = F.normalize(upcast(q), dim=1), F.normalize(upcast(k), dim=1)
     l_pos = (q * k).sum(1, keepdim=True)
     l_neg = q @ queue.to(q.dtype)
     logits = torch.cat([l_pos, l_neg], 1) / temperature
     return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
 # %% ../nbs/00_core.ipynb #c012
-def gradcam_of_loss(loss:torch.Tensor,  # scalar loss (or score) whose GradCAM is wanted
-                    fmap:torch.Tensor,  # (N, C, H, W) feature map inside `loss`'s graph
-                    sign:int=1,         # 1: gradient of `loss` as minimised; -1: of the score `-loss`
-                    detach:bool=True,   # return a constant target; False keeps the graph (create_graph)
+GRADCAM_GRAPHS = ('none', 'features', 'full')
+
+def gradcam_of_loss(loss:torch.Tensor,    # scalar loss (or score) whose GradCAM is wanted
+                    fmap:torch.Tensor,    # (N, C, H, W) feature map inside `loss`'s graph
+                    sign:int=1,           # 1: the gradient of the loss (as minimised); -1: the gradient of the score `-loss`
+                    graph:str='none',     # 'none': a constant map; 'features': constant gradient, live `fmap` (released code); 'full': second order
                     retain_graph:bool=True): # keep the graph for the step's own backward
     "GradCAM of `loss` w.r.t. `fmap` (paper Eq. 3): ReLU(sum_c fmap * d(sign*loss)/d fmap), shape (N, H, W)."
     _check(isinstance(loss, torch.Tensor) and loss.ndim == 0,
            f"`loss` must be a scalar tensor, got shape {tuple(getattr(loss, 'shape', ()))}")
     _check_fmap(fmap)
     _check_choice('sign', sign, (1, -1))
+    _check_choice('graph', graph, GRADCAM_GRAPHS)
     _check(loss.requires_grad and fmap.requires_grad,
            "`loss` does not depend on `fmap` through autograd (one of them does not require grad)")
-    grad, = torch.autograd.grad(loss, fmap, retain_graph=retain_graph or not detach,
-                                create_graph=not detach, allow_unused=True)
+    full = graph == 'full'
+    grad, = torch.autograd.grad(loss, fmap, retain_graph=retain_graph or full, create_graph=full, allow_unused=True)
     _check(grad is not None, "`loss` does not depend on `fmap`: compute the loss from this feature map")
-    cam = F.relu(sign * (grad * fmap).sum(1))
-    return cam.detach() if detach else cam
+    cam = F.relu(sign * (grad * fmap).sum(1))     # 'features': `grad` is a constant here, `fmap` is not
+    return cam.detach() if graph == 'none' else cam
 
 # %% ../nbs/00_core.ipynb #c018
 class MaxOutGFB(nn.Module):
@@ -94,7 +102,7 @@ def normalize_attention(a:torch.Tensor,   # (N, H, W) attention maps
 
 # %% ../nbs/00_core.ipynb #c027
 def _log_dist(x, tau, axis):
-    x = x.float() / tau
+    x = upcast(x) / tau
     return F.log_softmax(x.flatten(1), 1).view_as(x) if axis == 'spatial' else F.log_softmax(x, -1)
 
 def kl_fit_loss(pred:torch.Tensor,    # (N, H, W) GFB prediction A
@@ -102,7 +110,7 @@ def kl_fit_loss(pred:torch.Tensor,    # (N, H, W) GFB prediction A
                 tau:float=0.4,        # softmax temperature (paper: 0.4; authors' code: none, i.e. 1)
                 axis:str='spatial',   # 'spatial': one softmax over H*W (paper); 'row': over the last axis (code)
                 direction:str='pred||target',  # KL(A||G) (paper Eq. 6) or 'target||pred' (code)
-                detach_target:bool=True,
+                detach_target:bool=True,       # the fit moves only what produced `pred`
                 reduction:str='mean'):         # 'mean' over images, or 'sum' (code)
     "KL divergence between softmax-normalised GFB prediction and GradCAM (paper Eqs. 5-6)."
     _check(isinstance(pred, torch.Tensor) and pred.ndim == 3, f"`pred` must have shape (N, H, W), got {tuple(getattr(pred, 'shape', ()))}")
@@ -117,6 +125,24 @@ def kl_fit_loss(pred:torch.Tensor,    # (N, H, W) GFB prediction A
     la, lb = (lp, lt) if direction == 'pred||target' else (lt, lp)
     kl = (la.exp() * (la - lb)).flatten(1).sum(1)    # per image, summed over positions (and rows)
     return kl.mean() if reduction == 'mean' else kl.sum()
+
+# %% ../nbs/00_core.ipynb #e3f9d5ff
+def fit_stats(pred:torch.Tensor|None,  # (N, H, W) the prediction as the fit receives it, or None (nothing fitted)
+              target:torch.Tensor,      # (N, H, W) the target as the fit receives it
+              tau:float=0.4,            # the fit's softmax temperature
+              axis:str='spatial'):      # the fit's softmax axis: 'spatial' or 'row'
+    "Detached 0-d statistics of the distributions the KL fit compares: normalised entropies (1: uniform) and the target's max/min probability ratio."
+    _check(isinstance(target, torch.Tensor) and target.ndim == 3, f"`target` must have shape (N, H, W), got {tuple(getattr(target, 'shape', ()))}")
+    _check_choice('axis', axis, ('spatial', 'row'))
+    def log_rows(x):      # one row per distribution: (N, H*W) or (N*H, W)
+        lp = _log_dist(x.detach(), tau, axis)
+        return lp.flatten(1) if axis == 'spatial' else lp.flatten(0, -2)
+    lt = log_rows(target)
+    _check(lt.shape[1] > 1, f"a distribution over {lt.shape[1]} position has no entropy to measure")
+    entropy = lambda lp: (-(lp.exp() * lp).sum(1) / math.log(lp.shape[1])).mean()
+    out = {'fit_target_entropy': entropy(lt), 'fit_target_ratio': (lt.amax(1) - lt.amin(1)).exp().mean()}
+    if pred is not None: out['fit_pred_entropy'] = entropy(log_rows(pred))
+    return out
 
 # %% ../nbs/00_core.ipynb #c032
 def gap(fmap:torch.Tensor) -> torch.Tensor:
@@ -152,7 +178,7 @@ def bilinear_pool(fmap:torch.Tensor,   # (N, C, H, W)
 def spatial_entropy(a:torch.Tensor, tau:float|None=None) -> torch.Tensor:
     "Entropy of maps as distributions over positions, divided by log(H*W) so it lies in [0, 1]; (N,)."
     _check(a.ndim == 3, f"`a` must have shape (N, H, W), got {tuple(a.shape)}")
-    x = a.float().flatten(1)
+    x = upcast(a).flatten(1)
     if tau is None: p = x.clamp_min(0) + 1e-12; p = p / p.sum(1, keepdim=True)   # maps that are already >= 0
     else: p = F.softmax(x / tau, 1)
     return -(p * p.clamp_min(1e-12).log()).sum(1) / math.log(x.shape[1])

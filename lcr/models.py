@@ -246,10 +246,12 @@ class MLPGFB(nn.Module):
 # %% ../nbs/01_models.ipynb #c027
 PRESETS = {
     'paper': dict(proj_bn=True, proj_last_bn=True, gfb_bn=False, gfb_relu=False, gradcam_sign=-1, gradcam_loss='sum',
-                  detach_target=True, gradcam_norm='none', softmax_axis='spatial', tau=0.4, kl_direction='pred||target',
+                  gradcam_graph='none', gradcam_norm='none', pred_norm='none', gfb_key_stats=False,
+                  softmax_axis='spatial', tau=0.4, kl_direction='pred||target',
                   kl_reduction='mean', lam=1.0, nu=1.0, att_norm='image', pool_mode='sum', pool_l2=False),
     'reference': dict(proj_bn=False, proj_last_bn=False, gfb_bn=True, gfb_relu=True, gradcam_sign=1, gradcam_loss='mean',
-                      detach_target=False, gradcam_norm='batch', softmax_axis='row', tau=1.0, kl_direction='target||pred',
+                      gradcam_graph='features', gradcam_norm='none', pred_norm='batch', gfb_key_stats=True,
+                      softmax_axis='row', tau=1.0, kl_direction='target||pred',
                       kl_reduction='sum', lam=1.0, nu=0.01, att_norm='batch', pool_mode='mean', pool_l2=True),
 }
 
@@ -299,12 +301,15 @@ class MethodConfig:
     gfb_relu: bool = False            # ReLU on the K maps
     gfb_bias: bool = False            # bias of the 1x1 projections
     gfb_detach_input: bool = False    # the fit trains the GFB only, not the backbone through A
+    gfb_key_stats: bool = False       # released code: a MoCo GFB also runs (train mode) on the key map and again on the query map
     # GradCAM and its fit
     fit_gradcam: bool = True          # add the KL fit of the GFB to the GradCAM (Eq. 7)
-    gradcam_sign: int = -1            # +1: gradient of the loss; -1: of the score -loss
+    fit_target: str = 'gradcam'       # what the GFB is fitted to: 'gradcam' (Eq. 5) or 'uniform' (a control)
+    gradcam_sign: int = -1            # +1: the gradient of the loss; -1: the gradient of the score -loss
     gradcam_loss: str = 'sum'         # 'sum': per-image loss gradients; 'mean': gradient of the batch-mean loss
-    detach_target: bool = True        # the GradCAM target carries no gradient
+    gradcam_graph: str = 'none'       # the target's graph: 'none' (constant), 'features' (released code) or 'full'
     gradcam_norm: str = 'none'        # min-max normalise G before the fit: 'none', 'image' or 'batch'
+    pred_norm: str = 'none'           # min-max normalise A before the fit: 'none', 'image' or 'batch' (released code)
     softmax_axis: str = 'spatial'     # 'spatial' (Eq. 5) or 'row'
     tau: float = 0.4                  # softmax temperature of the fit
     kl_direction: str = 'pred||target'  # KL(A||G) (Eq. 6) or 'target||pred'
@@ -330,6 +335,11 @@ class MethodConfig:
         _check_choice('gradcam_sign', self.gradcam_sign, (1, -1))
         _check_choice('gradcam_loss', self.gradcam_loss, ('sum', 'mean'))
         _check_choice('gradcam_norm', self.gradcam_norm, ('none', 'image', 'batch'))
+        _check_choice('pred_norm', self.pred_norm, ('none', 'image', 'batch'))
+        _check_choice('gradcam_graph', self.gradcam_graph, GRADCAM_GRAPHS)
+        _check_choice('fit_target', self.fit_target, ('gradcam', 'uniform'))
+        _check(self.fit_target == 'gradcam' or self.gradcam_graph == 'none',
+               f"fit_target='uniform' is a constant target: it needs gradcam_graph='none', got {self.gradcam_graph!r}")
         _check_choice('softmax_axis', self.softmax_axis, ('spatial', 'row'))
         _check_choice('kl_direction', self.kl_direction, ('pred||target', 'target||pred'))
         _check_choice('kl_reduction', self.kl_reduction, ('mean', 'sum'))
@@ -377,12 +387,14 @@ def make_method(name:str, backbone:str='resnet50', preset:str='paper', **overrid
 def from_config(config:dict, **overrides) -> nn.Module:
     "Recreate a model from its `config` dict (as stored in checkpoints); e.g. `weights=None` before loading a state dict."
     c = {**config, **overrides}
+    if 'detach_target' in c:   # configs saved before `gradcam_graph`: the target's graph was all (create_graph) or nothing
+        c.setdefault('gradcam_graph', 'none' if c.pop('detach_target') else 'full')
     return make_method(c.pop('method'), c.pop('backbone', 'resnet50'), c.pop('preset', 'paper'), **c)
 
 # %% ../nbs/01_models.ipynb #c033
 def mean_pairwise_cosine(z:torch.Tensor) -> torch.Tensor:
     "Mean cosine similarity over distinct pairs of rows of `z` (a collapse detector), 0-d."
-    z = F.normalize(z.float(), dim=1); n = z.shape[0]
+    z = F.normalize(upcast(z), dim=1); n = z.shape[0]
     if n < 2: return z.new_zeros(())
     s = z.sum(0)
     return ((s @ s) - n) / (n * (n - 1))
@@ -458,27 +470,36 @@ class SSLMethod(nn.Module):
         att = normalize_attention(A, per=self.cfg.att_norm)
         return weighted_pool(fmap, att, mode=self.cfg.pool_mode, normalize=self.cfg.pool_l2), A
 
+    def _fit_target(self, G):
+        "The map the GFB is fitted to: G, G min-max normalised, or (the control) a constant map, whose softmax is uniform."
+        cfg = self.cfg
+        if cfg.fit_target == 'uniform': return torch.zeros_like(G).detach()
+        return G if cfg.gradcam_norm == 'none' else normalize_attention(G, per=cfg.gradcam_norm)
+
     def _fit(self, loss_ssl, fmap, A, z, force_gradcam=False):
         "Eq. 7: lambda * L_SSL + nu * KL(GFB, GradCAM of L_SSL); returns (loss, logs, maps)."
         cfg = self.cfg
         logs = {'loss_cl': loss_ssl.detach(), 'proj_cos': mean_pairwise_cosine(z.detach())}
-        loss, maps = cfg.lam * loss_ssl, {}
+        loss, maps, pred = cfg.lam * loss_ssl, {}, None
         if cfg.fit_gradcam or cfg.log_gradcam or force_gradcam:
             # 'sum': the gradient of each image's own loss term (the SSL loss is a mean over the rows of fmap)
             scale = fmap.shape[0] if cfg.gradcam_loss == 'sum' else 1
             G = gradcam_of_loss(loss_ssl * scale, fmap, sign=cfg.gradcam_sign,
-                                detach=cfg.detach_target or not cfg.fit_gradcam)
+                                graph=cfg.gradcam_graph if cfg.fit_gradcam else 'none')
             maps['gradcam'] = G
             logs['gradcam_entropy'] = spatial_entropy(G.detach()).mean()
             logs['gradcam_max'] = G.detach().amax().float()
+            target = self._fit_target(G)
         if cfg.fit_gradcam:
             if A is None or cfg.gfb_detach_input:
                 A = self.gfb(fmap.detach() if cfg.gfb_detach_input else fmap)
-            target = G if cfg.gradcam_norm == 'none' else normalize_attention(G, per=cfg.gradcam_norm)
-            loss_kl = kl_fit_loss(A, target, tau=cfg.tau, axis=cfg.softmax_axis, direction=cfg.kl_direction,
-                                  detach_target=cfg.detach_target, reduction=cfg.kl_reduction)
+            pred = A if cfg.pred_norm == 'none' else normalize_attention(A, per=cfg.pred_norm)
+            loss_kl = kl_fit_loss(pred, target, tau=cfg.tau, axis=cfg.softmax_axis, direction=cfg.kl_direction,
+                                  detach_target=cfg.gradcam_graph == 'none', reduction=cfg.kl_reduction)
             loss = loss + cfg.nu * loss_kl
             logs['loss_kl'] = loss_kl.detach()
+        if 'gradcam' in maps:     # what the fit compares (or, for a method that only logs its GradCAM, would compare)
+            logs.update(fit_stats(pred, target, cfg.tau, cfg.softmax_axis))
         if A is not None:
             maps['gfb'] = A
             logs['gfb_entropy'] = spatial_entropy(normalize_attention(A.detach().float())).mean()
@@ -547,11 +568,13 @@ class MoCo(SSLMethod):
         self.queue_ptr.copy_((self.queue_ptr + n) % Q)
 
     @torch.no_grad()
-    def _keys(self, x:torch.Tensor) -> torch.Tensor:
+    def _keys(self, x:torch.Tensor, gfb_stats:bool=False) -> torch.Tensor:
         shuffle = is_distributed() or self.cfg.bn_splits > 1
         if shuffle: x, unshuffle = batch_shuffle(x)
-        z = self.projector_k(self._pool(self.encoder_k.forward_features(x), self.cfg.train_pool, self.gfb_k)[0])
-        z = F.normalize(z.float(), dim=1)
+        fmap = self.encoder_k.forward_features(x)
+        if gfb_stats: self.gfb(fmap)     # the released code's GFB pass on the key map: only its BN statistics change
+        z = self.projector_k(self._pool(fmap, self.cfg.train_pool, self.gfb_k)[0])
+        z = F.normalize(upcast(z), dim=1)
         return batch_unshuffle(z, unshuffle) if shuffle else z
 
     def _step(self, view1, view2, update=True, force_gradcam=False):
@@ -561,10 +584,12 @@ class MoCo(SSLMethod):
         xq = torch.cat([view1, view2]) if cfg.symmetric else view1
         fmap = self.encoder_q.forward_features(xq)
         pooled, A = self._pool(fmap, cfg.train_pool, self.gfb)
-        q = F.normalize(self.projector_q(pooled).float(), dim=1)
+        q = F.normalize(upcast(self.projector_q(pooled)), dim=1)
+        gfb_stats = update and cfg.gfb_key_stats and self.gfb is not None and self.training
         with torch.no_grad():
+            if gfb_stats: self.gfb(fmap)   # released code: query map, key map, then the fit's query pass (3 BN updates)
             if update: self.momentum_update()
-            k = self._keys(torch.cat([view2, view1]) if cfg.symmetric else view2)
+            k = self._keys(torch.cat([view2, view1]) if cfg.symmetric else view2, gfb_stats)
         queue = self.queue.clone()     # the queue changes in place below, before the caller's backward
         if cfg.symmetric:
             loss_cl = 0.5 * (info_nce_loss(q[:n], k[:n], queue, cfg.temperature) +
@@ -587,12 +612,12 @@ class BYOL(SSLMethod):
         _check_views(view1, view2)
         fmap = self.encoder_q.forward_features(torch.cat([view1, view2]))
         pooled, A = self._pool(fmap, cfg.train_pool, self.gfb)
-        p = F.normalize(self.predictor(self.projector_q(pooled)).float(), dim=1)
+        p = F.normalize(upcast(self.predictor(self.projector_q(pooled))), dim=1)
         with torch.no_grad():
             if update: self.momentum_update()
             z = self.projector_k(self._pool(self.encoder_k.forward_features(torch.cat([view2, view1])),
                                             cfg.train_pool, self.gfb_k)[0])
-            z = F.normalize(z.float(), dim=1)
+            z = F.normalize(upcast(z), dim=1)
         loss_byol = (2 - 2 * (p * z).sum(1)).mean()
         return self._fit(loss_byol, fmap, A, p, force_gradcam)
 
