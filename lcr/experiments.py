@@ -4,7 +4,8 @@
 
 # %% ../nbs/10_experiments.ipynb #c003
 from __future__ import annotations
-import json, sys, time
+import json, subprocess, sys, time
+import lcr
 from pathlib import Path
 import numpy as np
 import torch
@@ -15,34 +16,37 @@ from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, p
 from .viz import save_figure
 
 # %% auto #0
-__all__ = ['STUDY', 'GROUPS', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'REAL_DATASETS', 'study_runs', 'run_config', 'run_study',
-           'collect', 'summarize', 'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'replay_steps',
-           'parts_mass_table', 'real_recipe', 'experiments_cli']
+__all__ = ['STUDY', 'GROUPS', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'REAL_DATASETS', 'study_runs', 'run_config',
+           'library_commit', 'run_study', 'collect', 'summarize', 'study_table', 'paired_table', 'k_sweep_figure',
+           'write_study', 'replay_steps', 'parts_mass_table', 'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', **kw): return dict(name=name, group=group, method=method, preset=preset, overrides=kw)
 
 STUDY = (
     [_cfg('mocov2', 'main', 'mocov2'), _cfg('lcr', 'main', 'lcr'), _cfg('lcr-reference', 'main', 'lcr', 'reference')]
+    + [_cfg('lcr-gradcam_image_norm', 'fit_target', 'lcr', gradcam_norm='image'),
+       _cfg('lcr-uniform_target', 'fit_target', 'lcr', fit_target='uniform')]
     + [_cfg(m, 'variants', m) for m in ('lcr_multitask', 'lcr_dualpool', 'sam_ssl', 'sam_ssl_bilinear', 'mocov2_bilinear',
                                         'lcr_mlp_gfb', 'byol', 'byol_lcr')]
     + [_cfg(f'lcr-k{k}', 'k_sweep', 'lcr', k=k) for k in (1, 4, 8, 16, 64, 128)]
     + [_cfg('abl-gradcam_sign+1', 'ablations', 'lcr', gradcam_sign=1),
        _cfg('abl-row_softmax_tau1', 'ablations', 'lcr', softmax_axis='row', tau=1.0),
        _cfg('abl-kl_target||pred', 'ablations', 'lcr', kl_direction='target||pred'),
-       _cfg('abl-undetached_target', 'ablations', 'lcr', detach_target=False),
+       _cfg('abl-gradcam_graph_features', 'ablations', 'lcr', gradcam_graph='features'),
        _cfg('abl-gfb_bn_relu', 'ablations', 'lcr', gfb_bn=True, gfb_relu=True),
-       _cfg('abl-gradcam_batch_norm', 'ablations', 'lcr', gradcam_norm='batch'),
+       _cfg('abl-gfb_bn_relu_key_stats', 'ablations', 'lcr', gfb_bn=True, gfb_relu=True, gfb_key_stats=True),
+       _cfg('abl-pred_batch_norm', 'ablations', 'lcr', pred_norm='batch'),
        _cfg('abl-att_batch_norm', 'ablations', 'lcr', att_norm='batch'),
        _cfg('abl-nu0.01_sum', 'ablations', 'lcr', nu=0.01, kl_reduction='sum')]
     + [_cfg('lcr-gfb_detached', 'diagnostics', 'lcr', gfb_detach_input=True)])
-GROUPS = ('main', 'variants', 'k_sweep', 'ablations', 'diagnostics')
+GROUPS = ('main', 'fit_target', 'variants', 'k_sweep', 'ablations', 'diagnostics')
 
 # %% ../nbs/10_experiments.ipynb #c008
 _MINIMAL = dict(DEMO_RECIPE, epochs=1, n_images=128, image_size=32, method_kw=dict(DEMO_RECIPE['method_kw'], tiny_width=8))
 BUDGETS = {
     'minimal': dict(recipe=_MINIMAL, seeds=(0,), groups=GROUPS, probe_epochs=5),
-    'cpu':     dict(recipe=dict(DEMO_RECIPE), seeds=(0, 1, 2), groups=('main', 'diagnostics'), probe_epochs=100),
+    'cpu':     dict(recipe=dict(DEMO_RECIPE), seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics'), probe_epochs=100),
     'cpu-all': dict(recipe=dict(DEMO_RECIPE), seeds=(0, 1, 2), groups=GROUPS, probe_epochs=100),
     'cpu-long': dict(recipe=dict(DEMO_RECIPE, epochs=48), seeds=(0, 1, 2), groups=('main', 'diagnostics'), probe_epochs=100),
     'gpu':     dict(recipe=dict(DEMO_RECIPE, epochs=100), seeds=(0, 1, 2), groups=GROUPS, probe_epochs=100),
@@ -70,6 +74,16 @@ def run_config(c:dict, seed:int, budget:str, out, device='auto', progress='none'
                        out=str(Path(out) / c['name'] / f'seed{seed}'), progress=progress, log_every=10, **r).validate()
 
 # %% ../nbs/10_experiments.ipynb #c012
+def library_commit() -> str:
+    "The git commit the package runs from, '+dirty' when its tracked library files differ from it; 'unknown' outside a checkout."
+    root = Path(lcr.__file__).resolve().parents[1]
+    git = lambda *a: subprocess.run(['git', '-C', str(root), *a], capture_output=True, text=True, timeout=30)
+    try: head = git('rev-parse', '--short=12', 'HEAD')
+    except (OSError, subprocess.SubprocessError): return 'unknown'
+    if head.returncode: return 'unknown'
+    dirty = git('status', '--porcelain', '--untracked-files=no', '--', 'lcr').stdout.strip()
+    return head.stdout.strip() + ('+dirty' if dirty else '')
+
 def _study_run(c:dict, seed:int, budget:str, out, device, progress, opts:dict, threads:int|None=None) -> dict:
     "Train and evaluate one run of the study (in this process, or in a worker of `run_study`); returns its metrics."
     if threads is not None: torch.set_num_threads(threads)
@@ -78,7 +92,8 @@ def _study_run(c:dict, seed:int, budget:str, out, device, progress, opts:dict, t
     train(cfg)
     res = evaluate_run(cfg.out, 'fast', PROBE_FRACTIONS, opts['probe_epochs'], device=device, seed=0)
     res.update(options=opts, name=c['name'], group=c['group'], budget=budget, train_seconds=time.time() - t1,
-               torch_threads=torch.get_num_threads())   # CPU results depend on it at rounding level
+               torch_threads=torch.get_num_threads(),   # CPU results depend on it at rounding level
+               commit=library_commit())
     write_metrics(res, Path(cfg.out) / 'eval')
     return res
 

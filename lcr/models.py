@@ -189,38 +189,6 @@ def batch_unshuffle(x:torch.Tensor, idx_unshuffle:torch.Tensor) -> torch.Tensor:
     xs = concat_all_gather(x)
     return xs[idx_unshuffle.view(xs.shape[0] // x.shape[0], -1)[dist.get_rank()]]
 
-# %% ../nbs/01_models.ipynb #c020
-def _ddp_selftest(rank:int, world:int, port:int, out=None):
-    "Run on each rank of a gloo process group: checks the distributed shuffle and queue; rank 0 saves one DDP step to `out` (tests)."
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=world)
-    try:
-        x = torch.arange(4.)[:, None] + 10 * rank
-        xs, un = batch_shuffle(x)
-        assert torch.equal(batch_unshuffle(xs, un), x), 'unshuffle'
-        assert concat_all_gather(x).shape == (4 * world, 1), 'gather'
-        torch.manual_seed(0)
-        m = make_method('lcr', 'tiny', queue_size=20, proj_dim=8, k=4, stem='small')
-        torch.manual_seed(rank)
-        loss, logs = m(torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16))
-        loss.backward()
-        assert int(m.queue_ptr) == 4 * world, f'queue pointer {int(m.queue_ptr)}'
-        q = m.queue.clone(); dist.broadcast(q, 0)
-        assert torch.equal(q, m.queue), 'queues differ between ranks'
-        if out is None: return
-        torch.manual_seed(0)
-        m = make_method('lcr', 'tiny', queue_size=20, proj_dim=8, k=4, stem='small').eval()   # running BN statistics
-        g = torch.Generator().manual_seed(123)                       # the global batch, the same on every rank
-        x1, x2 = torch.randn(4 * world, 3, 16, 16, generator=g), torch.randn(4 * world, 3, 16, 16, generator=g)
-        ddp = torch.nn.parallel.DistributedDataParallel(m, broadcast_buffers=False)
-        loss, _ = ddp(x1[4 * rank:4 * rank + 4], x2[4 * rank:4 * rank + 4])
-        loss.backward()                                              # DDP averages the gradients over the ranks
-        mean_loss = loss.detach().clone(); dist.all_reduce(mean_loss); mean_loss /= world
-        if rank == 0:
-            torch.save(dict(loss=mean_loss, queue=m.queue.clone(), ptr=int(m.queue_ptr),
-                            grads={n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}), out)
-    finally: dist.destroy_process_group()
-
 # %% ../nbs/01_models.ipynb #c024
 def projection_head(in_dim:int, hidden_dim:int, out_dim:int, bn:bool=True, last_bn:bool=False) -> nn.Sequential:
     "Linear(in, hidden) [-BN] -ReLU- Linear(hidden, out) [-BN]: MoCo v2 / BYOL projector or predictor."
@@ -630,3 +598,35 @@ def _constructor(name):
     return f
 
 METHODS = {name: _constructor(name) for name in METHOD_SPECS}
+
+# %% ../nbs/01_models.ipynb #c020
+def _ddp_selftest(rank:int, world:int, port:int, out=None):
+    "Run on each rank of a gloo process group: checks the distributed shuffle and queue; rank 0 saves one DDP step to `out` (tests)."
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=world)
+    try:
+        x = torch.arange(4.)[:, None] + 10 * rank
+        xs, un = batch_shuffle(x)
+        assert torch.equal(batch_unshuffle(xs, un), x), 'unshuffle'
+        assert concat_all_gather(x).shape == (4 * world, 1), 'gather'
+        torch.manual_seed(0)
+        m = make_method('lcr', 'tiny', queue_size=20, proj_dim=8, k=4, stem='small')
+        torch.manual_seed(rank)
+        loss, logs = m(torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16))
+        loss.backward()
+        assert int(m.queue_ptr) == 4 * world, f'queue pointer {int(m.queue_ptr)}'
+        q = m.queue.clone(); dist.broadcast(q, 0)
+        assert torch.equal(q, m.queue), 'queues differ between ranks'
+        if out is None: return
+        torch.manual_seed(0)
+        m = make_method('lcr', 'tiny', queue_size=20, proj_dim=8, k=4, stem='small').eval()   # running BN statistics
+        g = torch.Generator().manual_seed(123)                       # the global batch, the same on every rank
+        x1, x2 = torch.randn(4 * world, 3, 16, 16, generator=g), torch.randn(4 * world, 3, 16, 16, generator=g)
+        ddp = torch.nn.parallel.DistributedDataParallel(m, broadcast_buffers=False)
+        loss, _ = ddp(x1[4 * rank:4 * rank + 4], x2[4 * rank:4 * rank + 4])
+        loss.backward()                                              # DDP averages the gradients over the ranks
+        mean_loss = loss.detach().clone(); dist.all_reduce(mean_loss); mean_loss /= world
+        if rank == 0:
+            torch.save(dict(loss=mean_loss, queue=m.queue.clone(), ptr=int(m.queue_ptr),
+                            grads={n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}), out)
+    finally: dist.destroy_process_group()
