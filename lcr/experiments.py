@@ -24,7 +24,7 @@ __all__ = ['STUDY', 'GROUPS', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'REAL_DA
 def _cfg(name, group, method, preset='paper', **kw): return dict(name=name, group=group, method=method, preset=preset, overrides=kw)
 
 STUDY = (
-    [_cfg('mocov2', 'main', 'mocov2'), _cfg('lcr', 'main', 'lcr'), _cfg('lcr-reference', 'main', 'lcr', 'reference')]
+    [_cfg('mocov2', 'main', 'mocov2', log_gradcam=True), _cfg('lcr', 'main', 'lcr'), _cfg('lcr-reference', 'main', 'lcr', 'reference')]
     + [_cfg('lcr-gradcam_image_norm', 'fit_target', 'lcr', gradcam_norm='image'),
        _cfg('lcr-uniform_target', 'fit_target', 'lcr', fit_target='uniform')]
     + [_cfg(m, 'variants', m) for m in ('lcr_multitask', 'lcr_dualpool', 'sam_ssl', 'sam_ssl_bilinear', 'mocov2_bilinear',
