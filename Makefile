@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lcr-installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all docs readme export clean-nbs
+.PHONY: install demo test test-quick docs readme export check
 DEMO_ARGS ?=
 
 $(PY):
@@ -23,13 +23,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/lcr_demo $(DEMO_ARGS)
 
-## Every notebook through nbdev_test (one pytest test each) and the end-to-end tests in tests/
+## Every notebook top to bottom through nbdev_test, `slow` cells included (and `cuda` ones where a GPU is present),
+## one pytest test each, the static reading-order check and the end-to-end tests in tests/
 test: $(STAMP)
-	$(PY) -m pytest tests $(PYTEST_ARGS)
-
-## Also the notebook cells flagged slow (and cuda, where a GPU is present)
-test-all: $(STAMP)
 	LCR_TEST_FLAGS="slow$$($(PY) -c 'import torch; print(" cuda" if torch.cuda.is_available() else "")')" $(PY) -m pytest tests $(PYTEST_ARGS)
+
+## The same without the `slow` cells: a quicker check while editing
+test-quick: $(STAMP)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 ## The book as a static HTML site in _docs/, offline
 docs: $(STAMP)
@@ -44,3 +45,6 @@ export: $(STAMP)
 	$(VENV)/bin/nbdev_export
 	$(VENV)/bin/nbdev_clean
 	$(PY) tools/scrub_outputs.py
+
+## The whole check after editing a notebook: export and clean, README from the front page, then every test
+check: export readme test

@@ -16,9 +16,11 @@ from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, p
 from .viz import save_figure
 
 # %% auto #0
-__all__ = ['STUDY', 'GROUPS', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'REAL_DATASETS', 'study_runs', 'run_config',
-           'library_commit', 'run_study', 'collect', 'summarize', 'study_table', 'paired_table', 'k_sweep_figure',
-           'write_study', 'replay_steps', 'parts_mass_table', 'real_recipe', 'experiments_cli']
+__all__ = ['STUDY', 'GROUPS', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'RECORD_CURVE_KEYS', 'RECORD_FORMAT', 'FIT_COLUMNS',
+           'RANDOM_START', 'REAL_DATASETS', 'study_runs', 'run_config', 'library_commit', 'run_study', 'collect',
+           'summarize', 'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'record_path', 'run_entry',
+           'study_record', 'write_record', 'load_record', 'record_results', 'replay_steps', 'parts_mass_table',
+           'fit_table', 'fit_curves_figure', 'rerun_record', 'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', **kw): return dict(name=name, group=group, method=method, preset=preset, overrides=kw)
@@ -280,6 +282,69 @@ def write_study(results:dict, out) -> Path:
     (out / 'study.md').write_text('\n'.join(md))
     return out / 'study.md'
 
+# %% ../nbs/10_experiments.ipynb #b60139f0
+RECORD_CURVE_KEYS = ('loss_cl', 'loss_kl', 'gradcam_max', 'fit_target_entropy', 'fit_target_ratio', 'fit_pred_entropy',
+                     'gfb_entropy', 'proj_cos')
+RECORD_FORMAT = 1
+
+def record_path(study:str) -> Path:
+    "Where the committed record of `study` lives: `records/<study>.json` in the repository."
+    return Path(lcr.__file__).resolve().parents[1] / 'records' / f'{study}.json'
+
+def _epoch_curve(run) -> list:
+    "The per-epoch means of `RECORD_CURVE_KEYS` from a run's training log."
+    recs = [json.loads(l) for l in (Path(run) / 'metrics.jsonl').read_text().splitlines() if l.strip()]
+    return [{'epoch': r['epoch'], **{k: r[k] for k in RECORD_CURVE_KEYS if k in r}} for r in recs if r.get('kind') == 'epoch']
+
+def run_entry(run, parts:bool=True, n_images:int=64) -> dict:
+    "One run of a study as a record entry: configuration, seed, threads, commit, metrics, per-epoch diagnostics, parts mass."
+    m = json.loads((Path(run) / 'eval' / 'metrics.json').read_text())
+    c = next((c for c in STUDY if c['name'] == m['name']), None)
+    if c is None: raise ValueError(f"{run}: configuration {m['name']!r} is not in STUDY")
+    e = dict(name=c['name'], group=c['group'], method=c['method'], preset=c['preset'], overrides=c['overrides'],
+             seed=m['seed'], budget=m.get('budget'), torch_threads=m.get('torch_threads'), commit=m.get('commit', 'unknown'),
+             train_seconds=round(m.get('train_seconds', float('nan')), 1), epochs=m['epochs'],
+             retrieval=m['retrieval'], knn_top1=m['knn_top1'], linear_probe=m['linear_probe'], probe=m['probe'],
+             curve=_epoch_curve(run))
+    if parts:     # the GradCAM in both conventions, and the branch's attention (the same in both)
+        score, loss = parts_mass(run, n_images, gradcam_sign=-1), parts_mass(run, n_images, gradcam_sign=1)
+        e['parts'] = dict(part_area=score['part_area'], gradcam_score=score.get('gradcam'),
+                          gradcam_loss=loss.get('gradcam'), attention=score.get('attention'))
+    return e
+
+def study_record(out, study:str, regime:str, parts:bool=True, n_images:int=64) -> dict:
+    "The compact record of every evaluated run under the study folder `out` (see `run_entry`)."
+    runs = sorted(p.parents[1] for p in Path(out).glob('*/seed*/eval/metrics.json'))
+    if not runs: raise FileNotFoundError(f"{out} holds no evaluated runs (*/seed*/eval/metrics.json)")
+    entries = [run_entry(r, parts, n_images) for r in runs]
+    order = {c['name']: i for i, c in enumerate(STUDY)}
+    entries.sort(key=lambda e: (order[e['name']], e['seed']))
+    budgets = sorted({e['budget'] for e in entries if e['budget']})
+    return dict(format=RECORD_FORMAT, study=study, regime=regime, budgets=budgets,
+                recipes={b: BUDGETS[b]['recipe'] for b in budgets if b in BUDGETS}, runs=entries)
+
+def write_record(record:dict, path) -> Path:
+    "Write `record` as indented JSON to `path`, atomically."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix('.json.tmp'); tmp.write_text(json.dumps(record, indent=1) + '\n'); tmp.replace(path)
+    return path
+
+def load_record(path) -> dict:
+    "Read a record written by `write_record` (a path, or a study name under `records/`)."
+    p = Path(path) if str(path).endswith('.json') else record_path(str(path))
+    if not p.is_file(): raise FileNotFoundError(f"no record at {p}: run its study and `write_record` first")
+    try: r = json.loads(p.read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{p} is not a valid record: {e}") from None
+    if not isinstance(r, dict) or r.get('format') != RECORD_FORMAT or not isinstance(r.get('runs'), list):
+        raise ValueError(f"{p} is not a record of format {RECORD_FORMAT}")
+    return r
+
+def record_results(record:dict) -> dict:
+    "{configuration name: [run entries by seed]}, in `STUDY` order, as `collect` returns for a study folder."
+    res = {}
+    for e in record['runs']: res.setdefault(e['name'], []).append(e)
+    return {k: sorted(v, key=lambda e: e['seed']) for k, v in res.items()}
+
 # %% ../nbs/10_experiments.ipynb #c046
 def replay_steps(run, lrs, device='cpu') -> list:
     "Contrastive loss of each of `len(lrs)` further training steps of a finished run, at learning rates `lrs`, on a copy (nothing is written)."
@@ -299,15 +364,63 @@ def replay_steps(run, lrs, device='cpu') -> list:
     return torch.stack(losses).tolist()
 
 # %% ../nbs/10_experiments.ipynb #c053
-def parts_mass_table(out, names=('mocov2', 'lcr', 'lcr-reference'), n_images:int=64, gradcam_sign:int|None=None) -> str:
-    "Markdown: mean ± std over the evaluated seeds of the GradCAM and GFB-attention mass on the true parts, per configuration."
-    rows = ['| configuration | seeds | GradCAM on parts | GFB attention on parts | part area |', '|---|---|---|---|---|']
+def parts_mass_table(results:dict, names=('mocov2', 'lcr', 'lcr-reference'), convention:str='score') -> str:
+    "Markdown: mean ± std over seeds of the GradCAM (`convention` 'score' or 'loss') and GFB-attention mass on the true parts, from record entries."
+    if convention not in ('score', 'loss'): raise ValueError(f"convention must be 'score' or 'loss', got {convention!r}")
+    rows = [f'| configuration | seeds | GradCAM (gradient of the {convention}) on parts | GFB attention on parts | part area |',
+            '|---|---|---|---|---|']
     for n in names:
-        runs = sorted(p.parents[1] for p in Path(out).glob(f'{n}/seed*/eval/metrics.json'))   # finished runs only
-        if not runs: continue
-        pm = [parts_mass(r, n_images, gradcam_sign=gradcam_sign) for r in runs]
-        rows.append(f"| {n} | {','.join(r.name[4:] for r in runs)} | {_ms([p.get('gradcam') for p in pm])} | {_ms([p.get('attention') for p in pm])} | {_ms([p['part_area'] for p in pm])} |")
+        rs = [r for r in results.get(n, []) if 'parts' in r]
+        if not rs: continue
+        pm = [r['parts'] for r in rs]
+        rows.append(f"| {n} | {','.join(str(r['seed']) for r in rs)} | {_ms([p[f'gradcam_{convention}'] for p in pm])} | "
+                    f"{_ms([p['attention'] for p in pm])} | {_ms([p['part_area'] for p in pm])} |")
     return '\n'.join(rows) + '\n'
+
+# %% ../nbs/10_experiments.ipynb #aed1d169
+FIT_COLUMNS = {'gradcam_max': 'max G', 'fit_target_entropy': 'target entropy', 'fit_target_ratio': 'target max/min',
+               'fit_pred_entropy': 'prediction entropy'}
+
+def _msr(vals, spec='.3g'):
+    v = np.asarray([x for x in vals if x is not None], dtype=float)
+    if len(v) == 0: return '–'
+    return format(v.mean(), spec) + (f" ± {format(v.std(ddof=1), spec)}" if len(v) > 1 else '')
+
+def fit_table(results:dict, names) -> str:
+    "Markdown: per configuration, the final epoch's mean ± sd over seeds of what the fit compares (`FIT_COLUMNS`)."
+    rows = ['| configuration | seeds | ' + ' | '.join(FIT_COLUMNS.values()) + ' |', '|---|---|' + '---|' * len(FIT_COLUMNS)]
+    for n in names:
+        rs = [r for r in results.get(n, []) if r.get('curve')]
+        if not rs: continue
+        last = [r['curve'][-1] for r in rs]
+        rows.append(f"| {n} | {','.join(str(r['seed']) for r in rs)} | " + ' | '.join(_msr([l.get(k) for l in last]) for k in FIT_COLUMNS) + ' |')
+    return '\n'.join(rows) + '\n'
+
+def fit_curves_figure(results:dict, names, keys=('fit_target_entropy', 'fit_pred_entropy')):
+    "The fit's diagnostics over the epochs: one panel per key, a line per configuration (mean over seeds), seeds thin."
+    fig, axs = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axs[0], keys):
+        for j, n in enumerate(names):
+            curves = [[(c['epoch'], c[key]) for c in r.get('curve', []) if key in c] for r in results.get(n, [])]
+            curves = [c for c in curves if c]
+            if not curves: continue
+            color = f'C{j}'
+            for c in curves: ax.plot(*zip(*c), color=color, alpha=0.25, lw=0.8)
+            ep = [e for e, _ in curves[0]]
+            ax.plot(ep, np.mean([[v for _, v in c] for c in curves if len(c) == len(ep)], 0), color=color, lw=2, label=n)
+        ax.set_xlabel('epoch'); ax.set_title(FIT_COLUMNS[key]); ax.grid(alpha=0.3)
+    axs[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/10_experiments.ipynb #c01964fe
+RANDOM_START = ('mocov2', 'lcr', 'lcr-reference', 'lcr-uniform_target', 'lcr-gradcam_image_norm', 'abl-gradcam_graph_features',
+                'abl-pred_batch_norm', 'abl-gfb_bn_relu', 'lcr-gfb_detached', 'abl-gfb_bn_relu_key_stats')   # the record's configurations
+
+def rerun_record(study:str, out, names, budget:str='cpu-all', regime:str='random start', device='cpu', jobs:int=1) -> Path:
+    "Train and evaluate the missing runs of `names` under `budget` in `out`, then write the committed record of `study`."
+    run_study(out, budget, names=names, device=device, verbose=True, jobs=jobs)
+    return write_record(study_record(out, study, regime), record_path(study))
 
 # %% ../nbs/10_experiments.ipynb #c072
 REAL_DATASETS = ('cub', 'cars', 'aircraft')

@@ -1,6 +1,7 @@
 """Every notebook of the book runs as a test: `nbdev_test`, one pytest test per notebook.
 
-Cells flagged `#| slow` or `#| cuda` are skipped unless LCR_TEST_FLAGS names them (see `make test-all`)."""
+Cells flagged `#| slow` or `#| cuda` run when LCR_TEST_FLAGS names them: `make test` sets `slow` (and `cuda` where a GPU is
+present), `make test-quick` neither."""
 import subprocess, sys
 import pytest
 from conftest import BIN, ROOT, notebooks, extra_flags

@@ -1,7 +1,8 @@
 """Write README.md from nbs/index.ipynb (the front page of the book), without Quarto.
 
 Markdown cells are copied, visible code cells become ```python blocks followed by their text output; cells marked
-`#| hide` are left out. `python tools/make_readme.py --check` exits 1 when README.md is out of date.
+`#| hide` are left out; a cell marked `#| echo: false` shows only its output, and a Markdown output (a table rendered
+from a committed record, say) is copied as Markdown. `python tools/make_readme.py --check` exits 1 when README.md is out of date.
 """
 from __future__ import annotations
 import json, sys
@@ -19,10 +20,16 @@ def readme_text(nb_path: Path = ROOT / 'nbs' / 'index.ipynb') -> str:
             parts.append(src.strip())
         elif c['cell_type'] == 'code':
             lines = src.split('\n')
-            if any(l.strip().replace(' ', '') in ('#|hide', '#|include:false') for l in lines if l.startswith('#|')): continue
+            flags = {l.strip().replace(' ', '') for l in lines if l.startswith('#|')}
+            if flags & {'#|hide', '#|include:false'}: continue
             code = '\n'.join(l for l in lines if not l.startswith('#|')).strip()
             if not code: continue
-            parts.append(f"```python\n{code}\n```")
+            md = ''.join(''.join(o.get('data', {}).get('text/markdown', '')) for o in c.get('outputs', [])
+                         if o.get('output_type') in ('execute_result', 'display_data'))
+            if md.strip():
+                if '#|echo:false' not in flags: parts.append(f"```python\n{code}\n```")
+                parts.append(md.strip()); continue
+            if '#|echo:false' not in flags: parts.append(f"```python\n{code}\n```")
             out = ''.join(''.join(o.get('text', '')) for o in c.get('outputs', []) if o.get('output_type') == 'stream')
             out += ''.join(''.join(o.get('data', {}).get('text/plain', '')) for o in c.get('outputs', [])
                            if o.get('output_type') == 'execute_result')
