@@ -24,8 +24,9 @@ def _check_fmap(fmap, name='fmap'):
 def _check_choice(name, value, choices):
     _check(value in choices, f"`{name}` must be one of {choices}, got {value!r}")
 
-# %% ../nbs/00_core.ipynb #a542dd0b
-def upcast(x:torch.Tensor) -> torch.Tensor:
+# %% ../nbs/00_core.ipynb #dd3865a5
+def upcast(x:torch.Tensor  # tensor to compute in, e.g. bf16 under autocast
+          ) -> torch.Tensor:  # float32, or `x`'s own dtype where wider (float64)
     "`x` in float32, or in its own dtype where that is wider (float64 stays float64)."
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
@@ -33,7 +34,7 @@ def upcast(x:torch.Tensor) -> torch.Tensor:
 def info_nce_loss(q:torch.Tensor,      # (N, D) query embeddings
                   k:torch.Tensor,      # (N, D) positive key embeddings, one per query
                   queue:torch.Tensor,  # (D, Q) negatives, columns already L2-normalised (as MoCo stores them)
-                  temperature:float=0.2):
+                  temperature:float=0.2):  # softmax temperature t of the logits (Eq. 1)
     "MoCo's InfoNCE loss (paper Eq. 1): mean over the batch of -log softmax of the positive logit."
     _check(q.ndim == 2 and k.shape == q.shape, f"`q` and `k` must both be (N, D); got {tuple(q.shape)} and {tuple(k.shape)}")
     _check(queue.ndim == 2 and queue.shape[0] == q.shape[1],
@@ -70,7 +71,12 @@ def gradcam_of_loss(loss:torch.Tensor,    # scalar loss (or score) whose GradCAM
 # %% ../nbs/00_core.ipynb #c018
 class MaxOutGFB(nn.Module):
     "GradCAM fitting branch (paper Eq. 4): K 1x1 projections, optional BN and ReLU, max over the K maps."
-    def __init__(self, in_channels:int, k:int=32, bn:bool=False, relu:bool=False, bias:bool=False):
+    def __init__(self,
+                 in_channels:int,   # channels C of the feature map phi
+                 k:int=32,          # number K of 1x1 projections (part detectors); the paper uses 32
+                 bn:bool=False,     # BatchNorm on the K maps (authors' code; not in Eq. 4)
+                 relu:bool=False,   # ReLU on the K maps (authors' code; not in Eq. 4)
+                 bias:bool=False):  # bias of the 1x1 projections
         super().__init__()
         _check(isinstance(k, int) and k >= 1, f"`k` (number of projections) must be a positive integer, got {k!r}")
         _check(isinstance(in_channels, int) and in_channels >= 1, f"`in_channels` must be a positive integer, got {in_channels!r}")
@@ -79,20 +85,24 @@ class MaxOutGFB(nn.Module):
         self.bn = nn.BatchNorm2d(k) if bn else nn.Identity()
         self.act = nn.ReLU() if relu else nn.Identity()
 
-    def maps(self, fmap:torch.Tensor) -> torch.Tensor:
+    def maps(self,
+             fmap:torch.Tensor,  # (N, C, H, W) feature map, C = `in_channels`
+            ) -> torch.Tensor:   # (N, K, H, W)
         "The K per-projection maps, (N, K, H, W)."
         _check_fmap(fmap)
         _check(fmap.shape[1] == self.in_channels, f"`fmap` has {fmap.shape[1]} channels, the GFB expects {self.in_channels}")
         return self.act(self.bn(self.conv(fmap)))
 
-    def forward(self, fmap:torch.Tensor) -> torch.Tensor:
+    def forward(self,
+                fmap:torch.Tensor,  # (N, C, H, W) feature map, C = `in_channels`
+               ) -> torch.Tensor:   # (N, H, W)
         "Predicted GradCAM A, (N, H, W)."
         return self.maps(fmap).amax(1)
 
 # %% ../nbs/00_core.ipynb #c021
 def normalize_attention(a:torch.Tensor,   # (N, H, W) attention maps
                         per:str='image',  # 'image' (paper) or 'batch' (authors' code)
-                        eps:float=1e-7):
+                        eps:float=1e-7):  # added to the divisor: a constant map becomes zeros, not NaN
     "Min-max normalise maps to [0, 1]: (a - min) / (eps + max(a - min)), per image or over the batch."
     _check(isinstance(a, torch.Tensor) and a.ndim == 3, f"`a` must have shape (N, H, W), got {tuple(getattr(a, 'shape', ()))}")
     _check_choice('per', per, ('image', 'batch'))
@@ -126,7 +136,7 @@ def kl_fit_loss(pred:torch.Tensor,    # (N, H, W) GFB prediction A
     kl = (la.exp() * (la - lb)).flatten(1).sum(1)    # per image, summed over positions (and rows)
     return kl.mean() if reduction == 'mean' else kl.sum()
 
-# %% ../nbs/00_core.ipynb #e3f9d5ff
+# %% ../nbs/00_core.ipynb #b8ffb46c
 def fit_stats(pred:torch.Tensor|None,  # (N, H, W) the prediction as the fit receives it, or None (nothing fitted)
               target:torch.Tensor,      # (N, H, W) the target as the fit receives it
               tau:float=0.4,            # the fit's softmax temperature
@@ -145,7 +155,8 @@ def fit_stats(pred:torch.Tensor|None,  # (N, H, W) the prediction as the fit rec
     return out
 
 # %% ../nbs/00_core.ipynb #c032
-def gap(fmap:torch.Tensor) -> torch.Tensor:
+def gap(fmap:torch.Tensor  # (N, C, H, W) feature map
+       ) -> torch.Tensor:  # (N, C)
     "Global average pooling, (N, C, H, W) -> (N, C)."
     _check_fmap(fmap)
     return fmap.mean((2, 3))
@@ -154,7 +165,7 @@ def weighted_pool(fmap:torch.Tensor,  # (N, C, H, W)
                   att:torch.Tensor,   # (N, H, W) non-negative weights, e.g. `normalize_attention(gfb(fmap))`
                   mode:str='mean',    # 'mean': sum(a*phi)/sum(a); 'sum': paper Eq. 8
                   normalize:bool=True,  # L2-normalise the result
-                  eps:float=1e-7):
+                  eps:float=1e-7):    # 'mean': lower bound of sum(a), so an all-zero map gives a zero vector
     "Attention-weighted pooling of a feature map (paper Eq. 8), (N, C)."
     _check_fmap(fmap)
     _check(isinstance(att, torch.Tensor) and att.shape == (fmap.shape[0],) + fmap.shape[2:],
@@ -167,7 +178,7 @@ def weighted_pool(fmap:torch.Tensor,  # (N, C, H, W)
 
 def bilinear_pool(fmap:torch.Tensor,   # (N, C, H, W)
                   maps:torch.Tensor,   # (N, K, H, W) part maps
-                  normalize:bool=True):
+                  normalize:bool=True):  # L2-normalise the result
     "SAM-style bilinear pooling: one average of `fmap` per part map, concatenated, (N, K*C)."
     _check_fmap(fmap); _check_fmap(maps, 'maps')
     _check(maps.shape[0] == fmap.shape[0] and maps.shape[2:] == fmap.shape[2:],
@@ -175,7 +186,9 @@ def bilinear_pool(fmap:torch.Tensor,   # (N, C, H, W)
     f = torch.einsum('nkhw,nchw->nkc', maps.to(fmap.dtype), fmap).flatten(1) / (fmap.shape[2] * fmap.shape[3])
     return F.normalize(f, dim=1) if normalize else f
 
-def spatial_entropy(a:torch.Tensor, tau:float|None=None) -> torch.Tensor:
+def spatial_entropy(a:torch.Tensor,        # (N, H, W) maps
+                    tau:float|None=None,  # None: the maps clamped at 0, normalised to sum 1; else softmax(a / tau)
+                   ) -> torch.Tensor:     # (N,) in [0, 1]; 1: uniform
     "Entropy of maps as distributions over positions, divided by log(H*W) so it lies in [0, 1]; (N,)."
     _check(a.ndim == 3, f"`a` must have shape (N, H, W), got {tuple(a.shape)}")
     x = upcast(a).flatten(1)

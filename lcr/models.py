@@ -46,7 +46,11 @@ _LAYERS = ('conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'lay
 
 class Backbone(nn.Module):
     "ResNet trunk up to `layer4`: `forward` returns the last feature map phi (N,C,H,W) and its global average (N,C)."
-    def __init__(self, arch:str='resnet50', weights:str|None=None, stem:str='standard', tiny_width:int=16):
+    def __init__(self,
+                 arch:str='resnet50',      # one of ARCHS: 'tiny' or a torchvision ResNet
+                 weights:str|None=None,    # None (random), a torchvision weights name or a local checkpoint path
+                 stem:str='standard',      # 'standard' (output stride 32) or 'small' (stride 8, for ~64 px images)
+                 tiny_width:int=16):       # width of the tiny backbone's first stage, C = 8 * tiny_width
         super().__init__()
         _check_choice('backbone', arch, ARCHS)
         _check_choice('stem', stem, STEMS)
@@ -60,7 +64,9 @@ class Backbone(nn.Module):
             self.conv1.stride, self.maxpool = (1, 1), nn.Identity()
         self.stride = 8 if stem == 'small' else 32
 
-    def forward_features(self, x:torch.Tensor) -> torch.Tensor:
+    def forward_features(self,
+                         x:torch.Tensor,  # (N, 3, H, W) images, H and W at least the output stride
+                        ) -> torch.Tensor:  # (N, C, H/stride, W/stride)
         "The last feature map phi(I), (N, C, H/stride, W/stride)."
         _check(isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] == 3,
                f"images must be a (N, 3, H, W) tensor, got {tuple(getattr(x, 'shape', ())) or type(x).__name__}")
@@ -71,7 +77,8 @@ class Backbone(nn.Module):
         for name in _LAYERS: x = getattr(self, name)(x)
         return x
 
-    def forward(self, x:torch.Tensor):
+    def forward(self,
+                x:torch.Tensor):  # (N, 3, H, W) images; returns (feature map, its global average)
         fmap = self.forward_features(x)
         return fmap, gap(fmap)
 
@@ -81,7 +88,9 @@ _PREFIXES = ('module.', 'encoder_q.', 'backbone.', 'encoder.', 'online_network.'
 def _is_path(w:str) -> bool:
     return os.path.exists(w) or os.sep in w or w.endswith(('.pth', '.pt', '.tar', '.ckpt', '.bin'))
 
-def torchvision_weights_file(arch:str, name:str) -> tuple:
+def torchvision_weights_file(arch:str,  # a torchvision model name, e.g. 'resnet50' ('tiny' has none)
+                             name:str,  # 'IMAGENET1K_V1', 'DEFAULT' or the full 'ResNet50_Weights.IMAGENET1K_V2'
+                            ) -> tuple:  # (weights enum member, path of its file in the torch hub cache)
     "The torchvision weights enum for `arch` and `name`, and where the torch hub cache keeps its file."
     _check(arch != 'tiny', "backbone='tiny' has no torchvision weights: pass weights=None or a local checkpoint")
     enum = torchvision.models.get_model_weights(arch)
@@ -98,7 +107,8 @@ def _strip_prefixes(sd:dict) -> dict:
                 sd = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
     return sd
 
-def load_backbone_weights(backbone:nn.Module, weights:str):
+def load_backbone_weights(backbone:nn.Module,  # a `Backbone`; its `arch` chooses the torchvision weights
+                          weights:str):         # a torchvision weights name (hub cache) or a local checkpoint path
     "Load torchvision weights from the hub cache, or a local checkpoint, into `backbone`; never downloads."
     _check(isinstance(weights, (str, os.PathLike)), f"`weights` must be None, a weights name or a path, got {weights!r}", TypeError)
     weights = os.fspath(weights)
@@ -130,12 +140,17 @@ def load_backbone_weights(backbone:nn.Module, weights:str):
 # %% ../nbs/01_models.ipynb #c015
 class SplitBatchNorm(nn.BatchNorm2d):
     "BatchNorm2d whose training statistics are computed over `num_splits` interleaved sub-batches (MoCo's one-GPU shuffle-BN)."
-    def __init__(self, num_features:int, num_splits:int, **kw):
+    def __init__(self,
+                 num_features:int,  # channels C, as for BatchNorm2d
+                 num_splits:int,    # number of sub-batches of MoCo's one-GPU shuffle-BN emulation (1: plain BN)
+                 **kw):             # further BatchNorm2d arguments (eps, momentum, ...)
         super().__init__(num_features, **kw)
         _check(isinstance(num_splits, int) and num_splits >= 1, f"`bn_splits` must be a positive integer, got {num_splits!r}")
         self.num_splits = num_splits
 
-    def forward(self, x:torch.Tensor) -> torch.Tensor:
+    def forward(self,
+                x:torch.Tensor,  # (N, C, H, W); in training N must be a multiple of `num_splits`
+               ) -> torch.Tensor:  # normalised `x`, same shape
         s = self.num_splits
         if not self.training or s == 1: return super().forward(x)
         N, C, H, W = x.shape
@@ -147,7 +162,9 @@ class SplitBatchNorm(nn.BatchNorm2d):
             self.running_mean.copy_(rm.view(s, C).mean(0)); self.running_var.copy_(rv.view(s, C).mean(0))
         return out
 
-def convert_split_bn(module:nn.Module, num_splits:int) -> nn.Module:
+def convert_split_bn(module:nn.Module,  # module whose BatchNorm2d layers are replaced, in place
+                     num_splits:int,    # number of sub-batches of each SplitBatchNorm
+                    ) -> nn.Module:     # `module` itself
     "Replace every BatchNorm2d in `module` by a SplitBatchNorm with the same parameters and statistics (in place)."
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d) and not isinstance(child, SplitBatchNorm):
@@ -163,7 +180,8 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 @torch.no_grad()
-def concat_all_gather(x:torch.Tensor) -> torch.Tensor:
+def concat_all_gather(x:torch.Tensor  # (N, ...) this rank's tensor, the same shape on every rank
+                     ) -> torch.Tensor:  # (world_size * N, ...) in rank order; `x` itself in one process
     "Concatenate `x` from all ranks along dim 0 (identity in one process); no gradient."
     if not is_distributed(): return x
     out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
@@ -171,7 +189,7 @@ def concat_all_gather(x:torch.Tensor) -> torch.Tensor:
     return torch.cat(out)
 
 @torch.no_grad()
-def batch_shuffle(x:torch.Tensor):
+def batch_shuffle(x:torch.Tensor):  # (N, ...) this rank's batch, N the same on every rank
     "Shuffle a batch across ranks (MoCo's `_batch_shuffle_ddp`; equal batch sizes on all ranks), or locally in one process; returns (x, idx_unshuffle)."
     if not is_distributed():
         idx = torch.randperm(x.shape[0], device=x.device)
@@ -183,14 +201,21 @@ def batch_shuffle(x:torch.Tensor):
     return xs[idx.view(n_all // n, -1)[dist.get_rank()]], torch.argsort(idx)
 
 @torch.no_grad()
-def batch_unshuffle(x:torch.Tensor, idx_unshuffle:torch.Tensor) -> torch.Tensor:
+def batch_unshuffle(x:torch.Tensor,              # (N, ...) rows computed from this rank's shuffled batch
+                    idx_unshuffle:torch.Tensor,  # the index `batch_shuffle` returned with that batch
+                   ) -> torch.Tensor:            # the rows in the order of this rank's original batch
     "Undo `batch_shuffle`: each rank gets back the rows of its own original batch."
     if not is_distributed(): return x[idx_unshuffle]
     xs = concat_all_gather(x)
     return xs[idx_unshuffle.view(xs.shape[0] // x.shape[0], -1)[dist.get_rank()]]
 
 # %% ../nbs/01_models.ipynb #c024
-def projection_head(in_dim:int, hidden_dim:int, out_dim:int, bn:bool=True, last_bn:bool=False) -> nn.Sequential:
+def projection_head(in_dim:int,            # input width (the pooled feature)
+                    hidden_dim:int,        # hidden width h
+                    out_dim:int,           # output width (the embedding)
+                    bn:bool=True,          # BN after the hidden Linear (which then has no bias)
+                    last_bn:bool=False,    # BN after the output Linear (which then has no bias)
+                   ) -> nn.Sequential:
     "Linear(in, hidden) [-BN] -ReLU- Linear(hidden, out) [-BN]: MoCo v2 / BYOL projector or predictor."
     layers = [nn.Linear(in_dim, hidden_dim, bias=not bn)] + ([nn.BatchNorm1d(hidden_dim)] if bn else [])
     layers += [nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim, bias=not last_bn)]
@@ -199,7 +224,11 @@ def projection_head(in_dim:int, hidden_dim:int, out_dim:int, bn:bool=True, last_
 
 class MLPGFB(nn.Module):
     "Table 5's MLP GradCAM fitting branch: per position C -> hidden (ReLU) -> 1, returning (N, H, W)."
-    def __init__(self, in_channels:int, hidden:int=32, bn:bool=False, relu:bool=False):
+    def __init__(self,
+                 in_channels:int,   # channels C of the feature map phi
+                 hidden:int=32,     # hidden units of the per-position MLP (Table 5: 32)
+                 bn:bool=False,     # BN after the first 1x1 convolution (which then has no bias)
+                 relu:bool=False):  # ReLU on the output map
         super().__init__()
         _check(isinstance(hidden, int) and hidden >= 1, f"`gfb_hidden` must be a positive integer, got {hidden!r}")
         self.in_channels, self.hidden = in_channels, hidden
@@ -208,7 +237,9 @@ class MLPGFB(nn.Module):
         self.conv2 = nn.Conv2d(hidden, 1, 1)
         self.act = nn.ReLU() if relu else nn.Identity()
 
-    def forward(self, fmap:torch.Tensor) -> torch.Tensor:
+    def forward(self,
+                fmap:torch.Tensor,  # (N, C, H, W) feature map, C = `in_channels`
+               ) -> torch.Tensor:   # (N, H, W)
         return self.act(self.conv2(F.relu(self.bn(self.conv1(fmap))))).squeeze(1)
 
 # %% ../nbs/01_models.ipynb #c027
@@ -337,7 +368,11 @@ class MethodConfig:
         return self
 
 # %% ../nbs/01_models.ipynb #c030
-def method_config(name:str, backbone:str='resnet50', preset:str='paper', **overrides) -> MethodConfig:
+def method_config(name:str,              # the method, a key of METHODS
+                  backbone:str='resnet50',  # one of ARCHS
+                  preset:str='paper',     # 'paper' or 'reference', a key of PRESETS
+                  **overrides,            # any field of `MethodConfig`; these win over preset and method
+                 ) -> MethodConfig:
     "The validated `MethodConfig` of method `name` with `preset` and `overrides`."
     _check_choice('method', name, tuple(METHOD_SPECS))
     _check_choice('preset', preset, tuple(PRESETS))
@@ -347,12 +382,18 @@ def method_config(name:str, backbone:str='resnet50', preset:str='paper', **overr
     kw = {**PRESETS[preset], **METHOD_SPECS[name], **overrides}
     return MethodConfig(method=name, preset=preset, backbone=backbone, **kw).validate()
 
-def make_method(name:str, backbone:str='resnet50', preset:str='paper', **overrides) -> nn.Module:
+def make_method(name:str,                # the method, a key of METHODS
+                backbone:str='resnet50',  # one of ARCHS
+                preset:str='paper',       # 'paper' or 'reference', a key of PRESETS
+                **overrides,              # any field of `MethodConfig`; these win over preset and method
+               ) -> nn.Module:            # a `MoCo`, or a `BYOL` for objective 'byol'
     "Build method `name` (a key of METHODS) on `backbone` with `preset` ('paper' or 'reference') and any knob overridden."
     cfg = method_config(name, backbone, preset, **overrides)
     return (BYOL if cfg.objective == 'byol' else MoCo)(cfg)
 
-def from_config(config:dict, **overrides) -> nn.Module:
+def from_config(config:dict,    # a model's `config` (`asdict` of its `MethodConfig`), e.g. from a checkpoint
+                **overrides,    # any field of `MethodConfig`, replacing the stored value
+               ) -> nn.Module:
     "Recreate a model from its `config` dict (as stored in checkpoints); e.g. `weights=None` before loading a state dict."
     c = {**config, **overrides}
     if 'detach_target' in c:   # configs saved before `gradcam_graph`: the target's graph was all (create_graph) or nothing
@@ -360,7 +401,8 @@ def from_config(config:dict, **overrides) -> nn.Module:
     return make_method(c.pop('method'), c.pop('backbone', 'resnet50'), c.pop('preset', 'paper'), **c)
 
 # %% ../nbs/01_models.ipynb #c033
-def mean_pairwise_cosine(z:torch.Tensor) -> torch.Tensor:
+def mean_pairwise_cosine(z:torch.Tensor  # (N, D) embeddings
+                        ) -> torch.Tensor:  # 0-d; near 1: collapse; 0 for N < 2
     "Mean cosine similarity over distinct pairs of rows of `z` (a collapse detector), 0-d."
     z = F.normalize(upcast(z), dim=1); n = z.shape[0]
     if n < 2: return z.new_zeros(())
@@ -374,14 +416,16 @@ def _check_views(v1, v2):
     _check(v1.shape[0] == v2.shape[0], f"`view1` and `view2` must hold the same images, got {v1.shape[0]} and {v2.shape[0]}")
     _check(v1.shape[0] >= 2, f"a training batch needs at least 2 images (batch norm), got {v1.shape[0]}")
 
-def side_stream_seed(tag:str='gfb') -> int:
+def side_stream_seed(tag:str='gfb'  # names the stream: different tags give different seeds
+                    ) -> int:
     "A 63-bit seed derived from the global CPU generator's state and `tag`, without advancing the generator."
     h = hashlib.sha256(torch.get_rng_state().numpy().tobytes() + tag.encode()).digest()
     return int.from_bytes(h[:8], 'little') >> 1
 
 class SSLMethod(nn.Module):
     "Shared parts of all methods: backbone, optional GFB, Table 1 pooling, momentum update and the GradCAM fit."
-    def __init__(self, cfg:MethodConfig):
+    def __init__(self,
+                 cfg:MethodConfig):  # a `MethodConfig`, e.g. from `method_config`; validated here
         super().__init__()
         self.cfg = cfg.validate()
         self.encoder_q = Backbone(cfg.backbone, cfg.weights, cfg.stem, cfg.tiny_width)
@@ -474,35 +518,50 @@ class SSLMethod(nn.Module):
         logs['loss'] = loss.detach()
         return loss, logs, maps
 
-    def training_loss(self, view1:torch.Tensor, view2:torch.Tensor):
+    def training_loss(self,
+                      view1:torch.Tensor,  # (N, 3, H, W) a view of N >= 2 images (MoCo: queries; symmetric: also keys)
+                      view2:torch.Tensor):  # (N, 3, H, W) another view of them (MoCo: keys; symmetric: also queries)
         "One training step's loss and detached diagnostics; does the momentum (and queue) update itself."
         loss, logs, _ = self._step(view1, view2)
         return loss, logs
 
-    def forward(self, view1:torch.Tensor, view2:torch.Tensor):
+    def forward(self,
+                view1:torch.Tensor,  # (N, 3, H, W) one view of N >= 2 images, as in `training_loss`
+                view2:torch.Tensor):  # (N, 3, H, W) another view of the same images
         "Same as `training_loss` (so that DistributedDataParallel sees a forward)."
         return self.training_loss(view1, view2)
 
-    def gradcam(self, view1:torch.Tensor, view2:torch.Tensor) -> torch.Tensor:
+    def gradcam(self,
+                view1:torch.Tensor,  # (N, 3, H, W) the views whose GradCAM is returned, N >= 2
+                view2:torch.Tensor,  # (N, 3, H, W) another view of the same images
+               ) -> torch.Tensor:   # (N, H, W), H and W of the feature map
         "GradCAM G of the SSL loss on `view1`, (N, H, W), without updating the key encoder or the queue (for figures)."
         with torch.enable_grad():
             _, _, maps = self._step(view1, view2, update=False, force_gradcam=True)
         return maps['gradcam'][:view1.shape[0]].detach()
 
-    def feature_map(self, images:torch.Tensor) -> torch.Tensor:
+    def feature_map(self,
+                    images:torch.Tensor,  # (N, 3, H, W) images
+                   ) -> torch.Tensor:
         "The query backbone's last feature map phi, (N, C, H, W)."
         return self.encoder_q.forward_features(images)
 
-    def encode(self, images:torch.Tensor) -> torch.Tensor:
+    def encode(self,
+               images:torch.Tensor,  # (N, 3, H, W) images
+              ) -> torch.Tensor:
         "Downstream features (N, feature_dim): GAP, GFB-weighted pooling (Eq. 8) or bilinear, per `test_pool`."
         return self._pool(self.feature_map(images), self.cfg.test_pool, self.gfb)[0]
 
-    def attention(self, images:torch.Tensor) -> torch.Tensor:
+    def attention(self,
+                  images:torch.Tensor,  # (N, 3, H, W) images
+                 ) -> torch.Tensor:
         "The GFB's attention A, min-max normalised per image, (N, H, W)."
         _check(self.gfb is not None, f"method {self.cfg.method!r} has no GradCAM fitting branch (gfb='none')")
         return normalize_attention(self.gfb(self.feature_map(images)), per='image')
 
-    def part_maps(self, images:torch.Tensor) -> torch.Tensor:
+    def part_maps(self,
+                  images:torch.Tensor,  # (N, 3, H, W) images
+                 ) -> torch.Tensor:
         "The K projection maps of a max-out GFB, (N, K, H, W)."
         _check(isinstance(self.gfb, MaxOutGFB), f"method {self.cfg.method!r} has no K part maps (gfb={self.cfg.gfb!r})")
         return self.gfb.maps(self.feature_map(images))
@@ -510,14 +569,17 @@ class SSLMethod(nn.Module):
 # %% ../nbs/01_models.ipynb #c035
 class MoCo(SSLMethod):
     "MoCo v2 with queue, momentum encoder and shuffle-BN; with a GFB configured, LCR and its variants."
-    def __init__(self, cfg:MethodConfig):
+    def __init__(self,
+                 cfg:MethodConfig):  # a `MethodConfig`, e.g. `method_config('lcr')`; validated here
         super().__init__(cfg)
         self._projector_and_momentum_copies()
         self.register_buffer('queue', F.normalize(torch.randn(cfg.proj_dim, cfg.queue_size), dim=0))
         self.register_buffer('queue_ptr', torch.zeros((), dtype=torch.long))
         if cfg.dataset_size is not None: self.warn_if_queue_exceeds(cfg.dataset_size)
 
-    def warn_if_queue_exceeds(self, n_images:int) -> bool:
+    def warn_if_queue_exceeds(self,
+                              n_images:int,  # number of images in the training set
+                             ) -> bool:
         "Warn (never shrink) when the queue holds more keys than the data set has images; returns True if it does."
         Q = self.queue.shape[1]
         if Q <= n_images: return False
@@ -570,7 +632,8 @@ class MoCo(SSLMethod):
 # %% ../nbs/01_models.ipynb #c037
 class BYOL(SSLMethod):
     "BYOL (online projector + predictor, momentum target); with a GFB configured, Table 3's BYOL+Ours."
-    def __init__(self, cfg:MethodConfig):
+    def __init__(self,
+                 cfg:MethodConfig):  # a `MethodConfig`, e.g. `method_config('byol')`; validated here
         super().__init__(cfg)
         self._projector_and_momentum_copies()      # copies draw no random numbers: the predictor's init is unchanged
         self.predictor = projection_head(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim, bn=True, last_bn=False)
@@ -591,7 +654,9 @@ class BYOL(SSLMethod):
 
 # %% ../nbs/01_models.ipynb #c039
 def _constructor(name):
-    def f(backbone:str='resnet50', preset:str='paper', **overrides):
+    def f(backbone:str='resnet50',  # one of ARCHS
+          preset:str='paper',       # 'paper' or 'reference', a key of PRESETS
+          **overrides):             # any field of `MethodConfig`
         return make_method(name, backbone, preset, **overrides)
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"Build `{name}`: {METHOD_SPECS[name]} on top of the preset."
