@@ -101,8 +101,14 @@ def _ranks_by_count(sim, ridx, rsim, valid, q, block, own):
 
 # %% ../nbs/05_evaluate.ipynb #c008
 @torch.no_grad()
-def retrieval_metrics(features, labels, device=None, max_memory_mb:float=512, chunk_size:int|None=None,
-                      method:str='auto', return_per_query:bool=False) -> dict:
+def retrieval_metrics(features, # (N, D) features of one split, a tensor or an array
+                      labels, # (N,) integer class ids
+                      device=None, # where to compute (default: the features' device)
+                      max_memory_mb:float=512, # bound on one chunk's working set, in MiB
+                      chunk_size:int|None=None, # queries per chunk (default: from `max_memory_mb`)
+                      method:str='auto', # 'sort', 'count' or 'auto' ('sort' on CPU, 'count' on GPU)
+                      return_per_query:bool=False, # also return `ap`, `hit1`, `hit5` and `n_relevant` per query
+                     ) -> dict: # rank1, rank5, mAP (fractions), n_queries, n_excluded
     """Leave-one-out retrieval on one split: rank-1, rank-5 (hit rate) and mAP (full, non-interpolated), as fractions.
 
     `features` (N, D) and integer `labels` (N,) as tensors or arrays; cosine similarity; ties ranked by ascending index.
@@ -150,7 +156,12 @@ def retrieval_metrics(features, labels, device=None, max_memory_mb:float=512, ch
 
 # %% ../nbs/05_evaluate.ipynb #c010
 @torch.no_grad()
-def retrieval_metrics_loop(features, labels, queries=None, dtype=torch.float64, device=None) -> dict:
+def retrieval_metrics_loop(features, # (N, D) features
+                           labels, # (N,) integer class ids
+                           queries=None, # indices of the queries to evaluate (default: all)
+                           dtype=torch.float64, # precision of the similarities
+                           device=None, # where to compute (default: the features' device)
+                          ) -> dict: # the keys of `retrieval_metrics` without the per-query ones
     "Reference per-query loop for `retrieval_metrics` (same definitions and tie rule); slow, for tests and benchmarks."
     features, labels = _check_features_labels(features, labels)
     x = F.normalize(features.to(device or features.device, dtype), dim=1)
@@ -174,8 +185,16 @@ def retrieval_metrics_loop(features, labels, queries=None, dtype=torch.float64, 
 def _sync(device):
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
 
-def bench_retrieval(n:int=5794, d:int=2048, n_classes:int=200, device=None, repeats:int=3, naive_queries:int|None=500,
-                    methods=('auto',), seed:int=0, verbose:bool=True) -> list:
+def bench_retrieval(n:int=5794, # number of features (CUB's test split by default)
+                    d:int=2048, # feature dimension (ResNet-50's)
+                    n_classes:int=200, # classes of the random labels
+                    device=None, # 'cpu', 'cuda', ... (default: CUDA when available)
+                    repeats:int=3, # timed repetitions; the best is reported
+                    naive_queries:int|None=500, # queries the per-query loop runs (scaled to n); None: all
+                    methods=('auto',), # `retrieval_metrics` methods to time
+                    seed:int=0, # seed of the random features
+                    verbose:bool=True, # print the table
+                   ) -> list: # rows of step, seconds and ratio to the product
     """Time `retrieval_metrics` against the bare similarity product and the per-query loop on random (n, d) features.
 
     Returns (and prints) rows of step, seconds and ratio to the product; one row per entry of `methods`.
@@ -213,14 +232,22 @@ def bench_retrieval(n:int=5794, d:int=2048, n_classes:int=200, device=None, repe
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-def test_transform(size:int=224, resize:int|None=None, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+def test_transform(size:int=224, # side of the centre crop
+                   resize:int|None=None, # shorter side before cropping (default: size*256/224)
+                   mean=IMAGENET_MEAN, # per-channel mean of the normalisation
+                   std=IMAGENET_STD, # per-channel standard deviation of the normalisation
+                  ):
     "Resize the shorter side to `resize` (default size*256/224), centre-crop `size`, scale to [0,1], normalise."
     resize = round(size * 256 / 224) if resize is None else resize
     if resize < size: raise ValueError(f"resize ({resize}) must be at least the crop size ({size})")
     return v2.Compose([v2.ToImage(), v2.Resize(resize, antialias=True), v2.CenterCrop(size),
                        v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
 
-def probe_transform(size:int=224, scale=(0.08, 1.0), mean=IMAGENET_MEAN, std=IMAGENET_STD):
+def probe_transform(size:int=224, # side of the random crop
+                    scale=(0.08, 1.0), # area range of RandomResizedCrop
+                    mean=IMAGENET_MEAN, # per-channel mean of the normalisation
+                    std=IMAGENET_STD, # per-channel standard deviation of the normalisation
+                   ):
     "Training transform of the linear probe: RandomResizedCrop(size, scale) and a horizontal flip, then normalise."
     return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size, scale=scale, antialias=True), v2.RandomHorizontalFlip(),
                        v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
@@ -263,8 +290,15 @@ def _encode(model, x, device, amp):
     return f.float()
 
 # %% ../nbs/05_evaluate.ipynb #c035
-def extract_features(model:nn.Module, data, batch_size:int=256, device=None, amp:bool=True, transform=None,
-                     num_workers:int=0, progress:bool=False):
+def extract_features(model:nn.Module, # a model with an `encode` method
+                     data, # Dataset of (image, label), or a DataLoader of such batches
+                     batch_size:int=256, # images per batch (Dataset only)
+                     device=None, # where to run (default: the model's device; the model is moved there)
+                     amp:bool=True, # bf16 autocast and channels_last on CUDA
+                     transform=None, # applied to each image of a Dataset
+                     num_workers:int=0, # DataLoader workers (Dataset only)
+                     progress:bool=False, # show a progress bar
+                    ):
     """`(features, labels)`: `model.encode` of every item of `data` (Dataset of (image, label) or DataLoader), in order.
 
     Evaluation mode and inference_mode; bf16 autocast and channels_last inputs on CUDA (`amp=False` for float32).
@@ -295,7 +329,12 @@ class _Chunks(Dataset):
         s = slice(b * self.bs, (b + 1) * self.bs)
         return self.tf(self.images[s]), self.targets[s]
 
-def split_features(model, ds, size:int, device=None, batch_size:int=256):
+def split_features(model, # a model with an `encode` method
+                   ds, # a data set of (image, label); in-memory uint8 `images` take the batched path
+                   size:int, # crop size of `test_transform`
+                   device=None, # where to run (default: the model's device)
+                   batch_size:int=256, # images per batch
+                  ):
     "`(features, labels)` of data set `ds` through `test_transform(size)`; batched tensor transforms for in-memory uint8 sets."
     tf = test_transform(size)
     imgs = getattr(ds, 'images', None)
@@ -330,9 +369,21 @@ def _probe_optim(head, lr, momentum, weight_decay, milestones, epochs):
     return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(milestones), gamma=0.1)
 
 # %% ../nbs/05_evaluate.ipynb #c044
-def linear_probe_features(train_features, train_labels, test_features, test_labels, n_classes:int|None=None,
-                          subset=None, epochs:int=100, milestones=(60, 80), lr:float=30., momentum:float=0.9,
-                          weight_decay:float=0., batch_size:int=256, device=None, seed:int=0) -> dict:
+def linear_probe_features(train_features, # (N, D) cached training features
+                          train_labels, # (N,) their class ids
+                          test_features, # (M, D) cached test features
+                          test_labels, # (M,) their class ids
+                          n_classes:int|None=None, # default: the largest label + 1
+                          subset=None, # indices into the training features: a label proportion
+                          epochs:int=100, # training epochs
+                          milestones=(60, 80), # epochs after which the learning rate is multiplied by 0.1
+                          lr:float=30., # SGD learning rate
+                          momentum:float=0.9, # SGD momentum
+                          weight_decay:float=0., # SGD weight decay
+                          batch_size:int=256, # features per step
+                          device=None, # where to train (default: the features' device)
+                          seed:int=0, # seed of the head's initialisation and the batch order
+                         ) -> dict: # top1, top5 in [0, 1], protocol, n_train, epochs, loss per epoch, head
     """Fast linear probe on cached features: the paper's SGD schedule, no augmentation. Top-1/Top-5 in [0, 1].
 
     `subset` (indices into the training features) selects a label proportion; `n_classes` defaults to max label + 1."""
@@ -366,10 +417,26 @@ def linear_probe_features(train_features, train_labels, test_features, test_labe
                 loss=torch.stack(losses).cpu(), head=head.cpu())
 
 # %% ../nbs/05_evaluate.ipynb #c045
-def linear_probe(model:nn.Module, train_data, test_data, n_classes:int|None=None, subset=None, epochs:int=100,
-                 milestones=(60, 80), lr:float=30., momentum:float=0.9, weight_decay:float=0., batch_size:int=256,
-                 size:int=224, train_transform=None, eval_transform=None, device=None, amp:bool=True,
-                 num_workers:int=0, seed:int=0, progress:bool=False) -> dict:
+def linear_probe(model:nn.Module, # a model with an `encode` method, kept frozen
+                 train_data, # Dataset of (image, label) with PIL or uint8 tensor images
+                 test_data, # the test split, same kind
+                 n_classes:int|None=None, # default: read from the data set (`classes`, `targets`, ...)
+                 subset=None, # list of training indices: a label proportion
+                 epochs:int=100, # training epochs
+                 milestones=(60, 80), # epochs after which the learning rate is multiplied by 0.1
+                 lr:float=30., # SGD learning rate
+                 momentum:float=0.9, # SGD momentum
+                 weight_decay:float=0., # SGD weight decay
+                 batch_size:int=256, # images per step
+                 size:int=224, # crop size of the default transforms
+                 train_transform=None, # default: `probe_transform(size)`
+                 eval_transform=None, # default: `test_transform(size)`
+                 device=None, # where to run (default: the model's device)
+                 amp:bool=True, # bf16 autocast on CUDA
+                 num_workers:int=0, # DataLoader workers
+                 seed:int=0, # seeds the head, the batch order and torch's global generator (augmentations)
+                 progress:bool=False, # show a progress bar over epochs
+                ) -> dict: # top1, top5 in [0, 1], protocol, n_train, epochs, loss per epoch, head
     """The paper's linear probe: frozen `model.encode`, augmented training images, SGD lr 30 / momentum 0.9 / wd 0,
     `epochs` with x0.1 at `milestones`, batch 256. Returns Top-1/Top-5 on `test_data` in [0, 1].
 
@@ -415,8 +482,14 @@ def linear_probe(model:nn.Module, train_data, test_data, n_classes:int|None=None
 
 # %% ../nbs/05_evaluate.ipynb #c054
 @torch.no_grad()
-def knn_predict(features, bank, bank_labels, n_classes:int|None=None, k:int=200, temperature:float=0.1,
-                chunk_size:int=1024) -> torch.Tensor:
+def knn_predict(features, # (Q, D) query features
+                bank, # (B, D) memory bank (training features)
+                bank_labels, # (B,) class ids of the bank
+                n_classes:int|None=None, # default: the largest bank label + 1
+                k:int=200, # neighbours that vote (capped at the bank size)
+                temperature:float=0.1, # T of the vote weight exp(sim/T)
+                chunk_size:int=1024, # queries per similarity block
+               ) -> torch.Tensor: # (Q, n_classes) class scores
     "Class scores (Q, n_classes) of the weighted kNN classifier: top-`k` cosine neighbours in `bank` vote exp(sim/T)."
     bank, bank_labels = _check_features_labels(bank, bank_labels)
     features = _as_tensor(features, 'features')
@@ -436,7 +509,14 @@ def knn_predict(features, bank, bank_labels, n_classes:int|None=None, k:int=200,
         out.append(torch.zeros(len(q), n_classes, device=b.device).scatter_add_(1, yb[idx], w))
     return torch.cat(out)
 
-def knn_accuracy(features, labels, bank, bank_labels, k:int=200, temperature:float=0.1, chunk_size:int=1024) -> float:
+def knn_accuracy(features, # (Q, D) query features
+                 labels, # (Q,) their class ids
+                 bank, # (B, D) memory bank
+                 bank_labels, # (B,) class ids of the bank
+                 k:int=200, # neighbours that vote
+                 temperature:float=0.1, # T of the vote weight exp(sim/T)
+                 chunk_size:int=1024, # queries per similarity block
+                ) -> float: # top-1 accuracy in [0, 1]
     "Top-1 accuracy in [0, 1] of `knn_predict` on (`features`, `labels`)."
     labels = _as_tensor(labels, 'labels')
     n_classes = int(max(_as_tensor(bank_labels, 'bank_labels').max(), labels.max())) + 1
@@ -445,12 +525,24 @@ def knn_accuracy(features, labels, bank, bank_labels, k:int=200, temperature:flo
 
 class KNNMonitor:
     "Call with a model after each epoch: kNN top-1 (bank = `train_data`, queries = `test_data`) from `model.encode`."
-    def __init__(self, train_data, test_data, k:int=200, temperature:float=0.1, batch_size:int=256, device=None,
-                 amp:bool=True, transform=None, num_workers:int=0):
+    def __init__(self,
+                 train_data, # the memory bank's data set of (image, label)
+                 test_data, # the queries' data set
+                 k:int=200, # neighbours that vote
+                 temperature:float=0.1, # T of the vote weight exp(sim/T)
+                 batch_size:int=256, # images per batch of the feature extraction
+                 device=None, # where to run (default: the model's device)
+                 amp:bool=True, # bf16 autocast on CUDA
+                 transform=None, # applied to each image (e.g. `test_transform(size)`)
+                 num_workers:int=0, # DataLoader workers
+                ):
         self.train_data, self.test_data, self.k, self.temperature = train_data, test_data, k, temperature
         self.kw = dict(batch_size=batch_size, device=device, amp=amp, transform=transform, num_workers=num_workers)
         self.history = []
-    def __call__(self, model) -> float:
+    def __call__(self,
+                 model, # a model with an `encode` method
+                ) -> float: # kNN top-1 accuracy in [0, 1], also appended to `history`
+        "kNN top-1 of `model`'s features of the test data against those of the training data."
         bank, yb = extract_features(model, self.train_data, **self.kw)
         f, y = extract_features(model, self.test_data, **self.kw)
         dev = self.kw['device'] or _model_device(model)

@@ -35,10 +35,12 @@ class SynthConfig:
     clutter_density: float = 0.35 # approximate fraction of the image each layer covers
     clutter_strength: float = 0.9 # opacity of the clutter blobs (0: a plain smooth background)
     distractor_prob: float = 0.5  # chance that a clutter layer takes one of the part colours
-    seed: int = 0
+    seed: int = 0                 # seed of every random draw (pose, clutter, colours)
 
     @property
-    def n_classes(self): return self.head_colors * self.wing_patterns * self.tail_colors
+    def n_classes(self):
+        "Number of classes: every combination of the class-bearing attributes."
+        return self.head_colors * self.wing_patterns * self.tail_colors
 
     def __post_init__(self):
         for k in ('head_colors', 'wing_patterns', 'tail_colors'):
@@ -66,18 +68,22 @@ def _hsv(h, s, v):
     f = lambda n: v - v * s * torch.clamp(torch.minimum(k(n), 4 - k(n)), 0, 1)
     return torch.stack([f(5.), f(3.), f(1.)], -1)
 
-def part_palettes(cfg):
+def part_palettes(cfg, # a `SynthConfig`
+                 ):
     "Crown and tail-tip colours `(n, 3)`: evenly spaced hues (tail hues half a step apart, darker)."
     head = _hsv(torch.arange(cfg.head_colors) / cfg.head_colors, torch.tensor(0.85), torch.tensor(0.95))
     tail = _hsv((torch.arange(cfg.tail_colors) + 0.5) / cfg.tail_colors, torch.tensor(0.7), torch.tensor(0.6))
     return head, tail
 
-def class_attributes(cfg, label):
+def class_attributes(cfg, # a `SynthConfig`
+                     label, # class id
+                    ):
     "(crown colour, wing pattern, tail colour) indices of class `label`."
     a, rest = label % cfg.head_colors, label // cfg.head_colors
     return a, rest % cfg.wing_patterns, rest // cfg.wing_patterns
 
-def class_names(cfg):
+def class_names(cfg, # a `SynthConfig`
+               ):
     "Readable class names, prefixed by the label so folder order equals label order."
     hue = lambda i, n, off: _HUE_NAMES[int(((i + off) / n * 12 + 0.5)) % 12]
     names = []
@@ -209,7 +215,9 @@ def _render_chunk(cfg, labels, g, with_masks, dev):
     return out
 
 # %% ../nbs/03_synthetic.ipynb #c008
-def balanced_labels(n, n_classes):
+def balanced_labels(n, # number of images
+                    n_classes, # number of classes
+                   ):
     "Labels of `n` images spread evenly over the classes (the first `n % n_classes` get one more), sorted."
     counts = [n // n_classes + (c < n % n_classes) for c in range(n_classes)]
     return torch.repeat_interleave(torch.arange(n_classes), torch.tensor(counts))
@@ -240,7 +248,12 @@ def _render_range(cfg, labels, split, start, stop, device=None, with_masks=False
     res['targets'] = labels[start:stop]
     return res
 
-def render_synthetic(cfg: SynthConfig, labels, split='train', with_masks=False, device=None):
+def render_synthetic(cfg: SynthConfig, # the generator's knobs
+                     labels, # class id of each image to draw
+                     split='train', # 'train' or 'test': an independent random stream each
+                     with_masks=False, # also return per-pixel part and object masks
+                     device=None, # where to draw (e.g. 'cuda'); results come back on the CPU
+                    ):
     "Images `(N,3,H,W)` uint8 of classes `labels`, part boxes `(N,3,4)` (crown, wing, tail; x0,y0,x1,y1), pose; masks on request."
     labels = torch.as_tensor(labels, dtype=torch.long)
     if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < cfg.n_classes):
@@ -250,7 +263,15 @@ def render_synthetic(cfg: SynthConfig, labels, split='train', with_masks=False, 
 # %% ../nbs/03_synthetic.ipynb #c010
 class SyntheticFineGrained(Dataset):
     "An in-memory synthetic split: `(PIL image, label)` like torchvision, plus `images`, `part_masks`, `part_boxes`."
-    def __init__(self, preset='small', split='train', n=None, transform=None, with_masks=True, device=None, **overrides):
+    def __init__(self,
+                 preset='small', # a preset name of `SYNTH_PRESETS`, or a `SynthConfig`
+                 split='train', # 'train' or 'test'
+                 n=None, # number of images (default: the preset's split size)
+                 transform=None, # applied to each PIL image by `__getitem__`
+                 with_masks=True, # keep the part and object masks
+                 device=None, # where to draw (e.g. 'cuda')
+                 **overrides, # `SynthConfig` fields to change, e.g. `seed=1`
+                ):
         if isinstance(preset, SynthConfig): cfg, sizes = preset, SYNTH_PRESETS['small'][1]
         elif preset in SYNTH_PRESETS: cfg, sizes = SYNTH_PRESETS[preset]
         else: raise ValueError(f"preset must be a SynthConfig or one of {list(SYNTH_PRESETS)}, got {preset!r}")
@@ -275,7 +296,15 @@ class SyntheticFineGrained(Dataset):
         return f"SyntheticFineGrained(split={self.split!r}, {len(self)} images {tuple(self.config.image_size)}, {len(self.classes)} classes)"
 
 # %% ../nbs/03_synthetic.ipynb #c021
-def write_synthetic(root, preset='cub', splits=('train', 'test'), quality=90, device=None, num_workers=None, sizes=None, **overrides):
+def write_synthetic(root, # folder to write (created)
+                    preset='cub', # a preset name of `SYNTH_PRESETS`, or a `SynthConfig`
+                    splits=('train', 'test'), # splits to write
+                    quality=90, # JPEG quality (4:4:4 chroma)
+                    device=None, # where to draw (e.g. 'cuda')
+                    num_workers=None, # JPEG-writing threads (default: one per CPU)
+                    sizes=None, # {split: number of images}, overriding the preset's
+                    **overrides, # `SynthConfig` fields to change
+                   ):
     "Render a preset into `<root>/<split>/<class>/<n>.jpg` plus parts and config files; reuse an existing identical one."
     cfg, default_sizes = SYNTH_PRESETS[preset] if isinstance(preset, str) else (preset, SYNTH_PRESETS['small'][1])
     cfg = replace(cfg, **overrides) if overrides else cfg
@@ -304,7 +333,13 @@ def write_synthetic(root, preset='cub', splits=('train', 'test'), quality=90, de
     mf.write_text(json.dumps(meta))
     return root
 
-def synthetic_folder(root, split='train', preset='cub', transform=None, sizes=None, **overrides):
+def synthetic_folder(root, # folder of the set (written first if needed)
+                     split='train', # 'train' or 'test'
+                     preset='cub', # a preset name of `SYNTH_PRESETS`, or a `SynthConfig`
+                     transform=None, # applied to each PIL image
+                     sizes=None, # {split: number of images}, overriding the preset's
+                     **overrides, # `SynthConfig` fields to change
+                    ):
     "The on-disk synthetic split as an `ImageFolderSplit` (written first if needed), with `part_boxes` and `pose`."
     write_synthetic(root, preset, sizes=sizes, **overrides)
     ds = ImageFolderSplit(root, split, transform=transform)

@@ -36,7 +36,9 @@ def _as_images(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     else: raise TypeError(f"images must be uint8 or floating point, got {images.dtype}")
     return x, shown.permute(0, 2, 3, 1).cpu().numpy()
 
-def upsample_maps(maps, size) -> torch.Tensor:
+def upsample_maps(maps, # (N, h, w) or (N, K, h, w) maps
+                  size, # (H, W) to resize to
+                 ) -> torch.Tensor: # float32 maps of the new size
     "Bilinearly resize maps (N, h, w) or (N, K, h, w) to `size` = (H, W) (align_corners=False), as float32."
     maps = torch.as_tensor(maps).float()
     if maps.ndim not in (3, 4): raise ValueError(f"maps must be (N, h, w) or (N, K, h, w), got shape {tuple(maps.shape)}")
@@ -45,7 +47,9 @@ def upsample_maps(maps, size) -> torch.Tensor:
     return x[:, 0] if maps.ndim == 3 else x
 
 # %% ../nbs/07_viz.ipynb #c008
-def attention_mass_on_parts(att, part_masks) -> torch.Tensor:
+def attention_mass_on_parts(att, # (N, h, w) non-negative maps
+                            part_masks, # (N, H, W) part masks (bool, 0/1 or float > 0.5)
+                           ) -> torch.Tensor: # (N,) float64 fractions in [0, 1]; nan for a map with no mass
     "Fraction of each non-negative map's mass (N, h, w) on its part mask (N, H, W), after bilinear resizing to (H, W); (N,) float64."
     att = torch.as_tensor(att)
     masks = torch.as_tensor(part_masks)
@@ -84,7 +88,11 @@ def _check_models(models):
     for n, m in models.items():
         if not hasattr(m, 'gradcam'): raise TypeError(f"model {n!r} ({type(m).__name__}) has no `gradcam` method")
 
-def compute_maps(model, images, views=None, k_maps=4) -> dict:
+def compute_maps(model, # a model of `lcr.models` (has `gradcam`; `gfb` optional)
+                 images, # (N, 3, H, W) normalised floats or uint8
+                 views=None, # key views for the GradCAM (default: the flipped images)
+                 k_maps=4, # projection maps to return (max-out GFB only)
+                ) -> dict: # 'gradcam' (N,h,w), 'attention' (N,h,w), 'parts' (N,k,h,w): those the model has
     "The maps `attention_figure` shows for one model: {'gradcam': (N,h,w), 'attention': (N,h,w), 'parts': (N,k,h,w)} (those it has)."
     x, _ = _as_images(images)
     views = torch.flip(x, dims=(3,)) if views is None else _as_images(views)[0]
@@ -108,13 +116,19 @@ def _overlay(ax, img, amap, mask=None, mass=None, title=None, cmap='jet', alpha=
     if amap is not None: ax.imshow(amap, cmap=cmap, alpha=alpha, vmin=0, vmax=1)
     if mask is not None and mask.any(): ax.contour(mask.astype(float), levels=[0.5], colors='white', linewidths=1)
     if mass is not None and np.isfinite(mass):
-        ax.text(0.02, 0.02, f"{mass:.2f}", transform=ax.transAxes, color='white', fontsize=7,
+        ax.text(0.02, 0.02, f"{mass:.2f}", transform=ax.transAxes, color='white', fontsize=9,
                 bbox=dict(facecolor='black', alpha=0.6, pad=1, linewidth=0))
-    if title is not None: ax.set_title(title, fontsize=8)
+    if title is not None: ax.set_title(title, fontsize=10)
     ax.set_xticks([]); ax.set_yticks([])
 
 # %% ../nbs/07_viz.ipynb #c013
-def attention_figure(models:dict, images, part_masks=None, views=None, k_maps:int=4, panel_size:float=1.6) -> Figure:
+def attention_figure(models:dict, # name -> model, one group of columns each, in order
+                     images, # (N, 3, H, W) normalised floats or uint8: one row each
+                     part_masks=None, # (N, H, W): outline the true parts and print each panel's mass on them
+                     views=None, # key views for the GradCAM (default: the flipped images)
+                     k_maps:int=4, # projection maps shown per max-out GFB
+                     panel_size:float=1.6, # side of one panel, in inches
+                    ) -> Figure:
     """One row per image: the image, then per model its GradCAM of the SSL loss, GFB attention and first `k_maps` projection maps.
 
     `images` (N, 3, H, W), normalised floats or uint8; `views` the key views for GradCAM (default: the flipped images);
@@ -176,7 +190,11 @@ def _read_metrics(metrics):
 
 def _num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
 
-def training_curves(metrics, keys=None, x:str='step', panel_size:tuple=(4., 2.2)) -> Figure:
+def training_curves(metrics, # list of record dicts, or the path of a metrics.jsonl file
+                    keys=None, # key or keys to plot (default: numeric keys starting with 'loss')
+                    x:str='step', # key of the horizontal axis (records without it are skipped)
+                    panel_size:tuple=(4., 2.2), # (width, height) of one panel, in inches
+                   ) -> Figure:
     "One panel per loss term (default: numeric keys starting with 'loss') against `x`, from a list of dicts or a .jsonl path."
     recs = _read_metrics(metrics)
     found = sorted({k for r in recs for k, v in r.items() if _num(v)})
@@ -203,7 +221,10 @@ def training_curves(metrics, keys=None, x:str='step', panel_size:tuple=(4., 2.2)
     return fig
 
 # %% ../nbs/07_viz.ipynb #c027
-def top_k_neighbours(features, queries, k:int=5) -> torch.Tensor:
+def top_k_neighbours(features, # (N, D) features
+                     queries, # indices of the query items
+                     k:int=5, # neighbours per query, 1..N-1
+                    ) -> torch.Tensor: # (Q, k) indices, most similar first
     "Indices (Q, k) of each query's k nearest items by cosine similarity, itself excluded; ties by ascending index."
     f = torch.as_tensor(features)
     if f.ndim != 2: raise ValueError(f"features must be 2-D (N, D), got shape {tuple(f.shape)}")
@@ -217,8 +238,16 @@ def top_k_neighbours(features, queries, k:int=5) -> torch.Tensor:
     s[torch.arange(len(q)), q] = -float('inf')      # a query is not part of its own gallery
     return torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
 
-def retrieval_panel(features, labels, images, queries, k:int=5, panel_size:float=1.3,
-                    hit_color='green', miss_color='red', query_color='black') -> Figure:
+def retrieval_panel(features, # (N, D) features
+                    labels, # (N,) class ids
+                    images, # (N, 3, H, W) images of the items, normalised floats or uint8
+                    queries, # indices of the queries: one row each
+                    k:int=5, # neighbours shown per query
+                    panel_size:float=1.3, # side of one panel, in inches
+                    hit_color='green', # border of a neighbour of the query's class
+                    miss_color='red', # border of a neighbour of another class
+                    query_color='black', # border of the query
+                   ) -> Figure:
     "Each query (row) with its top-`k` cosine neighbours; borders `hit_color` for the query's class, `miss_color` otherwise."
     labels = torch.as_tensor(labels)
     nb = top_k_neighbours(features, queries, k)
@@ -235,7 +264,7 @@ def retrieval_panel(features, labels, images, queries, k:int=5, panel_size:float
         for ax, (g, c, t) in zip(axes[r], row):
             ax.imshow(shown[g]); ax.set_xticks([]); ax.set_yticks([])
             for sp in ax.spines.values(): sp.set_edgecolor(c); sp.set_linewidth(3); sp.set_visible(True)
-            ax.set_title(t, fontsize=7)
+            ax.set_title(t, fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -252,7 +281,11 @@ def _dataset_item(dataset, i):
         x = pil_to_tensor(x)
     return x[None], None
 
-def explorer(models:dict, dataset, views=None, panel_size:float=2.2):
+def explorer(models:dict, # name -> model, chosen with a dropdown
+             dataset, # a `SyntheticFineGrained`, or a data set of (image, label)
+             views=None, # key views for the GradCAM (default: the flipped image)
+             panel_size:float=2.2, # side of one panel, in inches
+            ):
     "An ipywidgets explorer (image index, model, projection index) of GradCAM, GFB attention and projection maps; `.update()` redraws."
     import ipywidgets as widgets
     _check_models(models)
@@ -285,9 +318,9 @@ def explorer(models:dict, dataset, views=None, panel_size:float=2.2):
         fig, axes = plt.subplots(1, 4, figsize=(panel_size * 4, panel_size + 0.4))
         for ax, (t, a) in zip(axes, panels):
             if a is None and t != 'image':
-                ax.axis('off'); ax.set_title(f"{t}: n/a", fontsize=9); continue
+                ax.axis('off'); ax.set_title(f"{t}: n/a", fontsize=10); continue
             _overlay(ax, shown[0], None if a is None else upsample_maps(a, (H, W))[0].numpy(), mk, title=t)
-        fig.suptitle(f"{model_w.value}, image {img_w.value}", fontsize=9)
+        fig.suptitle(f"{model_w.value}, image {img_w.value}", fontsize=11)
         fig.tight_layout()
         if _in_notebook():
             out.clear_output(wait=True)
@@ -311,7 +344,10 @@ def _in_notebook() -> bool:
     except Exception: return False
 
 # %% ../nbs/07_viz.ipynb #c040
-def save_figure(fig:Figure, path, dpi:int=150) -> Path:
+def save_figure(fig:Figure, # the figure to write
+                path, # where, ending in .png
+                dpi:int=150, # resolution
+               ) -> Path: # the path written
     "Write `fig` as a PNG at `dpi` (parent folders created); returns the path."
     if not isinstance(fig, Figure): raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
     path = Path(path)
