@@ -6,6 +6,7 @@
 from __future__ import annotations
 import os, sys, gc, json, time, copy, platform, datetime, contextlib
 from unittest import mock
+from pathlib import Path
 import numpy as np
 import torch
 import lcr
@@ -18,9 +19,12 @@ from .evaluate import bench_retrieval
 from .train import TrainConfig, resolve_device, prepare_out
 
 # %% auto #0
-__all__ = ['CEILING', 'BENCH_MODES', 'TARGETS', 'PIPELINE_TARGET', 'PHASES', 'time_step', 'time_round_robin', 'training_step',
-           'ceiling_step', 'step_ratios', 'bench_steps', 'bench_pipeline', 'bench_retrieval_rows', 'cpu_name',
-           'bench_environment', 'format_table', 'run_bench', 'bench_cli', 'profile_step', 'format_profile']
+__all__ = ['CEILING', 'BENCH_MODES', 'TARGETS', 'PIPELINE_TARGET', 'PHASES', 'H100_REFERENCE_MS', 'GPU_MINUTES', 'E2E_MINUTES',
+           'CUB_SIZE', 'STARTUP_S', 'GPU_SETUP_S', 'GPU_PLAN', 'GPU_PARTS', 'GPU_RECORD', 'GPU_STATUSES', 'time_step',
+           'time_round_robin', 'training_step', 'ceiling_step', 'step_ratios', 'bench_steps', 'bench_pipeline',
+           'bench_retrieval_rows', 'cpu_name', 'bench_environment', 'format_table', 'run_bench', 'bench_cli',
+           'profile_step', 'format_profile', 'gpu_estimates', 'e2e_projection', 'format_gpu_plan', 'check_gpu_record',
+           'read_gpu_record', 'format_gpu_record', 'gpu_record_section', 'write_gpu_record']
 
 # %% ../nbs/09_bench.ipynb #c007
 def _check_int(name, v, lo):
@@ -359,12 +363,19 @@ def bench_cli(mode:str='auto',          # auto (gpu where CUDA is available, els
               batch_size:int=None,      # override the batch size
               warmup:int=None,          # override the untimed warm-up steps
               repeats:int=None,         # override the timed steps
+              queue_size:int=None,      # override the MoCo queue length
+              pipeline_images:int=None, # override the images of the pipeline's cache
+              retrieval_n:int=None,     # override the number of retrieval features
+              retrieval_d:int=None,     # override their dimension
+              retrieval_queries:int=None, # override the queries the per-query loop is timed on
               compile:bool_arg=False,   # torch.compile the training steps
               pipeline:bool_arg=True,   # also time the data pipeline
               retrieval:bool_arg=True): # also time retrieval
     "Time the training steps (MoCo v2, LCR, the backbone ceiling), the data pipeline and retrieval; print the table."
     kw = {k: v for k, v in dict(backbone=backbone, stem=stem, image_size=image_size, batch_size=batch_size,
-                                warmup=warmup, repeats=repeats).items() if v is not None}
+                                warmup=warmup, repeats=repeats, queue_size=queue_size, pipeline_images=pipeline_images,
+                                retrieval_n=retrieval_n, retrieval_d=retrieval_d,
+                                retrieval_queries=retrieval_queries).items() if v is not None}
     try:
         run_bench(mode, out, compile=compile, pipeline=pipeline, retrieval=retrieval, **kw)
     except (ValueError, TypeError) as e:
@@ -411,3 +422,140 @@ def format_profile(p:dict) -> str:
     L.append(f"  {'operator (self ' + p['time'] + ' time)':<48}{'ms/step':>9}{'share':>8}{'calls':>8}")
     L += [f"  {o['op'][:47]:<48}{o['self_ms']:>9.1f}{o['share']:>8.1%}{o['calls']:>8.0f}" for o in p['top_ops']]
     return '\n'.join(L)
+
+# %% ../nbs/09_bench.ipynb #g01
+# The H100 step times of the reference table above (ms; ResNet-50, 224 px, batch 128, bf16 + channels-last)
+H100_REFERENCE_MS = {'mocov2 step': 54, 'lcr step': 71, 'fwd+bwd of one view': 36, 'fwd of one view, no grad': 16}
+GPU_MINUTES = 7.5       # wall-time budget of one call: under eight minutes, so a 15-minute window keeps room for a rerun
+E2E_MINUTES = 1.5       # the e2e run's `lcr_train --max_minutes` (set-up included); the rest is projected
+CUB_SIZE = dict(n_images=5994, epochs=100, batch_size=128)   # the CUB-size end-to-end run
+STARTUP_S = 20          # per command: interpreter, imports, CUDA context, cuDNN autotuning (assumed)
+GPU_SETUP_S = dict(     # what the reference step times leave out (assumed; the first record's seconds correct them)
+    bench=20,           # five models built, 1,024 CUB-size images rendered for the pipeline, retrieval
+    data=25,            # 1,280 CUB-size images written as files, three loaders started
+    e2e=30,             # 5,994 CUB-size images rendered, checkpoints
+    cells=110)          # the slowest notebook: 06_train's CPU cells (75 s on two cores), its CUB-size epoch's set-up and evaluation
+
+GPU_PLAN = (   # in order of value; bound_s: the most seconds a part may take (None: what is left); min_s: the least it is started with
+    dict(part='bench', bound_s=150, min_s=60,
+         measures='LCR step vs MoCo v2 and the ceiling (bf16, channels-last), peak memory, batch pipeline pairs/s, retrieval'),
+    dict(part='data', bound_s=60, min_s=45, measures='view pairs/s of the PIL (released), CPU v2 and GPU batch pipelines'),
+    dict(part='e2e', bound_s=180, min_s=120,
+         measures=f'100 epochs of LCR at CUB size, stopped by --max_minutes {E2E_MINUTES}: epochs done, projected total'),
+    dict(part='cells', bound_s=180, min_s=140, measures='the `cuda` cells of the notebooks that have them (nbdev_test --flags cuda)'),
+    dict(part='study', bound_s=None, min_s=60, measures="the experiments' `gpu` budget, 8 runs at once, resumable"),
+)
+GPU_PARTS = tuple(p['part'] for p in GPU_PLAN)
+
+def gpu_estimates() -> dict:
+    "Seconds each part of the GPU run should take on one H100 (None for the study, which takes what is left)."
+    ms = H100_REFERENCE_MS
+    ceiling = ms['fwd+bwd of one view'] + ms['fwd of one view, no grad']
+    g = BENCH_MODES['gpu']
+    steps_per_epoch = CUB_SIZE['n_images'] // CUB_SIZE['batch_size']
+    gpu_s = dict(bench=(g['warmup'] + g['repeats']) * (sum(ms.values()) + ceiling) / 1e3,   # every case of bench_steps
+                 data=0.0,
+                 e2e=min(E2E_MINUTES * 60 - GPU_SETUP_S['e2e'], CUB_SIZE['epochs'] * steps_per_epoch * ms['lcr step'] / 1e3),
+                 cells=steps_per_epoch * ms['lcr step'] / 1e3)                              # one CUB-size epoch
+    return {**{p: STARTUP_S + GPU_SETUP_S[p] + s for p, s in gpu_s.items()}, 'study': None}
+
+def e2e_projection() -> float:
+    "Seconds of the whole 100-epoch CUB-size run at the reference table's LCR step time, with the e2e part's start-up allowances."
+    spe = CUB_SIZE['n_images'] // CUB_SIZE['batch_size']
+    return STARTUP_S + GPU_SETUP_S['e2e'] + CUB_SIZE['epochs'] * spe * H100_REFERENCE_MS['lcr step'] / 1e3
+
+# %% ../nbs/09_bench.ipynb #g04
+def format_gpu_plan() -> str:
+    "The parts of the GPU run, in order, with what each measures, its estimate and its bound, as a Markdown table."
+    est = gpu_estimates()
+    L = ['| # | part | measures | estimate on one H100 | bound |', '|---|---|---|---|---|']
+    for i, p in enumerate(GPU_PLAN, 1):
+        e = 'the rest of the budget' if est[p['part']] is None else f"{est[p['part']]:.0f} s"
+        b = 'the rest' if p['bound_s'] is None else f"{p['bound_s']} s"
+        L.append(f"| {i} | {p['part']} | {p['measures']} | {e} | {b} |")
+    return '\n'.join(L) + f"\n\nBudget of one call: {GPU_MINUTES} min of wall time."
+
+# %% ../nbs/09_bench.ipynb #g07
+GPU_RECORD = 'gpu_checks.json'      # the record's file; its tables beside it in gpu_checks.md
+GPU_STATUSES = ('ok', 'failed', 'timed out', 'not run')
+
+def check_gpu_record(rec) -> dict:
+    "`rec` if it is a well-formed GPU record; else a one-line ValueError naming what is wrong."
+    _check(isinstance(rec, dict), f"a GPU record must be a JSON object, got {type(rec).__name__}")
+    miss = [k for k in ('record', 'schema', 'dry_run', 'calls', 'parts') if k not in rec]
+    _check(not miss, f"the GPU record lacks {miss}")
+    _check(rec['record'] == 'lcr gpu checks' and rec['schema'] == 1, f"not a GPU record of schema 1: {rec['record']!r}, {rec['schema']!r}")
+    _check(isinstance(rec['calls'], list) and isinstance(rec['parts'], dict), "`calls` must be a list and `parts` an object")
+    for name, p in rec['parts'].items():
+        _check(name in GPU_PARTS, f"unknown part {name!r} in the GPU record (parts: {list(GPU_PARTS)})")
+        _check(p.get('status') in GPU_STATUSES, f"part {name!r} has status {p.get('status')!r}, not one of {list(GPU_STATUSES)}")
+        _check(isinstance(p.get('call'), int) and 0 <= p['call'] < len(rec['calls']), f"part {name!r} names no call of the record")
+        for f in p.get('figures', []):
+            miss = [k for k in ('name', 'value', 'unit', 'command') if k not in f]
+            _check(not miss, f"a figure of part {name!r} lacks {miss}: {f}")
+    return rec
+
+def read_gpu_record(folder, dry_run:bool=False) -> dict|None:
+    "The record in `folder` (`GPU_RECORD`), or None where there is none; a dry run's record where `dry_run` is False (or the reverse) is an error."
+    path = Path(folder) / GPU_RECORD
+    if not path.exists(): return None
+    try: rec = json.loads(path.read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON: {e}") from None
+    try: check_gpu_record(rec)
+    except ValueError as e: raise ValueError(f"{path}: {e}") from None
+    _check(rec['dry_run'] == dry_run, f"{path} is " + ("a dry run's record (the CPU, toy sizes), not a GPU measurement"
+                                                       if rec['dry_run'] else "a GPU record, not a dry run's"))
+    return rec
+
+# %% ../nbs/09_bench.ipynb #g08
+def _num(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)): return str(v)
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"
+
+def _call_row(i, c):
+    commit = '-' if not c.get('commit') else c['commit'] + (' (uncommitted changes)' if c.get('dirty') else '')
+    return (f"| {i + 1} | {c['date']} | {c['device_name']} | {c['torch']} | {c.get('cuda') or '-'} | "
+            f"{c.get('cudnn') or '-'} | {commit} | `{c['command']}` |")
+
+def format_gpu_record(rec:dict) -> str:
+    "The GPU record `rec` as Markdown: its calls, its parts (status, seconds, estimate, bound), its figures and their commands."
+    check_gpu_record(rec)
+    L = (['**A dry run on the CPU at toy sizes: these are not GPU measurements.**', ''] if rec['dry_run'] else [])
+    L += ['| call | date | device | torch | CUDA | cuDNN | commit | command |', '|---|---|---|---|---|---|---|---|']
+    L += [_call_row(i, c) for i, c in enumerate(rec['calls'])]
+    L += ['', '| part | call | status | seconds | estimate (s) | bound (s) |', '|---|---|---|---|---|---|']
+    parts = [p for p in GPU_PARTS if p in rec['parts']]
+    for p in parts:
+        e = rec['parts'][p]
+        L.append(f"| {p} | {e['call'] + 1} | {e['status']}{': ' + e['reason'] if e.get('reason') else ''} | "
+                 f"{_num(e.get('seconds'))} | {'-' if e.get('estimate_s') is None else _num(e['estimate_s'])} | {_num(e.get('bound_s'))} |")
+    L += ['', '| part | figure | value | unit | target | met |', '|---|---|---|---|---|---|']
+    for p in parts:
+        for f in rec['parts'][p]['figures']:
+            t = f" {f['target'][0]} {_num(f['target'][1])}" if 'target' in f else ''
+            L.append(f"| {p} | {f['name']} | {_num(f['value'])} | {f['unit']} |{t} | {'' if 'met' not in f else 'yes' if f['met'] else 'no'} |")
+    L += ['', 'Commands (run from the repository root; `python` is the one the script ran with):', '']
+    for p in parts:
+        cmds = list(dict.fromkeys(rec['parts'][p]['commands']))
+        L += [f"- {p}: `{c}`" for c in cmds]
+    return '\n'.join(L)
+
+def gpu_record_section(folder) -> str:
+    "Markdown for this chapter: the record committed in `folder` as tables, or a plain statement that none exists."
+    rec = read_gpu_record(folder)
+    if rec is None:
+        return (f"**No GPU record exists yet** (`{'/'.join(Path(folder).parts[-2:])}/{GPU_RECORD}` is absent): nothing on this page has "
+                "been measured on a GPU. One call of `tools/gpu_checks.sh` on a CUDA machine, committed, fills this section.")
+    return format_gpu_record(rec)
+
+def _atomic_write(path, text):
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(text); os.replace(tmp, path)
+
+def write_gpu_record(rec:dict, folder) -> Path:
+    "Check `rec` and write it to `folder` as `gpu_checks.json` and `gpu_checks.md` (each file replaced whole); returns the JSON's path."
+    check_gpu_record(rec)
+    folder = prepare_out(folder)
+    _atomic_write(folder / GPU_RECORD, json.dumps(rec, indent=1) + '\n')
+    _atomic_write(folder / 'gpu_checks.md', format_gpu_record(rec) + '\n')
+    return folder / GPU_RECORD
