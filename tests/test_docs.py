@@ -193,13 +193,16 @@ def test_pages_a_reader_expects(site):
 
 
 def test_commands_in_the_pages_exist():
-    "Every `lcr_*` command and `--option` the Markdown pages show is one the console scripts accept."
+    "Every `make` target, `lcr_*` command and `--option` the Markdown pages show exists."
     from configparser import ConfigParser
     import importlib
     cfg = ConfigParser(delimiters=['=']); cfg.read(ROOT / 'settings.ini')
     scripts = dict(s.split('=') for s in cfg['DEFAULT']['console_scripts'].split())
+    targets = set(re.findall(r'^([\w-]+):', (ROOT / 'Makefile').read_text(), re.M))
     n = 0
     for page in ROOT.glob('nbs/*.md'):
+        for t in re.findall(r'`make ([\w-]+)`|^make ([\w-]+)$', page.read_text(), re.M):
+            assert (t[0] or t[1]) in targets, f"{page.name}: the Makefile has no target {t[0] or t[1]}"
         for block in re.findall(r'```sh\n(.*?)```', page.read_text(), re.S):
             for line in block.strip().splitlines():
                 cmd, *args = line.split()
