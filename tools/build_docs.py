@@ -224,7 +224,9 @@ def describe(full: str, api: Api, no_index: bool = False) -> str:
 
 
 def _short_repr(obj, n=60) -> str:
-    r = repr(obj).split('\n')[0]
+    "`repr(obj)` on one line, at most `n` characters, functions by name (no memory addresses)."
+    r = re.sub(r'<(?:function|class|built-in function) ([\w.]+)(?: at 0x[0-9a-f]+)?>', r'\1', repr(obj).split('\n')[0])
+    r = re.sub(r' at 0x[0-9a-f]+', '', r)
     return r if len(r) <= n else r[:n - 3] + '...'
 
 
