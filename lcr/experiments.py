@@ -19,8 +19,9 @@ from .viz import save_figure
 __all__ = ['STUDY', 'GROUPS', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'RECORD_CURVE_KEYS', 'RECORD_FORMAT', 'FIT_COLUMNS',
            'RANDOM_START', 'REAL_DATASETS', 'study_runs', 'run_config', 'library_commit', 'run_study', 'collect',
            'summarize', 'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'record_path', 'run_entry',
-           'study_record', 'write_record', 'load_record', 'record_results', 'replay_steps', 'parts_mass_table',
-           'fit_table', 'fit_curves_figure', 'rerun_record', 'real_recipe', 'experiments_cli']
+           'study_record', 'write_record', 'load_record', 'record_results', 'record_overview', 'paired_diffs',
+           'paired_summary', 'replay_steps', 'parts_mass_table', 'fit_table', 'fit_curves_figure', 'rerun_record',
+           'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', **kw): return dict(name=name, group=group, method=method, preset=preset, overrides=kw)
@@ -54,7 +55,11 @@ BUDGETS = {
     'gpu':     dict(recipe=dict(DEMO_RECIPE, epochs=100), seeds=(0, 1, 2), groups=GROUPS, probe_epochs=100),
 }
 
-def study_runs(budget:str='cpu', groups=None, seeds=None, names=None) -> list:
+def study_runs(budget:str='cpu',  # a key of `BUDGETS`
+               groups=None,         # groups to run (default: the budget's)
+               seeds=None,          # seeds to run (default: the budget's)
+               names=None,  # configuration names to keep (default: all of the groups)
+              ) -> list:
     "The (configuration, seed) pairs a budget runs, optionally restricted to `groups`, `seeds` or configuration `names`."
     if budget not in BUDGETS: raise ValueError(f"budget must be one of {list(BUDGETS)}, got {budget!r}")
     b = BUDGETS[budget]
@@ -68,7 +73,13 @@ def study_runs(budget:str='cpu', groups=None, seeds=None, names=None) -> list:
     cfgs = [c for c in STUDY if c['group'] in groups and (names is None or c['name'] in names)]
     return [(c, s) for c in cfgs for s in seeds]
 
-def run_config(c:dict, seed:int, budget:str, out, device='auto', progress='none') -> TrainConfig:
+def run_config(c:dict,               # a configuration of `STUDY`
+               seed:int,             # the run's seed
+               budget:str,           # a key of `BUDGETS`: the recipe
+               out,                  # the study folder; the run writes to out/<name>/seed<seed>
+               device='auto',        # auto, cpu, cuda or cuda:i
+               progress='none',  # the training loop's progress display
+              ) -> TrainConfig:
     "The `TrainConfig` of configuration `c` with `seed` under `budget`, writing to `out/<name>/seed<seed>`."
     r = dict(BUDGETS[budget]['recipe'])
     mk = {**r.pop('method_kw', {}), **c['overrides']}
@@ -94,7 +105,7 @@ def _study_run(c:dict, seed:int, budget:str, out, device, progress, opts:dict, t
     train(cfg)
     res = evaluate_run(cfg.out, 'fast', PROBE_FRACTIONS, opts['probe_epochs'], device=device, seed=0)
     res.update(options=opts, name=c['name'], group=c['group'], budget=budget, train_seconds=time.time() - t1,
-               torch_threads=torch.get_num_threads(),   # CPU results depend on it at rounding level
+               torch_threads=torch.get_num_threads(),  # CPU results depend on it at rounding level
                commit=library_commit())
     write_metrics(res, Path(cfg.out) / 'eval')
     return res
@@ -125,8 +136,17 @@ def _in_workers(todo, jobs, args, threads, over_time):
                     error = error or e
     if error is not None: raise error
 
-def run_study(out='runs/study', budget:str='cpu', groups=None, seeds=None, names=None, device='auto',
-              max_minutes:float|None=None, progress='none', verbose:bool=True, jobs:int=1) -> dict:
+def run_study(out='runs/study',          # the study folder
+              budget:str='cpu',          # a key of `BUDGETS`
+              groups=None,               # groups to run (default: the budget's)
+              seeds=None,                # seeds to run (default: the budget's)
+              names=None,                # configuration names to keep (default: all of the groups)
+              device='auto',             # auto, cpu, cuda or cuda:i
+              max_minutes:float|None=None,  # start no new run after this many minutes
+              progress='none',           # each run's progress display
+              verbose:bool=True,         # print a line per finished run
+              jobs:int=1,       # runs trained at once, each in a spawned process
+             ) -> dict:
     "Train and evaluate the runs of `budget` under `out` (skipping finished ones), `jobs` at a time; write the study's tables; returns `collect(out)`."
     runs = study_runs(budget, groups, seeds, names)
     if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1): raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
@@ -155,7 +175,8 @@ def run_study(out='runs/study', budget:str='cpu', groups=None, seeds=None, names
     if verbose: print(f"{done} runs trained, {len(runs) - len(todo)} already done, {time.time() - t0:.0f} s; tables in {out / 'study.md'}")
     return results
 
-def collect(out) -> dict:
+def collect(out,  # a study folder
+           ) -> dict:
     "Every evaluated run under `out`: {configuration name: [metrics of each seed]} (in `STUDY` order)."
     res = {}
     for p in sorted(Path(out).glob('*/seed*/eval/metrics.json')):
@@ -170,12 +191,15 @@ PAPER_CUB = {   # the paper's CUB-200-2011 linear Top-1 (100%) and rank-1, % (Ta
     'sam_ssl': (68.59, 18.38), 'sam_ssl_bilinear': (71.56, 44.20), 'mocov2_bilinear': (68.44, 41.27),
     'byol': (39.27, None), 'byol_lcr': (51.20, None)}
 
+def _cell(s): return str(s).replace('|', r'\|')    # a Markdown table cell: `abl-kl_target||pred` keeps its row
+
 def _ms(vals):
     v = np.asarray([x for x in vals if x is not None], dtype=float)
     if len(v) == 0: return '–'
     return f"{100 * v.mean():.2f}" + (f" ± {100 * v.std(ddof=1):.2f}" if len(v) > 1 else '')
 
-def summarize(results:dict) -> dict:
+def summarize(results:dict,  # {name: [run metrics]}, as `collect` returns
+             ) -> dict:
     "Per configuration: n seeds, and mean/std (fractions) of every metric."
     out = {}
     for name, rs in results.items():
@@ -187,7 +211,10 @@ def summarize(results:dict) -> dict:
                          **{k: dict(mean=float(np.mean(v)), std=float(np.std(v, ddof=1)) if len(v) > 1 else 0.0) for k, v in m.items()})
     return out
 
-def study_table(results:dict, names=None, paper:bool=True) -> str:
+def study_table(results:dict,     # {name: [run metrics]}, as `collect` or `record_results` return
+                names=None,        # the rows, in order (default: every configuration)
+                paper:bool=True,  # a column with the paper's CUB figures
+               ) -> str:
     "Markdown: one row per configuration, its seeds, mean ± std over them (in %), the paper's CUB figures beside."
     names = list(results) if names is None else [n for n in names if n in results]
     if not names: raise ValueError("no results to tabulate")
@@ -197,7 +224,7 @@ def study_table(results:dict, names=None, paper:bool=True) -> str:
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for n in names:
         rs = results[n]
-        row = [n, ','.join(str(r['seed']) for r in rs)] + [' / '.join(_ms([r['linear_probe'][f][t] for r in rs]) for t in ('top1', 'top5')) for f in fr]
+        row = [_cell(n), ','.join(str(r['seed']) for r in rs)] + [' / '.join(_ms([r['linear_probe'][f][t] for r in rs]) for t in ('top1', 'top5')) for f in fr]
         row += [_ms([r['retrieval'][k] for r in rs]) for k in ('rank1', 'rank5', 'mAP')]
         if paper:
             p = PAPER_CUB.get(n) or (PAPER_CUB.get(rs[0]['method']) if rs[0]['method'] == n else None)
@@ -211,7 +238,11 @@ def _metric(r, key):
 
 PAIRED_METRICS = {'rank1': 'rank-1', 'mAP': 'mAP', 'top1@100%': 'Top-1 (100%)'}
 
-def paired_table(results:dict, names, base:str='lcr', metrics=tuple(PAIRED_METRICS)) -> str:
+def paired_table(results:dict,    # {name: [run metrics]}
+                 names,            # the configurations to set beside `base`
+                 base:str='lcr',  # the configuration every difference is taken from
+                 metrics=tuple(PAIRED_METRICS),  # keys of `PAIRED_METRICS`
+                ) -> str:
     "Markdown: each configuration beside `base` on the seeds both have (mean, and mean ± sd of the per-seed difference, in points), and `base`'s spread."
     if base not in results: raise ValueError(f"the base configuration {base!r} has no results")
     bad = [m for m in metrics if m not in PAIRED_METRICS]
@@ -222,7 +253,7 @@ def paired_table(results:dict, names, base:str='lcr', metrics=tuple(PAIRED_METRI
     for n in names:
         rs = [r for r in results.get(n, []) if r['seed'] in by_seed]
         if n == base or not rs: continue
-        row = [n, ','.join(str(r['seed']) for r in rs)]
+        row = [_cell(n), ','.join(str(r['seed']) for r in rs)]
         for m in metrics:
             v = np.array([_metric(r, m) for r in rs]); b = np.array([_metric(by_seed[r['seed']], m) for r in rs])
             d = 100 * (v - b)                                 # the per-seed differences: the paired comparison
@@ -235,7 +266,9 @@ def paired_table(results:dict, names, base:str='lcr', metrics=tuple(PAIRED_METRI
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/10_experiments.ipynb #c019
-def k_sweep_figure(results:dict, metric:str='rank1'):
+def k_sweep_figure(results:dict,       # {name: [run metrics]}, with `lcr` and `lcr-k*` runs
+                   metric:str='rank1',  # a retrieval metric: rank1, rank5 or mAP
+                  ):
     "Rank-1 (or another retrieval metric) of LCR against K with error bars over seeds; MoCo v2's as a band."
     ks = []
     for n, rs in results.items():
@@ -257,7 +290,9 @@ def k_sweep_figure(results:dict, metric:str='rank1'):
     fig.tight_layout()
     return fig
 
-def write_study(results:dict, out) -> Path:
+def write_study(results:dict,  # {name: [run metrics]}, as `collect` returns
+                out,           # the study folder
+               ) -> Path:
     "`study.md` (a table per group), `study.json` (per-configuration summaries) and `k_sweep.png` (if there are K runs)."
     out = Path(out)
     if not results: (out / 'study.md').write_text("# Study\n\nNo finished runs yet.\n"); return out / 'study.md'
@@ -282,12 +317,13 @@ def write_study(results:dict, out) -> Path:
     (out / 'study.md').write_text('\n'.join(md))
     return out / 'study.md'
 
-# %% ../nbs/10_experiments.ipynb #b60139f0
+# %% ../nbs/10_experiments.ipynb #c419c080
 RECORD_CURVE_KEYS = ('loss_cl', 'loss_kl', 'gradcam_max', 'fit_target_entropy', 'fit_target_ratio', 'fit_pred_entropy',
                      'gfb_entropy', 'proj_cos')
 RECORD_FORMAT = 1
 
-def record_path(study:str) -> Path:
+def record_path(study:str,  # the record's name, e.g. 'random_start'
+               ) -> Path:
     "Where the committed record of `study` lives: `records/<study>.json` in the repository."
     return Path(lcr.__file__).resolve().parents[1] / 'records' / f'{study}.json'
 
@@ -296,7 +332,10 @@ def _epoch_curve(run) -> list:
     recs = [json.loads(l) for l in (Path(run) / 'metrics.jsonl').read_text().splitlines() if l.strip()]
     return [{'epoch': r['epoch'], **{k: r[k] for k in RECORD_CURVE_KEYS if k in r}} for r in recs if r.get('kind') == 'epoch']
 
-def run_entry(run, parts:bool=True, n_images:int=64) -> dict:
+def run_entry(run,               # an evaluated run folder of a study
+              parts:bool=True,  # also measure the maps' mass on the true parts
+              n_images:int=64,  # test images for the parts mass
+             ) -> dict:
     "One run of a study as a record entry: configuration, seed, threads, commit, metrics, per-epoch diagnostics, parts mass."
     m = json.loads((Path(run) / 'eval' / 'metrics.json').read_text())
     c = next((c for c in STUDY if c['name'] == m['name']), None)
@@ -312,7 +351,12 @@ def run_entry(run, parts:bool=True, n_images:int=64) -> dict:
                           gradcam_loss=loss.get('gradcam'), attention=score.get('attention'))
     return e
 
-def study_record(out, study:str, regime:str, parts:bool=True, n_images:int=64) -> dict:
+def study_record(out,              # the study folder
+                 study:str,        # the record's name
+                 regime:str,       # how the runs start, e.g. 'random start' or 'pretrained start'
+                 parts:bool=True,  # measure the maps' mass on the true parts
+                 n_images:int=64,  # test images for the parts mass
+                ) -> dict:
     "The compact record of every evaluated run under the study folder `out` (see `run_entry`)."
     runs = sorted(p.parents[1] for p in Path(out).glob('*/seed*/eval/metrics.json'))
     if not runs: raise FileNotFoundError(f"{out} holds no evaluated runs (*/seed*/eval/metrics.json)")
@@ -323,13 +367,16 @@ def study_record(out, study:str, regime:str, parts:bool=True, n_images:int=64) -
     return dict(format=RECORD_FORMAT, study=study, regime=regime, budgets=budgets,
                 recipes={b: BUDGETS[b]['recipe'] for b in budgets if b in BUDGETS}, runs=entries)
 
-def write_record(record:dict, path) -> Path:
+def write_record(record:dict,  # a record from `study_record`
+                 path,         # the file to write
+                ) -> Path:
     "Write `record` as indented JSON to `path`, atomically."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix('.json.tmp'); tmp.write_text(json.dumps(record, indent=1) + '\n'); tmp.replace(path)
     return path
 
-def load_record(path) -> dict:
+def load_record(path,  # a record file, or the name of a record under `records/`
+               ) -> dict:
     "Read a record written by `write_record` (a path, or a study name under `records/`)."
     p = Path(path) if str(path).endswith('.json') else record_path(str(path))
     if not p.is_file(): raise FileNotFoundError(f"no record at {p}: run its study and `write_record` first")
@@ -339,14 +386,58 @@ def load_record(path) -> dict:
         raise ValueError(f"{p} is not a record of format {RECORD_FORMAT}")
     return r
 
-def record_results(record:dict) -> dict:
+def record_results(record:dict,  # a record from `load_record`
+                  ) -> dict:
     "{configuration name: [run entries by seed]}, in `STUDY` order, as `collect` returns for a study folder."
     res = {}
     for e in record['runs']: res.setdefault(e['name'], []).append(e)
     return {k: sorted(v, key=lambda e: e['seed']) for k, v in res.items()}
 
+# %% ../nbs/10_experiments.ipynb #7d0033b7
+def record_overview(record:dict,  # a record from `load_record`
+                   ) -> str:
+    "Markdown: the record's regime and recipe, then per configuration its seeds, commits, CPU threads and mean training minutes."
+    res = record_results(record)
+    lines = [f"Record `{record['study']}` ({record['regime']}; budget {', '.join(f'`{b}`' for b in record['budgets'])}): "
+             f"{len(record['runs'])} runs of {len(res)} configurations.\n",
+             '| configuration | group | seeds | commit | threads | training minutes (mean) |', '|---|---|---|---|---|---|']
+    for n, rs in res.items():
+        mins = [r['train_seconds'] / 60 for r in rs if r.get('train_seconds') == r.get('train_seconds')]
+        lines.append(f"| {_cell(n)} | {rs[0]['group']} | {','.join(str(r['seed']) for r in rs)} | {', '.join(sorted({r['commit'] for r in rs}))} | "
+                     f"{', '.join(str(t) for t in sorted({r['torch_threads'] for r in rs}))} | {np.mean(mins):.1f} |")
+    return '\n'.join(lines) + '\n'
+
+def paired_diffs(results:dict,  # {name: [runs]}, as `record_results` returns
+                 name:str,      # the configuration
+                 base:str,      # the configuration it is set against
+                 metric:str,    # a key of `PAIRED_METRICS`, or 'knn'
+                ) -> dict:
+    "{seed: 100 * (metric of `name` - metric of `base`)} on the seeds both have: the differences a paired table averages."
+    get = (lambda r: r['knn_top1']) if metric == 'knn' else (lambda r: _metric(r, metric))
+    b = {r['seed']: get(r) for r in results[base]}
+    return {r['seed']: 100 * (get(r) - b[r['seed']]) for r in results[name] if r['seed'] in b}
+
+def paired_summary(results:dict,  # {name: [runs]}, as `record_results` returns
+                   name:str,      # the configuration
+                   base:str,      # the configuration it is set against
+                   metrics=tuple(PAIRED_METRICS),  # keys of `PAIRED_METRICS`
+                  ) -> str:
+    "One sentence per metric: the paired difference `name` - `base` as mean ± sd over seeds (points), each seed's value, and how many seeds it is above."
+    out = []
+    for m in metrics:
+        d = paired_diffs(results, name, base, m)
+        v = np.array(list(d.values()))
+        spread = f" ± {v.std(ddof=1):.2f}" if len(v) > 1 else ''
+        out.append(f"{PAIRED_METRICS[m]} {v.mean():+.2f}{spread} points (seeds {', '.join(f'{s}: {x:+.2f}' for s, x in d.items())}; "
+                   f"above `{base}` in {int((v > 0).sum())} of {len(v)})")
+    return f"`{name}` against `{base}`: " + '; '.join(out) + '.'
+
+
 # %% ../nbs/10_experiments.ipynb #c046
-def replay_steps(run, lrs, device='cpu') -> list:
+def replay_steps(run,             # a finished run folder
+                 lrs,             # one learning rate per further step
+                 device='cpu',  # where to replay
+                ) -> list:
     "Contrastive loss of each of `len(lrs)` further training steps of a finished run, at learning rates `lrs`, on a copy (nothing is written)."
     model, cfg, _ = load_run(run, resolve_device(device))
     model.train()
@@ -364,7 +455,10 @@ def replay_steps(run, lrs, device='cpu') -> list:
     return torch.stack(losses).tolist()
 
 # %% ../nbs/10_experiments.ipynb #c053
-def parts_mass_table(results:dict, names=('mocov2', 'lcr', 'lcr-reference'), convention:str='score') -> str:
+def parts_mass_table(results:dict,                          # {name: [record entries]} with their `parts`
+                     names=('mocov2', 'lcr', 'lcr-reference'),  # the rows
+                     convention:str='score',         # the GradCAM's: gradient of the 'score' or of the 'loss'
+                    ) -> str:
     "Markdown: mean ± std over seeds of the GradCAM (`convention` 'score' or 'loss') and GFB-attention mass on the true parts, from record entries."
     if convention not in ('score', 'loss'): raise ValueError(f"convention must be 'score' or 'loss', got {convention!r}")
     rows = [f'| configuration | seeds | GradCAM (gradient of the {convention}) on parts | GFB attention on parts | part area |',
@@ -373,11 +467,11 @@ def parts_mass_table(results:dict, names=('mocov2', 'lcr', 'lcr-reference'), con
         rs = [r for r in results.get(n, []) if 'parts' in r]
         if not rs: continue
         pm = [r['parts'] for r in rs]
-        rows.append(f"| {n} | {','.join(str(r['seed']) for r in rs)} | {_ms([p[f'gradcam_{convention}'] for p in pm])} | "
+        rows.append(f"| {_cell(n)} | {','.join(str(r['seed']) for r in rs)} | {_ms([p[f'gradcam_{convention}'] for p in pm])} | "
                     f"{_ms([p['attention'] for p in pm])} | {_ms([p['part_area'] for p in pm])} |")
     return '\n'.join(rows) + '\n'
 
-# %% ../nbs/10_experiments.ipynb #aed1d169
+# %% ../nbs/10_experiments.ipynb #b79034a3
 FIT_COLUMNS = {'gradcam_max': 'max G', 'fit_target_entropy': 'target entropy', 'fit_target_ratio': 'target max/min',
                'fit_pred_entropy': 'prediction entropy'}
 
@@ -386,17 +480,22 @@ def _msr(vals, spec='.3g'):
     if len(v) == 0: return '–'
     return format(v.mean(), spec) + (f" ± {format(v.std(ddof=1), spec)}" if len(v) > 1 else '')
 
-def fit_table(results:dict, names) -> str:
+def fit_table(results:dict,  # {name: [record entries]} with their per-epoch `curve`
+              names,  # the rows
+             ) -> str:
     "Markdown: per configuration, the final epoch's mean ± sd over seeds of what the fit compares (`FIT_COLUMNS`)."
     rows = ['| configuration | seeds | ' + ' | '.join(FIT_COLUMNS.values()) + ' |', '|---|---|' + '---|' * len(FIT_COLUMNS)]
     for n in names:
         rs = [r for r in results.get(n, []) if r.get('curve')]
         if not rs: continue
         last = [r['curve'][-1] for r in rs]
-        rows.append(f"| {n} | {','.join(str(r['seed']) for r in rs)} | " + ' | '.join(_msr([l.get(k) for l in last]) for k in FIT_COLUMNS) + ' |')
+        rows.append(f"| {_cell(n)} | {','.join(str(r['seed']) for r in rs)} | " + ' | '.join(_msr([l.get(k) for l in last]) for k in FIT_COLUMNS) + ' |')
     return '\n'.join(rows) + '\n'
 
-def fit_curves_figure(results:dict, names, keys=('fit_target_entropy', 'fit_pred_entropy')):
+def fit_curves_figure(results:dict,  # {name: [record entries]} with their per-epoch `curve`
+                      names,          # one line per configuration
+                      keys=('fit_target_entropy', 'fit_pred_entropy'),  # one panel per diagnostic, keys of `FIT_COLUMNS`
+                     ):
     "The fit's diagnostics over the epochs: one panel per key, a line per configuration (mean over seeds), seeds thin."
     fig, axs = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.4), squeeze=False)
     for ax, key in zip(axs[0], keys):
@@ -413,11 +512,18 @@ def fit_curves_figure(results:dict, names, keys=('fit_target_entropy', 'fit_pred
     fig.tight_layout()
     return fig
 
-# %% ../nbs/10_experiments.ipynb #c01964fe
+# %% ../nbs/10_experiments.ipynb #e61c39d2
 RANDOM_START = ('mocov2', 'lcr', 'lcr-reference', 'lcr-uniform_target', 'lcr-gradcam_image_norm', 'abl-gradcam_graph_features',
                 'abl-pred_batch_norm', 'abl-gfb_bn_relu', 'lcr-gfb_detached', 'abl-gfb_bn_relu_key_stats')   # the record's configurations
 
-def rerun_record(study:str, out, names, budget:str='cpu-all', regime:str='random start', device='cpu', jobs:int=1) -> Path:
+def rerun_record(study:str,              # the record's name
+                 out,                    # the study folder (runs resume there)
+                 names,                  # the configurations of the record
+                 budget:str='cpu-all',  # a key of `BUDGETS`
+                 regime:str='random start',  # how the runs start
+                 device='cpu',           # auto, cpu, cuda or cuda:i
+                 jobs:int=1,    # runs trained at once
+                ) -> Path:
     "Train and evaluate the missing runs of `names` under `budget` in `out`, then write the committed record of `study`."
     run_study(out, budget, names=names, device=device, verbose=True, jobs=jobs)
     return write_record(study_record(out, study, regime), record_path(study))
@@ -425,8 +531,17 @@ def rerun_record(study:str, out, names, budget:str='cpu-all', regime:str='random
 # %% ../nbs/10_experiments.ipynb #c072
 REAL_DATASETS = ('cub', 'cars', 'aircraft')
 
-def real_recipe(dataset:str, root, out='runs/real', methods=('mocov2', 'lcr'), weights='IMAGENET1K_V1', device='auto',
-                probe:str='paper', probe_epochs:int=100, progress='auto', **overrides) -> Path:
+def real_recipe(dataset:str,                  # cub, cars, aircraft (or inat2019, folder)
+                root,                         # the data set's folder, in its published layout (chapter 2)
+                out='runs/real',              # a run folder per method, and the report
+                methods=('mocov2', 'lcr'),    # names in METHODS
+                weights='IMAGENET1K_V1',      # torchvision weights from the local hub cache, a checkpoint path, or None
+                device='auto',                # auto, cpu, cuda or cuda:i
+                probe:str='paper',            # the linear probe: 'paper' (augmented images) or 'fast' (cached features)
+                probe_epochs:int=100,         # the probe's epochs
+                progress='auto',              # the training loop's progress display
+                **overrides,         # any field of TrainConfig, e.g. epochs
+               ) -> Path:
     "Train `methods` on a real data set with the paper's recipe (plus `overrides`), evaluate, report; returns the report path."
     from lcr.report import report
     if dataset not in REAL_DATASETS + ('inat2019', 'folder'): raise ValueError(f"dataset must be one of {list(REAL_DATASETS)}, 'inat2019' or 'folder', got {dataset!r}")
@@ -456,7 +571,8 @@ def experiments_cli(out:str=None,          # output folder (default runs/study_<
                     dataset:str='synthetic',  # synthetic (the study) or a real data set: cub, cars, aircraft
                     root:str=None,         # root of the real data set
                     weights:str='IMAGENET1K_V1',  # initial weights for the real-data recipe
-                    epochs:int=None):      # override the epochs of the real-data recipe
+                    epochs:int=None,      # override the epochs of the real-data recipe
+                   ):
     "The experiments study on the embedded data set (resumable, with a budget), or the real-data recipe."
     try:
         resolve_device(device)
