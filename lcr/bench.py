@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import lcr
 from . import models as _models
-from .core import _check, _check_choice
+from .core import check_arg, check_choice
 from .models import make_method, Backbone, ARCHS, STEMS, METHODS
 from .augment import BatchTwoViews, AugmentConfig
 from .synthetic import SyntheticFineGrained
@@ -28,7 +28,7 @@ __all__ = ['CEILING', 'BENCH_MODES', 'TARGETS', 'PIPELINE_TARGET', 'PHASES', 'H1
 
 # %% ../nbs/09_bench.ipynb #c007
 def _check_int(name, v, lo):
-    _check(isinstance(v, int) and not isinstance(v, bool) and v >= lo, f"`{name}` must be an integer >= {lo}, got {v!r}")
+    check_arg(isinstance(v, int) and not isinstance(v, bool) and v >= lo, f"`{name}` must be an integer >= {lo}, got {v!r}")
 
 def _summary(times_ms, peak_bytes=None) -> dict:
     t = np.asarray(times_ms, dtype=float)
@@ -38,7 +38,7 @@ def _summary(times_ms, peak_bytes=None) -> dict:
 
 def time_step(fn, warmup:int=3, repeats:int=10, device='cpu') -> dict:
     "Call `fn()` `warmup` times untimed, then time `repeats` calls: median, IQR and every time in ms, and the peak CUDA memory (None on the CPU)."
-    _check(callable(fn), f"`fn` must be callable, got {type(fn).__name__}", TypeError)
+    check_arg(callable(fn), f"`fn` must be callable, got {type(fn).__name__}", TypeError)
     _check_int('warmup', warmup, 0); _check_int('repeats', repeats, 1)
     dev = resolve_device(str(device))
     for _ in range(warmup): fn()
@@ -57,7 +57,7 @@ def time_step(fn, warmup:int=3, repeats:int=10, device='cpu') -> dict:
 
 def time_round_robin(fns:dict, warmup:int=3, repeats:int=10, device='cpu') -> dict:
     "`time_step` for several functions called in turn (a, b, c, a, b, c, ...), so that a shared machine's slow spells hit all alike; `{name: summary}`, no peak memory."
-    _check(isinstance(fns, dict) and fns and all(callable(f) for f in fns.values()),
+    check_arg(isinstance(fns, dict) and fns and all(callable(f) for f in fns.values()),
            "`fns` must be a non-empty dict of name -> callable", TypeError)
     _check_int('warmup', warmup, 0); _check_int('repeats', repeats, 1)
     dev = resolve_device(str(device))
@@ -93,9 +93,9 @@ def _views(batch_size, image_size, dev, channels_last, seed):
 def _label(name, on): return torch.profiler.record_function(name) if on else contextlib.nullcontext()
 
 def _check_step_options(backbone, stem, image_size, batch_size):
-    _check_choice('backbone', backbone, ARCHS); _check_choice('stem', stem, STEMS)
+    check_choice('backbone', backbone, ARCHS); check_choice('stem', stem, STEMS)
     stride = 8 if stem == 'small' else 32
-    _check(isinstance(image_size, int) and not isinstance(image_size, bool) and image_size >= stride,
+    check_arg(isinstance(image_size, int) and not isinstance(image_size, bool) and image_size >= stride,
            f"`image_size` must be an integer of at least {stride} px for stem={stem!r}, got {image_size!r}")
     _check_int('batch_size', batch_size, 2)    # batch norm needs two images
 
@@ -103,7 +103,7 @@ def training_step(method:str='lcr', backbone:str='resnet50', image_size:int=224,
                   amp:bool=True, channels_last:bool=True, compile:bool=False, stem:str='standard', queue_size:int=65536,
                   seed:int=0, labelled:bool=False, **method_kw):
     "One full training step of `method` as `lcr.train` runs it, on fixed random views; returns `(step, model, opt)`."
-    _check_choice('method', method, tuple(METHODS)); _check_step_options(backbone, stem, image_size, batch_size)
+    check_choice('method', method, tuple(METHODS)); _check_step_options(backbone, stem, image_size, batch_size)
     dev = resolve_device(device); cuda = dev.type == 'cuda'; cl = channels_last and cuda
     torch.manual_seed(seed)
     model = make_method(method, backbone, 'paper', weights=None, stem=stem, queue_size=queue_size, **method_kw).to(dev)
@@ -127,7 +127,7 @@ def ceiling_step(backbone:str='resnet50', image_size:int=224, batch_size:int=128
                  channels_last:bool=True, compile:bool=False, stem:str='standard', seed:int=0, tiny_width:int=16,
                  part:str='both'):
     "The engine ceiling: fwd+bwd of one view through `Backbone` and a no-grad fwd of the other through a key copy (`part`: 'both', 'fwd_bwd' or 'fwd'); returns `(step, encoder_q, encoder_k)`."
-    _check_step_options(backbone, stem, image_size, batch_size); _check_choice('part', part, ('both', 'fwd_bwd', 'fwd'))
+    _check_step_options(backbone, stem, image_size, batch_size); check_choice('part', part, ('both', 'fwd_bwd', 'fwd'))
     dev = resolve_device(device); cl = channels_last and dev.type == 'cuda'
     torch.manual_seed(seed)
     enc_q = Backbone(backbone, None, stem, tiny_width).to(dev).train()
@@ -180,10 +180,10 @@ def bench_steps(backbone:str='resnet50', image_size:int=224, batch_size:int=128,
     "Time one full training step of each of `methods` and the engine ceiling; `{'config', 'rows', 'ratios'}`."
     _check_step_options(backbone, stem, image_size, batch_size)
     _check_int('warmup', warmup, 0); _check_int('repeats', repeats, 1); _check_int('queue_size', queue_size, 1)
-    _check(isinstance(methods, (tuple, list)) and len(methods) > 0 and all(isinstance(m, str) for m in methods),
+    check_arg(isinstance(methods, (tuple, list)) and len(methods) > 0 and all(isinstance(m, str) for m in methods),
            f"`methods` must be a non-empty tuple of method names, got {methods!r}")
     bad = [m for m in methods if m not in METHODS]
-    _check(not bad, f"`methods` has unknown names {bad}: choose from {list(METHODS)}")
+    check_arg(not bad, f"`methods` has unknown names {bad}: choose from {list(METHODS)}")
     dev = resolve_device(device); cuda = dev.type == 'cuda'
     common = dict(backbone=backbone, image_size=image_size, batch_size=batch_size, device=dev, amp=amp,
                   channels_last=channels_last, compile=compile, stem=stem, seed=seed)
@@ -223,7 +223,7 @@ def bench_pipeline(preset:str='small', n_images:int=512, image_size:int=64, batc
     _check_int('warmup', warmup, 0); _check_int('repeats', repeats, 1)
     dev = resolve_device(device); cuda = dev.type == 'cuda'
     if cache is None:
-        _check_choice('preset', preset, ('small', 'cub'))
+        check_choice('preset', preset, ('small', 'cub'))
         cache = SyntheticFineGrained(preset, 'train', n=n_images, with_masks=False, device=dev if cuda else None).uint8_cache()
     cache = cache.to(dev)
     aug = BatchTwoViews(AugmentConfig(size=image_size), dtype=torch.float32, channels_last=cuda)   # as lcr.train builds it
@@ -316,19 +316,19 @@ def format_table(res:dict) -> str:
 
 def run_bench(mode:str='cpu', out=None, verbose:bool=True, **overrides) -> dict:
     "Run the benchmark of `mode` ('cpu', 'gpu' or 'auto'; settings in `BENCH_MODES`, overridable by keyword), print its table, write `out/bench.json`."
-    _check_choice('mode', mode, ('auto', 'cpu', 'gpu'))
+    check_choice('mode', mode, ('auto', 'cpu', 'gpu'))
     if mode == 'auto': mode = 'gpu' if torch.cuda.is_available() else 'cpu'
     if mode == 'gpu' and not torch.cuda.is_available():
         raise ValueError("mode='gpu' needs CUDA, which is not available here: use mode='cpu'")
     bad = sorted(set(overrides) - set(BENCH_MODES[mode]))
-    _check(not bad, f"unknown option(s) {bad} for run_bench; valid options: {sorted(BENCH_MODES[mode])}", TypeError)
+    check_arg(not bad, f"unknown option(s) {bad} for run_bench; valid options: {sorted(BENCH_MODES[mode])}", TypeError)
     c = {**BENCH_MODES[mode], **overrides}
     # every check before any work (building models takes time)
     _check_step_options(c['backbone'], c['stem'], c['image_size'], c['batch_size'])
     for n, lo in (('warmup', 0), ('repeats', 1), ('queue_size', 1), ('pipeline_images', 1), ('pipeline_repeats', 1),
                   ('retrieval_n', 2), ('retrieval_d', 1), ('retrieval_classes', 1), ('retrieval_queries', 1), ('retrieval_repeats', 1)):
         _check_int(n, c[n], lo)
-    _check_choice('pipeline_preset', c['pipeline_preset'], ('small', 'cub'))
+    check_choice('pipeline_preset', c['pipeline_preset'], ('small', 'cub'))
     dev = resolve_device(c['device'])
     outdir = prepare_out(out) if out is not None else None
     t0 = time.perf_counter()
@@ -481,18 +481,18 @@ GPU_STATUSES = ('ok', 'failed', 'timed out', 'not run')
 
 def check_gpu_record(rec) -> dict:
     "`rec` if it is a well-formed GPU record; else a one-line ValueError naming what is wrong."
-    _check(isinstance(rec, dict), f"a GPU record must be a JSON object, got {type(rec).__name__}")
+    check_arg(isinstance(rec, dict), f"a GPU record must be a JSON object, got {type(rec).__name__}")
     miss = [k for k in ('record', 'schema', 'dry_run', 'calls', 'parts') if k not in rec]
-    _check(not miss, f"the GPU record lacks {miss}")
-    _check(rec['record'] == 'lcr gpu checks' and rec['schema'] == 1, f"not a GPU record of schema 1: {rec['record']!r}, {rec['schema']!r}")
-    _check(isinstance(rec['calls'], list) and isinstance(rec['parts'], dict), "`calls` must be a list and `parts` an object")
+    check_arg(not miss, f"the GPU record lacks {miss}")
+    check_arg(rec['record'] == 'lcr gpu checks' and rec['schema'] == 1, f"not a GPU record of schema 1: {rec['record']!r}, {rec['schema']!r}")
+    check_arg(isinstance(rec['calls'], list) and isinstance(rec['parts'], dict), "`calls` must be a list and `parts` an object")
     for name, p in rec['parts'].items():
-        _check(name in GPU_PARTS, f"unknown part {name!r} in the GPU record (parts: {list(GPU_PARTS)})")
-        _check(p.get('status') in GPU_STATUSES, f"part {name!r} has status {p.get('status')!r}, not one of {list(GPU_STATUSES)}")
-        _check(isinstance(p.get('call'), int) and 0 <= p['call'] < len(rec['calls']), f"part {name!r} names no call of the record")
+        check_arg(name in GPU_PARTS, f"unknown part {name!r} in the GPU record (parts: {list(GPU_PARTS)})")
+        check_arg(p.get('status') in GPU_STATUSES, f"part {name!r} has status {p.get('status')!r}, not one of {list(GPU_STATUSES)}")
+        check_arg(isinstance(p.get('call'), int) and 0 <= p['call'] < len(rec['calls']), f"part {name!r} names no call of the record")
         for f in p.get('figures', []):
             miss = [k for k in ('name', 'value', 'unit', 'command') if k not in f]
-            _check(not miss, f"a figure of part {name!r} lacks {miss}: {f}")
+            check_arg(not miss, f"a figure of part {name!r} lacks {miss}: {f}")
     return rec
 
 def read_gpu_record(folder, dry_run:bool=False) -> dict|None:
@@ -503,7 +503,7 @@ def read_gpu_record(folder, dry_run:bool=False) -> dict|None:
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON: {e}") from None
     try: check_gpu_record(rec)
     except ValueError as e: raise ValueError(f"{path}: {e}") from None
-    _check(rec['dry_run'] == dry_run, f"{path} is " + ("a dry run's record (the CPU, toy sizes), not a GPU measurement"
+    check_arg(rec['dry_run'] == dry_run, f"{path} is " + ("a dry run's record (the CPU, toy sizes), not a GPU measurement"
                                                        if rec['dry_run'] else "a GPU record, not a dry run's"))
     return rec
 

@@ -10,19 +10,26 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['GRADCAM_GRAPHS', 'upcast', 'info_nce_loss', 'gradcam_of_loss', 'MaxOutGFB', 'normalize_attention', 'kl_fit_loss',
-           'fit_stats', 'gap', 'weighted_pool', 'bilinear_pool', 'spatial_entropy']
+__all__ = ['GRADCAM_GRAPHS', 'check_arg', 'check_choice', 'upcast', 'info_nce_loss', 'gradcam_of_loss', 'MaxOutGFB',
+           'normalize_attention', 'kl_fit_loss', 'fit_stats', 'gap', 'weighted_pool', 'bilinear_pool',
+           'spatial_entropy']
 
 # %% ../nbs/00_core.ipynb #c006
-def _check(cond, msg, exc=ValueError):
+def check_arg(cond:bool,            # what must hold
+              msg:str,              # a one-line error naming the problem
+              exc=ValueError):      # the exception type to raise
+    "Raise `exc(msg)` unless `cond`: every module's argument checks go through it, so errors read alike."
     if not cond: raise exc(msg)
 
 def _check_fmap(fmap, name='fmap'):
-    _check(isinstance(fmap, torch.Tensor), f"`{name}` must be a tensor, got {type(fmap).__name__}", TypeError)
-    _check(fmap.ndim == 4, f"`{name}` must have shape (N, C, H, W), got {tuple(fmap.shape)}")
+    check_arg(isinstance(fmap, torch.Tensor), f"`{name}` must be a tensor, got {type(fmap).__name__}", TypeError)
+    check_arg(fmap.ndim == 4, f"`{name}` must have shape (N, C, H, W), got {tuple(fmap.shape)}")
 
-def _check_choice(name, value, choices):
-    _check(value in choices, f"`{name}` must be one of {choices}, got {value!r}")
+def check_choice(name:str,    # the option's name, as the user wrote it
+                 value,       # the value given
+                 choices):    # the allowed values
+    "Raise a ValueError naming the option and its allowed values unless `value` is one of `choices`."
+    check_arg(value in choices, f"`{name}` must be one of {choices}, got {value!r}")
 
 # %% ../nbs/00_core.ipynb #dd3865a5
 def upcast(x:torch.Tensor  # tensor to compute in, e.g. bf16 under autocast
@@ -36,10 +43,10 @@ def info_nce_loss(q:torch.Tensor,      # (N, D) query embeddings
                   queue:torch.Tensor,  # (D, Q) negatives, columns already L2-normalised (as MoCo stores them)
                   temperature:float=0.2):  # softmax temperature t of the logits (Eq. 1)
     "MoCo's InfoNCE loss (paper Eq. 1): mean over the batch of -log softmax of the positive logit."
-    _check(q.ndim == 2 and k.shape == q.shape, f"`q` and `k` must both be (N, D); got {tuple(q.shape)} and {tuple(k.shape)}")
-    _check(queue.ndim == 2 and queue.shape[0] == q.shape[1],
+    check_arg(q.ndim == 2 and k.shape == q.shape, f"`q` and `k` must both be (N, D); got {tuple(q.shape)} and {tuple(k.shape)}")
+    check_arg(queue.ndim == 2 and queue.shape[0] == q.shape[1],
            f"`queue` must be (D, Q) with D={q.shape[1]} matching `q`; got {tuple(queue.shape)}")
-    _check(temperature > 0, f"`temperature` must be > 0, got {temperature}")
+    check_arg(temperature > 0, f"`temperature` must be > 0, got {temperature}")
     q, k = F.normalize(upcast(q), dim=1), F.normalize(upcast(k), dim=1)
     l_pos = (q * k).sum(1, keepdim=True)
     l_neg = q @ queue.to(q.dtype)
@@ -55,16 +62,16 @@ def gradcam_of_loss(loss:torch.Tensor,    # scalar loss (or score) whose GradCAM
                     graph:str='none',     # 'none': a constant map; 'features': constant gradient, live `fmap` (released code); 'full': second order
                     retain_graph:bool=True): # keep the graph for the step's own backward
     "GradCAM of `loss` w.r.t. `fmap` (paper Eq. 3): ReLU(sum_c fmap * d(sign*loss)/d fmap), shape (N, H, W)."
-    _check(isinstance(loss, torch.Tensor) and loss.ndim == 0,
+    check_arg(isinstance(loss, torch.Tensor) and loss.ndim == 0,
            f"`loss` must be a scalar tensor, got shape {tuple(getattr(loss, 'shape', ()))}")
     _check_fmap(fmap)
-    _check_choice('sign', sign, (1, -1))
-    _check_choice('graph', graph, GRADCAM_GRAPHS)
-    _check(loss.requires_grad and fmap.requires_grad,
+    check_choice('sign', sign, (1, -1))
+    check_choice('graph', graph, GRADCAM_GRAPHS)
+    check_arg(loss.requires_grad and fmap.requires_grad,
            "`loss` does not depend on `fmap` through autograd (one of them does not require grad)")
     full = graph == 'full'
     grad, = torch.autograd.grad(loss, fmap, retain_graph=retain_graph or full, create_graph=full, allow_unused=True)
-    _check(grad is not None, "`loss` does not depend on `fmap`: compute the loss from this feature map")
+    check_arg(grad is not None, "`loss` does not depend on `fmap`: compute the loss from this feature map")
     cam = F.relu(sign * (grad * fmap).sum(1))     # 'features': `grad` is a constant here, `fmap` is not
     return cam.detach() if graph == 'none' else cam
 
@@ -78,8 +85,8 @@ class MaxOutGFB(nn.Module):
                  relu:bool=False,   # ReLU on the K maps (authors' code; not in Eq. 4)
                  bias:bool=False):  # bias of the 1x1 projections
         super().__init__()
-        _check(isinstance(k, int) and k >= 1, f"`k` (number of projections) must be a positive integer, got {k!r}")
-        _check(isinstance(in_channels, int) and in_channels >= 1, f"`in_channels` must be a positive integer, got {in_channels!r}")
+        check_arg(isinstance(k, int) and k >= 1, f"`k` (number of projections) must be a positive integer, got {k!r}")
+        check_arg(isinstance(in_channels, int) and in_channels >= 1, f"`in_channels` must be a positive integer, got {in_channels!r}")
         self.k, self.in_channels = k, in_channels
         self.conv = nn.Conv2d(in_channels, k, 1, bias=bias)
         self.bn = nn.BatchNorm2d(k) if bn else nn.Identity()
@@ -90,7 +97,7 @@ class MaxOutGFB(nn.Module):
             ) -> torch.Tensor:   # (N, K, H, W)
         "The K per-projection maps, (N, K, H, W)."
         _check_fmap(fmap)
-        _check(fmap.shape[1] == self.in_channels, f"`fmap` has {fmap.shape[1]} channels, the GFB expects {self.in_channels}")
+        check_arg(fmap.shape[1] == self.in_channels, f"`fmap` has {fmap.shape[1]} channels, the GFB expects {self.in_channels}")
         return self.act(self.bn(self.conv(fmap)))
 
     def forward(self,
@@ -104,8 +111,8 @@ def normalize_attention(a:torch.Tensor,   # (N, H, W) attention maps
                         per:str='image',  # 'image' (paper) or 'batch' (authors' code)
                         eps:float=1e-7):  # added to the divisor: a constant map becomes zeros, not NaN
     "Min-max normalise maps to [0, 1]: (a - min) / (eps + max(a - min)), per image or over the batch."
-    _check(isinstance(a, torch.Tensor) and a.ndim == 3, f"`a` must have shape (N, H, W), got {tuple(getattr(a, 'shape', ()))}")
-    _check_choice('per', per, ('image', 'batch'))
+    check_arg(isinstance(a, torch.Tensor) and a.ndim == 3, f"`a` must have shape (N, H, W), got {tuple(getattr(a, 'shape', ()))}")
+    check_choice('per', per, ('image', 'batch'))
     dims = (1, 2) if per == 'image' else (0, 1, 2)
     a = a - a.amin(dims, keepdim=True)
     return a / (eps + a.amax(dims, keepdim=True))
@@ -123,13 +130,13 @@ def kl_fit_loss(pred:torch.Tensor,    # (N, H, W) GFB prediction A
                 detach_target:bool=True,       # the fit moves only what produced `pred`
                 reduction:str='mean'):         # 'mean' over images, or 'sum' (code)
     "KL divergence between softmax-normalised GFB prediction and GradCAM (paper Eqs. 5-6)."
-    _check(isinstance(pred, torch.Tensor) and pred.ndim == 3, f"`pred` must have shape (N, H, W), got {tuple(getattr(pred, 'shape', ()))}")
-    _check(isinstance(target, torch.Tensor) and target.shape == pred.shape,
+    check_arg(isinstance(pred, torch.Tensor) and pred.ndim == 3, f"`pred` must have shape (N, H, W), got {tuple(getattr(pred, 'shape', ()))}")
+    check_arg(isinstance(target, torch.Tensor) and target.shape == pred.shape,
            f"`target` must have the shape of `pred` {tuple(pred.shape)}, got {tuple(getattr(target, 'shape', ()))}")
-    _check(tau > 0, f"`tau` must be > 0, got {tau}")
-    _check_choice('axis', axis, ('spatial', 'row'))
-    _check_choice('direction', direction, ('pred||target', 'target||pred'))
-    _check_choice('reduction', reduction, ('mean', 'sum'))
+    check_arg(tau > 0, f"`tau` must be > 0, got {tau}")
+    check_choice('axis', axis, ('spatial', 'row'))
+    check_choice('direction', direction, ('pred||target', 'target||pred'))
+    check_choice('reduction', reduction, ('mean', 'sum'))
     if detach_target: target = target.detach()
     lp, lt = _log_dist(pred, tau, axis), _log_dist(target, tau, axis)
     la, lb = (lp, lt) if direction == 'pred||target' else (lt, lp)
@@ -142,13 +149,13 @@ def fit_stats(pred:torch.Tensor|None,  # (N, H, W) the prediction as the fit rec
               tau:float=0.4,            # the fit's softmax temperature
               axis:str='spatial'):      # the fit's softmax axis: 'spatial' or 'row'
     "Detached 0-d statistics of the distributions the KL fit compares: normalised entropies (1: uniform) and the target's max/min probability ratio."
-    _check(isinstance(target, torch.Tensor) and target.ndim == 3, f"`target` must have shape (N, H, W), got {tuple(getattr(target, 'shape', ()))}")
-    _check_choice('axis', axis, ('spatial', 'row'))
+    check_arg(isinstance(target, torch.Tensor) and target.ndim == 3, f"`target` must have shape (N, H, W), got {tuple(getattr(target, 'shape', ()))}")
+    check_choice('axis', axis, ('spatial', 'row'))
     def log_rows(x):      # one row per distribution: (N, H*W) or (N*H, W)
         lp = _log_dist(x.detach(), tau, axis)
         return lp.flatten(1) if axis == 'spatial' else lp.flatten(0, -2)
     lt = log_rows(target)
-    _check(lt.shape[1] > 1, f"a distribution over {lt.shape[1]} position has no entropy to measure")
+    check_arg(lt.shape[1] > 1, f"a distribution over {lt.shape[1]} position has no entropy to measure")
     entropy = lambda lp: (-(lp.exp() * lp).sum(1) / math.log(lp.shape[1])).mean()
     out = {'fit_target_entropy': entropy(lt), 'fit_target_ratio': (lt.amax(1) - lt.amin(1)).exp().mean()}
     if pred is not None: out['fit_pred_entropy'] = entropy(log_rows(pred))
@@ -168,9 +175,9 @@ def weighted_pool(fmap:torch.Tensor,  # (N, C, H, W)
                   eps:float=1e-7):    # 'mean': lower bound of sum(a), so an all-zero map gives a zero vector
     "Attention-weighted pooling of a feature map (paper Eq. 8), (N, C)."
     _check_fmap(fmap)
-    _check(isinstance(att, torch.Tensor) and att.shape == (fmap.shape[0],) + fmap.shape[2:],
+    check_arg(isinstance(att, torch.Tensor) and att.shape == (fmap.shape[0],) + fmap.shape[2:],
            f"`att` must have shape (N, H, W) = {(fmap.shape[0],) + tuple(fmap.shape[2:])}, got {tuple(getattr(att, 'shape', ()))}")
-    _check_choice('mode', mode, ('mean', 'sum'))
+    check_choice('mode', mode, ('mean', 'sum'))
     att = att.to(fmap.dtype)
     f = torch.einsum('nchw,nhw->nc', fmap, att)
     if mode == 'mean': f = f / att.sum((1, 2)).clamp_min(eps)[:, None]
@@ -181,7 +188,7 @@ def bilinear_pool(fmap:torch.Tensor,   # (N, C, H, W)
                   normalize:bool=True):  # L2-normalise the result
     "SAM-style bilinear pooling: one average of `fmap` per part map, concatenated, (N, K*C)."
     _check_fmap(fmap); _check_fmap(maps, 'maps')
-    _check(maps.shape[0] == fmap.shape[0] and maps.shape[2:] == fmap.shape[2:],
+    check_arg(maps.shape[0] == fmap.shape[0] and maps.shape[2:] == fmap.shape[2:],
            f"`maps` must be (N, K, H, W) matching `fmap` {tuple(fmap.shape)}, got {tuple(maps.shape)}")
     f = torch.einsum('nkhw,nchw->nkc', maps.to(fmap.dtype), fmap).flatten(1) / (fmap.shape[2] * fmap.shape[3])
     return F.normalize(f, dim=1) if normalize else f
@@ -190,7 +197,7 @@ def spatial_entropy(a:torch.Tensor,        # (N, H, W) maps
                     tau:float|None=None,  # None: the maps clamped at 0, normalised to sum 1; else softmax(a / tau)
                    ) -> torch.Tensor:     # (N,) in [0, 1]; 1: uniform
     "Entropy of maps as distributions over positions, divided by log(H*W) so it lies in [0, 1]; (N,)."
-    _check(a.ndim == 3, f"`a` must have shape (N, H, W), got {tuple(a.shape)}")
+    check_arg(a.ndim == 3, f"`a` must have shape (N, H, W), got {tuple(a.shape)}")
     x = upcast(a).flatten(1)
     if tau is None: p = x.clamp_min(0) + 1e-12; p = p / p.sum(1, keepdim=True)   # maps that are already >= 0
     else: p = F.softmax(x / tau, 1)

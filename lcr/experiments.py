@@ -345,11 +345,18 @@ def run_entry(run,               # an evaluated run folder of a study
              train_seconds=round(m.get('train_seconds', float('nan')), 1), epochs=m['epochs'],
              retrieval=m['retrieval'], knn_top1=m['knn_top1'], linear_probe=m['linear_probe'], probe=m['probe'],
              curve=_epoch_curve(run))
-    if parts:     # the GradCAM in both conventions, and the branch's attention (the same in both)
-        score, loss = parts_mass(run, n_images, gradcam_sign=-1), parts_mass(run, n_images, gradcam_sign=1)
-        e['parts'] = dict(part_area=score['part_area'], gradcam_score=score.get('gradcam'),
-                          gradcam_loss=loss.get('gradcam'), attention=score.get('attention'))
+    if parts: e['parts'] = _parts(Path(run), n_images)
     return e
+
+def _parts(run, n_images):
+    "The GradCAM's mass on the parts in both conventions, and the branch's attention's; cached beside the run's metrics."
+    cache = run / 'eval' / f'parts_{n_images}.json'
+    if cache.is_file() and cache.stat().st_mtime >= (run / 'checkpoint.pt').stat().st_mtime: return json.loads(cache.read_text())
+    score, loss = parts_mass(run, n_images, gradcam_sign=-1), parts_mass(run, n_images, gradcam_sign=1)
+    p = dict(part_area=score['part_area'], gradcam_score=score.get('gradcam'), gradcam_loss=loss.get('gradcam'),
+             attention=score.get('attention'))
+    cache.write_text(json.dumps(p))
+    return p
 
 def study_record(out,              # the study folder
                  study:str,        # the record's name
@@ -393,7 +400,7 @@ def record_results(record:dict,  # a record from `load_record`
     for e in record['runs']: res.setdefault(e['name'], []).append(e)
     return {k: sorted(v, key=lambda e: e['seed']) for k, v in res.items()}
 
-# %% ../nbs/10_experiments.ipynb #7d0033b7
+# %% ../nbs/10_experiments.ipynb #714181ef
 def record_overview(record:dict,  # a record from `load_record`
                    ) -> str:
     "Markdown: the record's regime and recipe, then per configuration its seeds, commits, CPU threads and mean training minutes."

@@ -13,7 +13,6 @@ import torch.distributed as dist
 import torchvision
 from torchvision.models.resnet import BasicBlock, conv1x1
 from .core import *
-from .core import _check, _check_choice
 
 # %% auto #0
 __all__ = ['ARCHS', 'STEMS', 'PRESETS', 'METHOD_SPECS', 'METHODS', 'Backbone', 'torchvision_weights_file',
@@ -29,7 +28,7 @@ class _Trunk(nn.Module): pass
 
 def _tiny_resnet(width:int=16) -> nn.Module:
     "A ResNet with one BasicBlock per stage and widths w, 2w, 4w, 8w, with torchvision's attribute names."
-    _check(isinstance(width, int) and width >= 1, f"`tiny_width` must be a positive integer, got {width!r}")
+    check_arg(isinstance(width, int) and width >= 1, f"`tiny_width` must be a positive integer, got {width!r}")
     m = _Trunk()
     m.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
     m.bn1, m.relu, m.maxpool = nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
@@ -52,8 +51,8 @@ class Backbone(nn.Module):
                  stem:str='standard',      # 'standard' (output stride 32) or 'small' (stride 8, for ~64 px images)
                  tiny_width:int=16):       # width of the tiny backbone's first stage, C = 8 * tiny_width
         super().__init__()
-        _check_choice('backbone', arch, ARCHS)
-        _check_choice('stem', stem, STEMS)
+        check_choice('backbone', arch, ARCHS)
+        check_choice('stem', stem, STEMS)
         trunk = _tiny_resnet(tiny_width) if arch == 'tiny' else torchvision.models.get_model(arch, weights=None)
         for name in _LAYERS: setattr(self, name, getattr(trunk, name))
         self.arch, self.stem = arch, stem
@@ -68,9 +67,9 @@ class Backbone(nn.Module):
                          x:torch.Tensor,  # (N, 3, H, W) images, H and W at least the output stride
                         ) -> torch.Tensor:  # (N, C, H/stride, W/stride)
         "The last feature map phi(I), (N, C, H/stride, W/stride)."
-        _check(isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] == 3,
+        check_arg(isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] == 3,
                f"images must be a (N, 3, H, W) tensor, got {tuple(getattr(x, 'shape', ())) or type(x).__name__}")
-        _check(min(x.shape[2:]) >= self.stride,
+        check_arg(min(x.shape[2:]) >= self.stride,
                f"images of {x.shape[2]}x{x.shape[3]} px are too small for backbone={self.arch!r} with stem={self.stem!r} "
                f"(output stride {self.stride}): use at least {self.stride} px"
                + (", or stem='small' (stride 8)" if self.stem == 'standard' else ""))
@@ -92,10 +91,10 @@ def torchvision_weights_file(arch:str,  # a torchvision model name, e.g. 'resnet
                              name:str,  # 'IMAGENET1K_V1', 'DEFAULT' or the full 'ResNet50_Weights.IMAGENET1K_V2'
                             ) -> tuple:  # (weights enum member, path of its file in the torch hub cache)
     "The torchvision weights enum for `arch` and `name`, and where the torch hub cache keeps its file."
-    _check(arch != 'tiny', "backbone='tiny' has no torchvision weights: pass weights=None or a local checkpoint")
+    check_arg(arch != 'tiny', "backbone='tiny' has no torchvision weights: pass weights=None or a local checkpoint")
     enum = torchvision.models.get_model_weights(arch)
     short = name.split('.')[-1]
-    _check(short in enum.__members__,
+    check_arg(short in enum.__members__,
            f"unknown weights {name!r} for {arch}: choose one of {list(enum.__members__)} or a local checkpoint path")
     w = enum[short]
     return w, os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(w.url))
@@ -110,7 +109,7 @@ def _strip_prefixes(sd:dict) -> dict:
 def load_backbone_weights(backbone:nn.Module,  # a `Backbone`; its `arch` chooses the torchvision weights
                           weights:str):         # a torchvision weights name (hub cache) or a local checkpoint path
     "Load torchvision weights from the hub cache, or a local checkpoint, into `backbone`; never downloads."
-    _check(isinstance(weights, (str, os.PathLike)), f"`weights` must be None, a weights name or a path, got {weights!r}", TypeError)
+    check_arg(isinstance(weights, (str, os.PathLike)), f"`weights` must be None, a weights name or a path, got {weights!r}", TypeError)
     weights = os.fspath(weights)
     if _is_path(weights):
         if not os.path.isfile(weights): raise FileNotFoundError(f"weights checkpoint {weights!r} does not exist")
@@ -127,13 +126,13 @@ def load_backbone_weights(backbone:nn.Module,  # a `Backbone`; its `arch` choose
     sd = torch.load(path, map_location='cpu', weights_only=True)
     for key in ('state_dict', 'model'):
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict): sd = sd[key]
-    _check(isinstance(sd, dict), f"{source} does not hold a state dict")
+    check_arg(isinstance(sd, dict), f"{source} does not hold a state dict")
     sd = {k: v for k, v in _strip_prefixes(sd).items() if not k.startswith('fc.')}
     own = backbone.state_dict()
     missing = [k for k in own if k not in sd]
-    _check(not missing, f"{source} lacks {len(missing)} backbone tensors for {backbone.arch}, e.g. {missing[:3]}")
+    check_arg(not missing, f"{source} lacks {len(missing)} backbone tensors for {backbone.arch}, e.g. {missing[:3]}")
     bad = [f"{k}: {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if sd[k].shape != v.shape]
-    _check(not bad, f"{source} does not fit {backbone.arch}: {bad[:3]}")
+    check_arg(not bad, f"{source} does not fit {backbone.arch}: {bad[:3]}")
     backbone.load_state_dict({k: sd[k] for k in own})
     return backbone
 
@@ -145,7 +144,7 @@ class SplitBatchNorm(nn.BatchNorm2d):
                  num_splits:int,    # number of sub-batches of MoCo's one-GPU shuffle-BN emulation (1: plain BN)
                  **kw):             # further BatchNorm2d arguments (eps, momentum, ...)
         super().__init__(num_features, **kw)
-        _check(isinstance(num_splits, int) and num_splits >= 1, f"`bn_splits` must be a positive integer, got {num_splits!r}")
+        check_arg(isinstance(num_splits, int) and num_splits >= 1, f"`bn_splits` must be a positive integer, got {num_splits!r}")
         self.num_splits = num_splits
 
     def forward(self,
@@ -154,7 +153,7 @@ class SplitBatchNorm(nn.BatchNorm2d):
         s = self.num_splits
         if not self.training or s == 1: return super().forward(x)
         N, C, H, W = x.shape
-        _check(N % s == 0, f"batch of {N} images cannot be split into bn_splits={s} equal sub-batches")
+        check_arg(N % s == 0, f"batch of {N} images cannot be split into bn_splits={s} equal sub-batches")
         rm, rv = self.running_mean.repeat(s), self.running_var.repeat(s)
         out = F.batch_norm(x.reshape(N // s, C * s, H, W), rm, rv, self.weight.repeat(s), self.bias.repeat(s),
                            True, self.momentum if self.momentum is not None else 0.1, self.eps).reshape(N, C, H, W)
@@ -230,7 +229,7 @@ class MLPGFB(nn.Module):
                  bn:bool=False,     # BN after the first 1x1 convolution (which then has no bias)
                  relu:bool=False):  # ReLU on the output map
         super().__init__()
-        _check(isinstance(hidden, int) and hidden >= 1, f"`gfb_hidden` must be a positive integer, got {hidden!r}")
+        check_arg(isinstance(hidden, int) and hidden >= 1, f"`gfb_hidden` must be a positive integer, got {hidden!r}")
         self.in_channels, self.hidden = in_channels, hidden
         self.conv1 = nn.Conv2d(in_channels, hidden, 1, bias=not bn)
         self.bn = nn.BatchNorm2d(hidden) if bn else nn.Identity()
@@ -325,44 +324,44 @@ class MethodConfig:
 
     def validate(self):
         "Raise a ValueError naming the option when the configuration is unknown or inconsistent."
-        _check_choice('method', self.method, tuple(METHOD_SPECS))
-        _check_choice('preset', self.preset, tuple(PRESETS))
-        _check_choice('backbone', self.backbone, ARCHS)
-        _check_choice('stem', self.stem, STEMS)
-        _check_choice('objective', self.objective, ('moco', 'byol'))
-        _check_choice('gfb', self.gfb, ('none', 'maxout', 'mlp'))
-        _check_choice('gradcam_sign', self.gradcam_sign, (1, -1))
-        _check_choice('gradcam_loss', self.gradcam_loss, ('sum', 'mean'))
-        _check_choice('gradcam_norm', self.gradcam_norm, ('none', 'image', 'batch'))
-        _check_choice('pred_norm', self.pred_norm, ('none', 'image', 'batch'))
-        _check_choice('gradcam_graph', self.gradcam_graph, GRADCAM_GRAPHS)
-        _check_choice('fit_target', self.fit_target, ('gradcam', 'uniform'))
-        _check(self.fit_target == 'gradcam' or self.gradcam_graph == 'none',
+        check_choice('method', self.method, tuple(METHOD_SPECS))
+        check_choice('preset', self.preset, tuple(PRESETS))
+        check_choice('backbone', self.backbone, ARCHS)
+        check_choice('stem', self.stem, STEMS)
+        check_choice('objective', self.objective, ('moco', 'byol'))
+        check_choice('gfb', self.gfb, ('none', 'maxout', 'mlp'))
+        check_choice('gradcam_sign', self.gradcam_sign, (1, -1))
+        check_choice('gradcam_loss', self.gradcam_loss, ('sum', 'mean'))
+        check_choice('gradcam_norm', self.gradcam_norm, ('none', 'image', 'batch'))
+        check_choice('pred_norm', self.pred_norm, ('none', 'image', 'batch'))
+        check_choice('gradcam_graph', self.gradcam_graph, GRADCAM_GRAPHS)
+        check_choice('fit_target', self.fit_target, ('gradcam', 'uniform'))
+        check_arg(self.fit_target == 'gradcam' or self.gradcam_graph == 'none',
                f"fit_target='uniform' is a constant target: it needs gradcam_graph='none', got {self.gradcam_graph!r}")
-        _check_choice('softmax_axis', self.softmax_axis, ('spatial', 'row'))
-        _check_choice('kl_direction', self.kl_direction, ('pred||target', 'target||pred'))
-        _check_choice('kl_reduction', self.kl_reduction, ('mean', 'sum'))
-        _check_choice('train_pool', self.train_pool, ('gap', 'weighted', 'bilinear'))
-        _check_choice('test_pool', self.test_pool, ('gap', 'weighted', 'bilinear'))
-        _check_choice('att_norm', self.att_norm, ('image', 'batch'))
-        _check_choice('pool_mode', self.pool_mode, ('sum', 'mean'))
+        check_choice('softmax_axis', self.softmax_axis, ('spatial', 'row'))
+        check_choice('kl_direction', self.kl_direction, ('pred||target', 'target||pred'))
+        check_choice('kl_reduction', self.kl_reduction, ('mean', 'sum'))
+        check_choice('train_pool', self.train_pool, ('gap', 'weighted', 'bilinear'))
+        check_choice('test_pool', self.test_pool, ('gap', 'weighted', 'bilinear'))
+        check_choice('att_norm', self.att_norm, ('image', 'batch'))
+        check_choice('pool_mode', self.pool_mode, ('sum', 'mean'))
         for name in ('proj_dim', 'pred_hidden', 'queue_size', 'bn_splits', 'tiny_width', 'gfb_hidden'):
             v = getattr(self, name)
-            _check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"`{name}` must be a positive integer, got {v!r}")
-        _check(self.proj_hidden is None or (isinstance(self.proj_hidden, int) and self.proj_hidden >= 1),
+            check_arg(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"`{name}` must be a positive integer, got {v!r}")
+        check_arg(self.proj_hidden is None or (isinstance(self.proj_hidden, int) and self.proj_hidden >= 1),
                f"`proj_hidden` must be None or a positive integer, got {self.proj_hidden!r}")
-        _check(isinstance(self.k, int) and self.k >= 0, f"`k` must be a non-negative integer, got {self.k!r}")
-        _check(self.temperature > 0, f"`temperature` must be > 0, got {self.temperature}")
-        _check(self.tau > 0, f"`tau` must be > 0, got {self.tau}")
-        _check(0 <= self.momentum < 1, f"`momentum` must be in [0, 1), got {self.momentum}")
-        _check(self.lam >= 0 and self.nu >= 0, f"`lam` and `nu` must be >= 0, got lam={self.lam}, nu={self.nu}")
+        check_arg(isinstance(self.k, int) and self.k >= 0, f"`k` must be a non-negative integer, got {self.k!r}")
+        check_arg(self.temperature > 0, f"`temperature` must be > 0, got {self.temperature}")
+        check_arg(self.tau > 0, f"`tau` must be > 0, got {self.tau}")
+        check_arg(0 <= self.momentum < 1, f"`momentum` must be in [0, 1), got {self.momentum}")
+        check_arg(self.lam >= 0 and self.nu >= 0, f"`lam` and `nu` must be >= 0, got lam={self.lam}, nu={self.nu}")
         uses = [n for n in ('train_pool', 'test_pool') if getattr(self, n) != 'gap']
         if 'bilinear' in (self.train_pool, self.test_pool):
-            _check(self.gfb == 'maxout' and self.k >= 1,
+            check_arg(self.gfb == 'maxout' and self.k >= 1,
                    f"bilinear pooling needs K part maps: set gfb='maxout' and k >= 1 (got gfb={self.gfb!r}, k={self.k})")
         if self.gfb == 'maxout':
-            _check(self.k >= 1, f"gfb='maxout' needs k >= 1 projections, got k={self.k}")
-        _check(self.gfb != 'none' or not (uses or self.fit_gradcam),
+            check_arg(self.k >= 1, f"gfb='maxout' needs k >= 1 projections, got k={self.k}")
+        check_arg(self.gfb != 'none' or not (uses or self.fit_gradcam),
                f"gfb='none' cannot serve {', '.join(f'{n}={getattr(self, n)!r}' for n in uses) or 'fit_gradcam=True'}: "
                "choose gfb='maxout' or 'mlp'")
         return self
@@ -374,11 +373,11 @@ def method_config(name:str,              # the method, a key of METHODS
                   **overrides,            # any field of `MethodConfig`; these win over preset and method
                  ) -> MethodConfig:
     "The validated `MethodConfig` of method `name` with `preset` and `overrides`."
-    _check_choice('method', name, tuple(METHOD_SPECS))
-    _check_choice('preset', preset, tuple(PRESETS))
+    check_choice('method', name, tuple(METHOD_SPECS))
+    check_choice('preset', preset, tuple(PRESETS))
     known = {f.name for f in fields(MethodConfig)} - {'method', 'preset', 'backbone'}
     bad = sorted(set(overrides) - known)
-    _check(not bad, f"unknown option(s) {bad} for make_method; valid options: {sorted(known)}", TypeError)
+    check_arg(not bad, f"unknown option(s) {bad} for make_method; valid options: {sorted(known)}", TypeError)
     kw = {**PRESETS[preset], **METHOD_SPECS[name], **overrides}
     return MethodConfig(method=name, preset=preset, backbone=backbone, **kw).validate()
 
@@ -411,10 +410,10 @@ def mean_pairwise_cosine(z:torch.Tensor  # (N, D) embeddings
 
 def _check_views(v1, v2):
     for name, v in (('view1', v1), ('view2', v2)):
-        _check(isinstance(v, torch.Tensor) and v.ndim == 4 and v.shape[1] == 3,
+        check_arg(isinstance(v, torch.Tensor) and v.ndim == 4 and v.shape[1] == 3,
                f"`{name}` must be a (N, 3, H, W) image tensor, got {tuple(getattr(v, 'shape', ())) or type(v).__name__}")
-    _check(v1.shape[0] == v2.shape[0], f"`view1` and `view2` must hold the same images, got {v1.shape[0]} and {v2.shape[0]}")
-    _check(v1.shape[0] >= 2, f"a training batch needs at least 2 images (batch norm), got {v1.shape[0]}")
+    check_arg(v1.shape[0] == v2.shape[0], f"`view1` and `view2` must hold the same images, got {v1.shape[0]} and {v2.shape[0]}")
+    check_arg(v1.shape[0] >= 2, f"a training batch needs at least 2 images (batch norm), got {v1.shape[0]}")
 
 def side_stream_seed(tag:str='gfb'  # names the stream: different tags give different seeds
                     ) -> int:
@@ -556,14 +555,14 @@ class SSLMethod(nn.Module):
                   images:torch.Tensor,  # (N, 3, H, W) images
                  ) -> torch.Tensor:
         "The GFB's attention A, min-max normalised per image, (N, H, W)."
-        _check(self.gfb is not None, f"method {self.cfg.method!r} has no GradCAM fitting branch (gfb='none')")
+        check_arg(self.gfb is not None, f"method {self.cfg.method!r} has no GradCAM fitting branch (gfb='none')")
         return normalize_attention(self.gfb(self.feature_map(images)), per='image')
 
     def part_maps(self,
                   images:torch.Tensor,  # (N, 3, H, W) images
                  ) -> torch.Tensor:
         "The K projection maps of a max-out GFB, (N, K, H, W)."
-        _check(isinstance(self.gfb, MaxOutGFB), f"method {self.cfg.method!r} has no K part maps (gfb={self.cfg.gfb!r})")
+        check_arg(isinstance(self.gfb, MaxOutGFB), f"method {self.cfg.method!r} has no K part maps (gfb={self.cfg.gfb!r})")
         return self.gfb.maps(self.feature_map(images))
 
 # %% ../nbs/01_models.ipynb #c035
