@@ -4,7 +4,8 @@
 
 # %% ../nbs/08_report.ipynb #c003
 from __future__ import annotations
-import json, math, os, re, sys, time
+import json, math, os, re, sys, time, warnings, contextlib
+from dataclasses import replace
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,7 +14,8 @@ from .models import from_config, METHODS
 from .data import label_proportion_subset
 from .evaluate import (split_features, retrieval_metrics, linear_probe_features, linear_probe, knn_accuracy,
                           test_transform)
-from .train import TrainConfig, train, load_checkpoint, CheckpointError, resolve_device, prepare_out, eval_splits
+from .train import (TrainConfig, train, load_checkpoint, CheckpointError, resolve_device, prepare_out, eval_splits,
+                       read_metrics, load_model_state, error_text, train_split, data_fingerprint)
 from .viz import attention_figure, retrieval_panel, save_figure, attention_mass_on_parts, compute_maps, upsample_maps
 
 # %% auto #0
@@ -22,19 +24,41 @@ __all__ = ['PROBE_FRACTIONS', 'PAPER_TABLE_2', 'DEMO_RECIPE', 'DEMO_METHODS', 'l
            'demo', 'demo_cli']
 
 # %% ../nbs/08_report.ipynb #c006
-def load_run(run, device='cpu'):
-    "`(model, cfg, state)` of the run folder `run`: the model rebuilt from its checkpoint (eval mode), its `TrainConfig`, the checkpoint dict."
+def load_run(run, device='cpu', root=None):
+    """`(model, cfg, state)` of the run folder `run`: the model rebuilt from its checkpoint (eval mode), its `TrainConfig`, the checkpoint dict.
+
+    `root` replaces the data set's recorded folder (a data set that moved); its training split must be the one the run trained on."""
     run = Path(run)
     if not run.is_dir(): raise FileNotFoundError(f"run folder {str(run)!r} does not exist")
     ck = run / 'checkpoint.pt'
     if not ck.is_file(): raise FileNotFoundError(f"{ck} not found: a run folder is what `lcr_train --out` writes")
     state = load_checkpoint(ck)
     try: cfg = TrainConfig(**state['train_config'])
-    except TypeError as e: raise CheckpointError(f"{ck}: its training configuration is not one this version reads ({e})") from None
-    model = from_config(state['model_config'], weights=None)   # the checkpoint holds the trained weights
-    try: model.load_state_dict(state['model'])
-    except RuntimeError as e: raise CheckpointError(f"{ck} does not fit its own model configuration: {str(e)[:300]}") from None
+    except TypeError as e:
+        raise CheckpointError(f"{ck}: its training configuration is not one this version of lcr reads ({error_text(e, 300)}); "
+                              "it was probably written by another version") from None
+    try: model = from_config(state['model_config'], weights=None)   # the checkpoint holds the trained weights
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{ck}: its model configuration is not one this version of lcr builds ({error_text(e, 300)}); "
+                              "it was probably written by another version") from None
+    load_model_state(model, state['model'], ck)
+    if root is not None: cfg = _moved_data(cfg, state, root, ck)
     return model.to(device).eval(), cfg, state
+
+def _moved_data(cfg, state, root, ck):
+    "`cfg` with the data set at `root`, after checking that its training split is the one the checkpoint trained on."
+    if cfg.dataset == 'synthetic': raise ValueError(f"{ck} was trained on the embedded synthetic set: it has no data folder to move")
+    new = replace(cfg, root=str(root))
+    if 'data' not in state:
+        warnings.warn(f"{ck} records no fingerprint of its data (an older checkpoint): the data at {root} cannot be checked")
+        return new
+    ds = train_split(new)
+    fp, old = data_fingerprint(ds), state['data']
+    if fp != old['fingerprint']:
+        raise CheckpointError(f"{root} does not hold the data {ck} was trained on: {len(ds)} training images (fingerprint {fp}) "
+                              f"against {old['n_images']} (fingerprint {old['fingerprint']}) at {old['root']!r}.")
+    return new
+
 
 # %% ../nbs/08_report.ipynb #c008
 PROBE_FRACTIONS = (1.0, 0.5, 0.2)
@@ -42,10 +66,11 @@ PROBE_FRACTIONS = (1.0, 0.5, 0.2)
 def _pct(f): return f"{round(f * 100)}%"
 
 def evaluate_run(run, probe:str='fast', fractions=PROBE_FRACTIONS, probe_epochs:int=100, knn_k:int=200,
-                 device='auto', seed:int=0, batch_size:int=256, out=None) -> dict:
+                 device='auto', seed:int=0, batch_size:int=256, out=None, root=None) -> dict:
     """Retrieval, linear probe (per label fraction) and kNN of the run folder `run`; fractions in [0, 1].
 
-    Subset lists are written to `out/subsets` (default `run/eval`), so a probe can be repeated exactly."""
+    Subset lists are written to `out/subsets` (default `run/eval`), so a probe can be repeated exactly. `root`: the data
+    set's folder when it has moved since training (see `load_run`). An unfinished run is evaluated with a warning."""
     if probe not in ('fast', 'paper'): raise ValueError(f"probe must be 'fast' or 'paper', got {probe!r}")
     fr = tuple(fractions)
     if not fr or not all(isinstance(f, (int, float)) and 0 < f <= 1 for f in fr):
@@ -53,16 +78,23 @@ def evaluate_run(run, probe:str='fast', fractions=PROBE_FRACTIONS, probe_epochs:
     if not isinstance(probe_epochs, int) or probe_epochs < 1: raise ValueError(f"probe_epochs must be a positive integer, got {probe_epochs!r}")
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
     t0 = time.time()
-    model, cfg, state = load_run(run, dev)
+    model, cfg, state = load_run(run, dev, root)
+    finished = state['epoch'] >= cfg.epochs
+    if not finished:
+        warnings.warn(f"{run} is unfinished: {state['epoch']} of {cfg.epochs} epochs (global step {state['global_step']}); "
+                      "its last checkpoint is evaluated")
     out = Path(out) if out is not None else Path(run) / 'eval'
-    tr, te = eval_splits(cfg)
+    try: tr, te = eval_splits(cfg)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{error_text(e, 300)}; the data set {run} was trained on is not at {cfg.root!r} any more: "
+                                "pass root= (lcr_eval --root) where it is now") from None
     ftr, ytr = split_features(model, tr, cfg.image_size, dev, batch_size)
     fte, yte = split_features(model, te, cfg.image_size, dev, batch_size)
     n_classes = len(tr.classes)
     r = retrieval_metrics(fte, yte)
     res = dict(run=str(run), method=cfg.method, preset=cfg.preset, backbone=cfg.backbone, stem=cfg.stem,
                dataset=cfg.dataset if cfg.dataset != 'synthetic' else f"synthetic-{cfg.synth_preset}",
-               epochs=state['epoch'], planned_epochs=cfg.epochs, global_step=state['global_step'], seed=cfg.seed,
+               epochs=state['epoch'], planned_epochs=cfg.epochs, finished=finished, global_step=state['global_step'], seed=cfg.seed,
                image_size=cfg.image_size, feature_dim=int(fte.shape[1]), n_train=len(ytr), n_test=len(yte),
                n_classes=n_classes, device=str(dev),
                retrieval={k: r[k] for k in ('rank1', 'rank5', 'mAP')},
@@ -137,7 +169,7 @@ def write_metrics(result:dict, out) -> dict:
 def _records(run):
     p = Path(run) / 'metrics.jsonl'
     if not p.is_file(): raise FileNotFoundError(f"{p} not found: {run} is not a training run folder")
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
+    return read_metrics(p)      # a torn last line (a crash in the middle of a write) is dropped with a warning
 
 def loss_curves(runs:dict, key:str='loss_cl', panel_size=(5., 3.)):
     "The `key` loss of every run (name -> folder) per step on one axes; the log(Q + 1) level of an untrained MoCo where known."
@@ -272,10 +304,10 @@ def _check_runs(runs, prog):
     runs = [runs] if isinstance(runs, str) else list(runs or [])
     if not runs: sys.exit(f"{prog}: error: give at least one run folder")
     for r in runs:
-        try: load_checkpoint(Path(r) / 'checkpoint.pt') if Path(r).is_dir() else load_run(r)
+        try: load_run(r)                      # the checkpoint is readable and builds this version's model
         except FileNotFoundError:
             sys.exit(f"{prog}: error: {Path(r) / 'checkpoint.pt'} not found: {r} is not a training run folder (what `lcr_train --out` writes)")
-        except CheckpointError as e: sys.exit(f"{prog}: error: {e}")
+        except CheckpointError as e: sys.exit(f"{prog}: error: {error_text(e, 2000)}")
     names = [Path(r).name for r in runs]
     if len(set(names)) != len(names): sys.exit(f"{prog}: error: run folders must have distinct names, got {names}")
     return runs
@@ -287,6 +319,14 @@ def _check_opts(prog, probe='fast', probe_epochs=1, fractions='1'):
         return _fractions(fractions)
     except ValueError as e: sys.exit(f"{prog}: error: {e}")
 
+@contextlib.contextmanager
+def _one_line_warnings(prog):
+    "Warnings printed as `<prog>: warning: ...`, one line each, while the block runs."
+    with warnings.catch_warnings():
+        warnings.simplefilter('always')
+        warnings.showwarning = lambda m, *a, **k: print(f"{prog}: warning: {error_text(m, 2000)}", file=sys.stderr, flush=True)
+        yield
+
 @call_parse
 def eval_cli(run:str,                        # training run folder (holds checkpoint.pt)
              out:str=None,                   # output folder (default: <run>/eval)
@@ -294,7 +334,8 @@ def eval_cli(run:str,                        # training run folder (holds checkp
              probe_epochs:int=100,           # linear-probe epochs (x0.1 at 60% and 80%)
              fractions:str='1,0.5,0.2',      # label proportions of the linear probe
              device:str='auto',              # auto, cpu, cuda or cuda:i
-             seed:int=0):                    # seed of the label subsets and the probe
+             seed:int=0,                     # seed of the label subsets and the probe
+             root:str=None):                 # the data set's folder, if it has moved since training
     "Retrieval (rank-1, rank-5, mAP), linear probe and kNN of a run; writes metrics.json and metrics.md."
     run = _check_runs(run, 'lcr_eval')[0]
     fr = _check_opts('lcr_eval', probe, probe_epochs, fractions)
@@ -303,9 +344,12 @@ def eval_cli(run:str,                        # training run folder (holds checkp
     out = Path(out) if out else Path(run) / 'eval'
     try: prepare_out(out)
     except (ValueError, OSError) as e: sys.exit(f"lcr_eval: error: {e}")
-    res = evaluate_run(run, probe, fr, probe_epochs, device=device, seed=seed, out=out)
+    with _one_line_warnings('lcr_eval'):
+        try: res = evaluate_run(run, probe, fr, probe_epochs, device=device, seed=seed, out=out, root=root)
+        except (ValueError, OSError, CheckpointError) as e: sys.exit(f"lcr_eval: error: {error_text(e, 2000)}")
     res['options'] = dict(probe=probe, probe_epochs=probe_epochs, fractions=list(fr), seed=seed)
-    paths = write_metrics(res, out)
+    try: paths = write_metrics(res, out)
+    except OSError as e: sys.exit(f"lcr_eval: error: cannot write the metrics into {out}: {e.strerror or e}")
     print(metrics_table(res)); print(f"wrote {paths['json']} and {paths['md']}")
 
 @call_parse
@@ -319,8 +363,9 @@ def viz_cli(runs:Param("training run folders (trained on the same data)", str, n
     if min(n_images, n_queries) < 1 or k_maps < 0: sys.exit("lcr_viz: error: --n_images and --n_queries must be >= 1, --k_maps >= 0")
     try: prepare_out(out)
     except (ValueError, OSError) as e: sys.exit(f"lcr_viz: error: {e}")
-    try: paths = run_figures({Path(r).name: r for r in runs}, out, n_images, n_queries, k_maps)
-    except ValueError as e: sys.exit(f"lcr_viz: error: {e}")
+    with _one_line_warnings('lcr_viz'):
+        try: paths = run_figures({Path(r).name: r for r in runs}, out, n_images, n_queries, k_maps)
+        except (ValueError, OSError, CheckpointError) as e: sys.exit(f"lcr_viz: error: {error_text(e, 2000)}")
     for p in paths.values(): print(f"wrote {p}")
 
 @call_parse
@@ -338,7 +383,9 @@ def report_cli(runs:Param("training run folders", str, nargs='+'),
     fr = _check_opts('lcr_report', probe, probe_epochs, fractions)
     try: resolve_device(device); prepare_out(out)
     except (ValueError, RuntimeError, OSError) as e: sys.exit(f"lcr_report: error: {e}")
-    path = report(runs, out, probe, probe_epochs, fr, device, seed, figures, reuse)
+    with _one_line_warnings('lcr_report'):
+        try: path = report(runs, out, probe, probe_epochs, fr, device, seed, figures, reuse)
+        except (ValueError, OSError, CheckpointError) as e: sys.exit(f"lcr_report: error: {error_text(e, 2000)}")
     print(f"report: {path}")
 
 # %% ../nbs/08_report.ipynb #c036

@@ -8,7 +8,7 @@ __all__ = ['DATASETS', 'RESUME_FREE', 'DATASET_SPLITS', 'CKPT_FORMAT', 'TrainCon
            'save_checkpoint', 'load_checkpoint', 'check_compatible', 'check_data', 'load_model_state', 'RunLockedError',
            'lock_run', 'remove_stale_temps', 'read_metrics', 'prepare_metrics', 'resolve_device', 'cosine_lambda',
            'prepare_out', 'initial_model', 'init_distributed', 'NonFiniteLossError', 'OutputWriteError', 'train',
-           'train_cli']
+           'train_cli', 'run_cli']
 
 # %% ../nbs/06_train.ipynb #c004
 import os, sys, math, json, time, contextlib, functools, hashlib, pickle, warnings
@@ -746,6 +746,22 @@ def train_cli(method:str='lcr',            # method: one of METHODS (mocov2, lcr
         warnings.showwarning = lambda m, *a, **k: print(f"lcr_train: warning: {error_text(m, 2000)}", file=sys.stderr, flush=True)
         try: train(cfg)
         except (ValueError, OSError, CheckpointError, NonFiniteLossError, RunLockedError) as e: fail(e)
+
+# %% ../nbs/06_train.ipynb #c_run_cli
+def run_cli(cli, *args, prog=None):
+    "Run the console-script function `cli` (a `call_parse` function) on the command-line words `args` in this process, as the shell would: `(exit status, lines written to stderr)`."
+    import io
+    from fastcore.script import anno_parser
+    ns = vars(anno_parser(cli.__wrapped__, prog).parse_args([str(a) for a in args]))
+    ns.pop('pdb', None); ns.pop('xtra', None)
+    err, status = io.StringIO(), 0
+    with contextlib.redirect_stderr(err):
+        try: cli(**ns)
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else 1
+            if not isinstance(e.code, int): print(e.code, file=err)
+    return status, err.getvalue().strip().splitlines()
+
 
 # %% ../nbs/06_train.ipynb #c034
 #| eval: false
