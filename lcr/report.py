@@ -15,7 +15,8 @@ from .data import label_proportion_subset
 from .evaluate import (split_features, retrieval_metrics, linear_probe_features, linear_probe, knn_accuracy,
                           test_transform)
 from .train import (TrainConfig, train, load_checkpoint, CheckpointError, resolve_device, prepare_out, eval_splits,
-                       read_metrics, load_model_state, error_text, train_split, data_fingerprint)
+                       read_metrics, load_model_state, error_text, train_split, data_fingerprint, NonFiniteLossError,
+                       RunLockedError)
 from .viz import attention_figure, retrieval_panel, save_figure, attention_mass_on_parts, compute_maps, upsample_maps
 
 # %% auto #0
@@ -426,7 +427,7 @@ def demo_cli(out:str='runs/demo',       # output folder: a run folder per method
         if probe_epochs < 1: raise ValueError(f"--probe_epochs must be positive, got {probe_epochs}")
         resolve_device(device)
         path = demo(out, ms, epochs, device, seed, probe_epochs, progress)
-    except (ValueError, TypeError, FileNotFoundError, CheckpointError) as e:
-        sys.exit(f"lcr_demo: error: {e}")
+    except (ValueError, TypeError, OSError, CheckpointError, NonFiniteLossError, RunLockedError) as e:
+        sys.exit(f"lcr_demo: error: {error_text(e, 2000)}")
     print(metrics_table(json.loads((Path(out) / 'report.json').read_text())))
     print(f"Report: {path}  ({time.time() - t0:.0f} s)")
