@@ -22,14 +22,21 @@ IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tif
 class CorruptImageError(OSError):
     "An image file exists but cannot be decoded (truncated, not an image, unreadable)."
 
-def load_rgb(path) -> Image.Image:
-    "Open `path` as an RGB PIL image, fully decoded; errors name the file."
+def _to_8bit(im:Image.Image) -> Image.Image:
+    "A 16-bit grayscale image (modes I;16*, or I holding 16-bit values) scaled to 8 bits; PIL's convert would clip it."
+    if not (im.mode.startswith('I;16') or (im.mode == 'I' and im.getextrema()[1] > 255)): return im
+    a = np.asarray(im, dtype=np.int64).clip(0, 65535)
+    return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), 'L')
+
+def load_rgb(path,  # an image file
+            ) -> Image.Image:
+    "Open `path` as an RGB PIL image, fully decoded (16-bit grayscale scaled to 8 bits); errors name the file."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"image file not found: {path}")
     try:
         with Image.open(path) as im:
             im.load()                     # a full decode: truncated files fail here, not later
-            return im.convert('RGB')
+            return _to_8bit(im).convert('RGB')
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise CorruptImageError(f"cannot decode image {path}: {e}") from e
 
@@ -81,7 +88,7 @@ class LabelledImages(Dataset):
         badset = {p for p, _ in bad}
         self.skipped = [p for p, _ in bad]
         self.samples = [s for s in self.samples if s[0] not in badset]
-        warnings.warn(f"skipped {len(bad)} corrupt images, {len(self.samples)} remain:\n  {listing}")
+        warnings.warn(f"skipped {len(bad)} corrupt image{'s' if len(bad) != 1 else ''}, {len(self.samples)} remain:\n  {listing}")
 
     @property
     def targets(self): return [t for _, t in self.samples]

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
-from .train import TrainConfig, train, prepare_out, resolve_device, train_cache, batch_views, epoch_order
+from .train import TrainConfig, train, prepare_out, resolve_device, train_cache, batch_views, epoch_order, read_metrics
 from .augment import BatchTwoViews, AugmentConfig
-from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, load_run, _cached
+from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, load_run, cached_metrics
 from .viz import save_figure
 
 # %% auto #0
@@ -155,7 +155,7 @@ def run_study(out='runs/study',          # the study folder
     opts = dict(probe='fast', probe_epochs=BUDGETS[budget]['probe_epochs'], fractions=list(PROBE_FRACTIONS), seed=0)
     def finished(c, seed):
         run = Path(run_config(c, seed, budget, out).out)
-        return (run / 'checkpoint.pt').exists() and _cached(run, opts) is not None
+        return (run / 'checkpoint.pt').exists() and cached_metrics(run, opts) is not None
     todo = [(i, c, seed) for i, (c, seed) in enumerate(runs) if not finished(c, seed)]
     t0 = time.time()
     over_time = lambda: max_minutes is not None and (time.time() - t0) / 60 > max_minutes
@@ -329,7 +329,7 @@ def record_path(study:str,  # the record's name, e.g. 'random_start'
 
 def _epoch_curve(run) -> list:
     "The per-epoch means of `RECORD_CURVE_KEYS` from a run's training log."
-    recs = [json.loads(l) for l in (Path(run) / 'metrics.jsonl').read_text().splitlines() if l.strip()]
+    recs = read_metrics(Path(run) / 'metrics.jsonl')
     return [{'epoch': r['epoch'], **{k: r[k] for k in RECORD_CURVE_KEYS if k in r}} for r in recs if r.get('kind') == 'epoch']
 
 def run_entry(run,               # an evaluated run folder of a study

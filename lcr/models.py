@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_models.ipynb #c003
 from __future__ import annotations
-import copy, hashlib, os, warnings
+import copy, hashlib, math, os, warnings
 from dataclasses import dataclass, asdict, fields
 import torch
 import torch.nn as nn
@@ -15,7 +15,7 @@ from torchvision.models.resnet import BasicBlock, conv1x1
 from .core import *
 
 # %% auto #0
-__all__ = ['ARCHS', 'STEMS', 'PRESETS', 'METHOD_SPECS', 'METHODS', 'Backbone', 'torchvision_weights_file',
+__all__ = ['ARCHS', 'STEMS', 'PRESETS', 'METHOD_SPECS', 'METHODS', 'Backbone', 'weights_is_path', 'torchvision_weights_file',
            'load_backbone_weights', 'SplitBatchNorm', 'convert_split_bn', 'is_distributed', 'concat_all_gather',
            'batch_shuffle', 'batch_unshuffle', 'projection_head', 'MLPGFB', 'MethodConfig', 'method_config',
            'make_method', 'from_config', 'mean_pairwise_cosine', 'side_stream_seed', 'SSLMethod', 'MoCo', 'BYOL']
@@ -84,7 +84,9 @@ class Backbone(nn.Module):
 # %% ../nbs/01_models.ipynb #c010
 _PREFIXES = ('module.', 'encoder_q.', 'backbone.', 'encoder.', 'online_network.')
 
-def _is_path(w:str) -> bool:
+def weights_is_path(w:str,  # the `weights` option: a torchvision weights name or a file
+                   ) -> bool:
+    "Whether `weights` names a local checkpoint file rather than torchvision weights."
     return os.path.exists(w) or os.sep in w or w.endswith(('.pth', '.pt', '.tar', '.ckpt', '.bin'))
 
 def torchvision_weights_file(arch:str,  # a torchvision model name, e.g. 'resnet50' ('tiny' has none)
@@ -111,7 +113,7 @@ def load_backbone_weights(backbone:nn.Module,  # a `Backbone`; its `arch` choose
     "Load torchvision weights from the hub cache, or a local checkpoint, into `backbone`; never downloads."
     check_arg(isinstance(weights, (str, os.PathLike)), f"`weights` must be None, a weights name or a path, got {weights!r}", TypeError)
     weights = os.fspath(weights)
-    if _is_path(weights):
+    if weights_is_path(weights):
         if not os.path.isfile(weights): raise FileNotFoundError(f"weights checkpoint {weights!r} does not exist")
         path, source = weights, f"checkpoint {weights!r}"
     else:
@@ -351,6 +353,10 @@ class MethodConfig:
         check_arg(self.proj_hidden is None or (isinstance(self.proj_hidden, int) and self.proj_hidden >= 1),
                f"`proj_hidden` must be None or a positive integer, got {self.proj_hidden!r}")
         check_arg(isinstance(self.k, int) and self.k >= 0, f"`k` must be a non-negative integer, got {self.k!r}")
+        for name in ('temperature', 'tau', 'momentum', 'lam', 'nu'):
+            v = getattr(self, name)
+            check_arg(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+                      f"`{name}` must be a finite number, got {v!r}")
         check_arg(self.temperature > 0, f"`temperature` must be > 0, got {self.temperature}")
         check_arg(self.tau > 0, f"`tau` must be > 0, got {self.tau}")
         check_arg(0 <= self.momentum < 1, f"`momentum` must be in [0, 1), got {self.momentum}")

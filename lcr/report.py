@@ -21,8 +21,8 @@ from .viz import attention_figure, retrieval_panel, save_figure, attention_mass_
 
 # %% auto #0
 __all__ = ['PROBE_FRACTIONS', 'PAPER_TABLE_2', 'DEMO_RECIPE', 'DEMO_METHODS', 'load_run', 'evaluate_run', 'metrics_table',
-           'write_metrics', 'loss_curves', 'run_figures', 'parts_mass', 'report', 'eval_cli', 'viz_cli', 'report_cli',
-           'demo', 'demo_cli']
+           'write_metrics', 'loss_curves', 'run_figures', 'parts_mass', 'cached_metrics', 'report', 'eval_cli',
+           'viz_cli', 'report_cli', 'demo', 'demo_cli']
 
 # %% ../nbs/08_report.ipynb #c006
 def load_run(run, device='cpu', root=None):
@@ -242,7 +242,10 @@ def parts_mass(run, n_images:int=64, device='cpu', gradcam_sign:int|None=None) -
     return res
 
 # %% ../nbs/08_report.ipynb #c016
-def _cached(run, opts):
+def cached_metrics(run,    # a training run folder
+                   opts,   # the evaluation options the metrics must have been made with
+                  ) -> dict|None:
+    "The run's saved `eval/metrics.json` if it is newer than the checkpoint and made with `opts`, else None."
     p = Path(run) / 'eval' / 'metrics.json'
     if not p.is_file() or p.stat().st_mtime < (Path(run) / 'checkpoint.pt').stat().st_mtime: return None
     r = json.loads(p.read_text())
@@ -258,7 +261,7 @@ def report(runs, out, probe:str='fast', probe_epochs:int=100, fractions=PROBE_FR
     opts = dict(probe=probe, probe_epochs=probe_epochs, fractions=list(fractions), seed=seed)
     results = []
     for n, r in runs.items():
-        res = _cached(r, opts) if reuse else None
+        res = cached_metrics(r, opts) if reuse else None
         if res is None:
             res = evaluate_run(r, probe, fractions, probe_epochs, device=device, seed=seed)
             res['options'] = opts

@@ -111,9 +111,9 @@ class TrainConfig:
 def _check_weights(arch, weights):
     "FileNotFoundError now (not after loading the data) when the initial weights are not on this machine."
     if weights is None: return
-    from lcr.models import _is_path, torchvision_weights_file
+    from lcr.models import weights_is_path, torchvision_weights_file
     w = str(weights)
-    path = w if _is_path(w) else torchvision_weights_file(arch, w)[1]
+    path = w if weights_is_path(w) else torchvision_weights_file(arch, w)[1]
     if not os.path.isfile(path):
         raise FileNotFoundError(f"initial weights {w!r} not found at {path}: put the file there (no downloads happen "
                                 "here), pass a local file, or weights=None for random initialisation")
