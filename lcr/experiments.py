@@ -20,8 +20,8 @@ __all__ = ['STUDY', 'GROUPS', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'RECORD_
            'RANDOM_START', 'REAL_DATASETS', 'study_runs', 'run_config', 'library_commit', 'run_study', 'collect',
            'summarize', 'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'record_path', 'run_entry',
            'study_record', 'write_record', 'load_record', 'record_results', 'record_overview', 'paired_diffs',
-           'paired_summary', 'replay_steps', 'parts_mass_table', 'fit_table', 'fit_curves_figure', 'rerun_record',
-           'real_recipe', 'experiments_cli']
+           'paired_summary', 'selection_table', 'replay_steps', 'parts_mass_table', 'fit_table', 'fit_curves_figure',
+           'rerun_record', 'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', **kw): return dict(name=name, group=group, method=method, preset=preset, overrides=kw)
@@ -53,6 +53,9 @@ BUDGETS = {
     'cpu-all': dict(recipe=dict(DEMO_RECIPE), seeds=(0, 1, 2), groups=GROUPS, probe_epochs=100),
     'cpu-long': dict(recipe=dict(DEMO_RECIPE, epochs=48), seeds=(0, 1, 2), groups=('main', 'diagnostics'), probe_epochs=100),
     'gpu':     dict(recipe=dict(DEMO_RECIPE, epochs=100), seeds=(0, 1, 2), groups=GROUPS, probe_epochs=100),
+    # the released code's protocol beside ours: the same runs, with test-split retrieval after every epoch
+    'cpu-select': dict(recipe=dict(DEMO_RECIPE, select_every=1), seeds=(0, 1, 2), groups=('main',), probe_epochs=100),
+    'minimal-select': dict(recipe=dict(_MINIMAL, select_every=1), seeds=(0,), groups=('main',), probe_epochs=5),
 }
 
 def study_runs(budget:str='cpu',  # a key of `BUDGETS`
@@ -345,6 +348,7 @@ def run_entry(run,               # an evaluated run folder of a study
              train_seconds=round(m.get('train_seconds', float('nan')), 1), epochs=m['epochs'],
              retrieval=m['retrieval'], knn_top1=m['knn_top1'], linear_probe=m['linear_probe'], probe=m['probe'],
              curve=_epoch_curve(run))
+    if 'selected_on_test' in m: e['selected_on_test'] = m['selected_on_test']
     if parts: e['parts'] = _parts(Path(run), n_images)
     return e
 
@@ -438,6 +442,25 @@ def paired_summary(results:dict,  # {name: [runs]}, as `record_results` returns
         out.append(f"{PAIRED_METRICS[m]} {v.mean():+.2f}{spread} points (seeds {', '.join(f'{s}: {x:+.2f}' for s, x in d.items())}; "
                    f"above `{base}` in {int((v > 0).sum())} of {len(v)})")
     return f"`{name}` against `{base}`: " + '; '.join(out) + '.'
+
+
+def selection_table(results:dict,  # {name: [runs]} whose runs carry `selected_on_test` (trained with `select_every`)
+                    names=None,     # the configurations (default: every one that has selections)
+                   ) -> str:
+    "Markdown: per configuration and retrieval metric, the final-epoch value (the result), the value selected on the test set, and their difference seed by seed."
+    names = [n for n in (names or results) if any('selected_on_test' in r for r in results.get(n, []))]
+    if not names: raise ValueError("no run with `selected_on_test`: train with select_every (budget cpu-select)")
+    rows = ['| configuration | seeds | metric | final epoch (the result) | selected on the test set | Δ (points) | selected epochs |',
+            '|---|---|---|---|---|---|---|']
+    for n in names:
+        rs = [r for r in results[n] if 'selected_on_test' in r]
+        for m in ('rank1', 'rank5', 'mAP'):
+            fin = [r['retrieval'][m] for r in rs]; sel = [r['selected_on_test'][m]['value'] for r in rs]
+            d = 100 * (np.array(sel) - np.array(fin))
+            rows.append(f"| {_cell(n)} | {','.join(str(r['seed']) for r in rs)} | {PAIRED_METRICS.get(m, m)} | {_ms(fin)} | {_ms(sel)} | "
+                        f"{d.mean():+.2f}" + (f" ± {d.std(ddof=1):.2f}" if len(d) > 1 else '') +
+                        f" | {','.join(str(r['selected_on_test'][m]['epoch']) for r in rs)} |")
+    return '\n'.join(rows) + '\n'
 
 
 # %% ../nbs/10_experiments.ipynb #c046
