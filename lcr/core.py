@@ -155,7 +155,7 @@ def fit_stats(pred:torch.Tensor|None,  # (N, H, W) the prediction as the fit rec
         lp = _log_dist(x.detach(), tau, axis)
         return lp.flatten(1) if axis == 'spatial' else lp.flatten(0, -2)
     lt = log_rows(target)
-    check_arg(lt.shape[1] > 1, f"a distribution over {lt.shape[1]} position has no entropy to measure")
+    if lt.shape[1] == 1: return {}        # one position per distribution (a 1x1 map): nothing to measure, nothing logged
     entropy = lambda lp: (-(lp.exp() * lp).sum(1) / math.log(lp.shape[1])).mean()
     out = {'fit_target_entropy': entropy(lt), 'fit_target_ratio': (lt.amax(1) - lt.amin(1)).exp().mean()}
     if pred is not None: out['fit_pred_entropy'] = entropy(log_rows(pred))

@@ -348,7 +348,7 @@ def run_entry(run,               # an evaluated run folder of a study
              train_seconds=round(m.get('train_seconds', float('nan')), 1), epochs=m['epochs'],
              retrieval=m['retrieval'], knn_top1=m['knn_top1'], linear_probe=m['linear_probe'], probe=m['probe'],
              curve=_epoch_curve(run))
-    if 'selected_on_test' in m: e['selected_on_test'] = m['selected_on_test']
+    if 'selected_on_test' in m: e.update(selected_on_test=m['selected_on_test'], selection_seconds=m['selection_seconds'])
     if parts: e['parts'] = _parts(Path(run), n_images)
     return e
 
@@ -367,11 +367,14 @@ def study_record(out,              # the study folder
                  regime:str,       # how the runs start, e.g. 'random start' or 'pretrained start'
                  parts:bool=True,  # measure the maps' mass on the true parts
                  n_images:int=64,  # test images for the parts mass
+                 base:dict|None=None,  # an earlier record: its runs that `out` does not hold are kept
                 ) -> dict:
-    "The compact record of every evaluated run under the study folder `out` (see `run_entry`)."
+    "The compact record of every evaluated run under the study folder `out` (see `run_entry`), and of `base`'s other runs."
     runs = sorted(p.parents[1] for p in Path(out).glob('*/seed*/eval/metrics.json'))
-    if not runs: raise FileNotFoundError(f"{out} holds no evaluated runs (*/seed*/eval/metrics.json)")
+    if not runs and not base: raise FileNotFoundError(f"{out} holds no evaluated runs (*/seed*/eval/metrics.json)")
     entries = [run_entry(r, parts, n_images) for r in runs]
+    have = {(e['name'], e['seed']) for e in entries}
+    entries += [e for e in (base or {}).get('runs', []) if (e['name'], e['seed']) not in have]   # runs trained elsewhere
     order = {c['name']: i for i, c in enumerate(STUDY)}
     entries.sort(key=lambda e: (order[e['name']], e['seed']))
     budgets = sorted({e['budget'] for e in entries if e['budget']})
@@ -556,7 +559,8 @@ def rerun_record(study:str,              # the record's name
                 ) -> Path:
     "Train and evaluate the missing runs of `names` under `budget` in `out`, then write the committed record of `study`."
     run_study(out, budget, names=names, device=device, verbose=True, jobs=jobs)
-    return write_record(study_record(out, study, regime), record_path(study))
+    base = load_record(study) if record_path(study).is_file() else None     # runs trained elsewhere are kept
+    return write_record(study_record(out, study, regime, base=base), record_path(study))
 
 # %% ../nbs/10_experiments.ipynb #c072
 REAL_DATASETS = ('cub', 'cars', 'aircraft')

@@ -15,8 +15,8 @@ from .core import MaxOutGFB, normalize_attention
 from .evaluate import IMAGENET_MEAN, IMAGENET_STD
 
 # %% auto #0
-__all__ = ['upsample_maps', 'attention_mass_on_parts', 'compute_maps', 'attention_figure', 'training_curves', 'top_k_neighbours',
-           'retrieval_panel', 'explorer', 'save_figure']
+__all__ = ['upsample_maps', 'attention_mass_on_parts', 'gradcam_title', 'compute_maps', 'attention_figure', 'training_curves',
+           'top_k_neighbours', 'retrieval_panel', 'explorer', 'save_figure']
 
 # %% ../nbs/07_viz.ipynb #c006
 def _as_images(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
@@ -66,9 +66,14 @@ def attention_mass_on_parts(att, # (N, h, w) non-negative maps
     return torch.where(total > 0, (a * m).sum((1, 2)) / total, torch.full_like(total, float('nan')))
 
 # %% ../nbs/07_viz.ipynb #c012
+def gradcam_title(model,  # a method of `lcr.models`
+                 ) -> str:
+    "'GradCAM (score)' or 'GradCAM (loss)': the map's sign convention, the gradient of the score or of the loss (chapter 0)."
+    return f"GradCAM ({'score' if model.cfg.gradcam_sign == -1 else 'loss'})"
+
 def _model_columns(name, model, k_maps):
     "The (kind, index, title) of the columns `model` contributes."
-    cols = [('gradcam', None, f"{name}\nGradCAM")]
+    cols = [('gradcam', None, f"{name}\n{gradcam_title(model)}")]
     gfb = getattr(model, 'gfb', None)
     if gfb is not None: cols.append(('attention', None, f"{name}\nGFB A"))
     if isinstance(gfb, MaxOutGFB):
@@ -312,7 +317,7 @@ def explorer(models:dict, # name -> model, chosen with a dropdown
         xs, shown = _as_images(x)
         H, W = xs.shape[-2:]
         mk = None if mask is None else (torch.as_tensor(mask).float() > 0.5).numpy()[0]
-        panels = [('image', None), ('GradCAM', normalize_attention(d['gradcam'])),
+        panels = [('image', None), (gradcam_title(m), normalize_attention(d['gradcam'])),
                   ('GFB A', d.get('attention')),
                   (f'proj {proj_w.value}', normalize_attention(d['parts'][:, proj_w.value]) if 'parts' in d else None)]
         fig, axes = plt.subplots(1, 4, figsize=(panel_size * 4, panel_size + 0.4))

@@ -54,7 +54,8 @@ def test_readme_is_the_front_page():
 def test_quarto_lists_every_chapter():
     from build_docs import quarto_chapters
     listed = [n for _, ns in quarto_chapters(ROOT / '_quarto.yml') for n in ns]
-    assert sorted(listed) == sorted(nb.name for nb in notebooks()), f"_quarto.yml sidebar {listed} vs nbs/"
+    pages = sorted(nb.name for nb in notebooks()) + sorted(p.name for p in NBS.glob('*.md'))   # chapters and plain pages
+    assert sorted(listed) == sorted(pages), f"_quarto.yml sidebar {listed} vs nbs/"
     assert listed[0] == 'index.ipynb'
     cfg = yaml.safe_load((ROOT / '_quarto.yml').read_text())
     assert cfg['project']['type'] == 'website' and (NBS / '_quarto.yml').resolve() == (ROOT / '_quarto.yml').resolve()
