@@ -22,7 +22,7 @@ from .augment import AugmentConfig, BatchTwoViews
 from .evaluate import test_transform, split_features, retrieval_metrics, linear_probe_features
 from .train import (CKPT_FORMAT, CheckpointError, NonFiniteLossError, OutputWriteError, RunLockedError, derive_seed,
                        epoch_order, cosine_lambda, resolve_device, prepare_out, lock_run, remove_stale_temps,
-                       save_checkpoint, load_checkpoint, load_model_state, prepare_metrics, error_text)
+                       save_checkpoint, load_checkpoint, load_model_state, prepare_metrics, error_text, Progress)
 
 # %% ../nbs/06a_pretrain.ipynb #c006
 def _ell(cu, cv, a, b, p=2, rot=0.): return ('ell', cu, cv, a, b, p, rot)   # superellipse (p=2: an ellipse; large p: a rounded box)
@@ -550,28 +550,6 @@ def pretrained_meta(path) -> dict:
     return d['meta']
 
 # %% ../nbs/06a_pretrain.ipynb #c036
-class _Progress:
-    "fastprogress bars in a notebook, plain lines in a terminal, or nothing."
-    def __init__(self, mode, epochs):
-        if mode == 'auto':
-            from fastcore.imports import in_notebook
-            mode = 'bar' if in_notebook() else 'print'
-        self.mode, self.epochs = mode, epochs
-        if mode == 'bar':
-            from fastprogress.fastprogress import master_bar
-            self.mb = master_bar(range(epochs))
-    def epochs_from(self, start):
-        if self.mode == 'bar': yield from (e for e in self.mb if e >= start)
-        else: yield from range(start, self.epochs)
-    def steps(self, start, n):
-        if self.mode == 'bar':
-            from fastprogress.fastprogress import progress_bar
-            yield from (s for s in progress_bar(range(n), parent=self.mb) if s >= start)
-        else: yield from range(start, n)
-    def write(self, line):
-        if self.mode == 'bar': self.mb.write(line)
-        elif self.mode == 'print': print(line, flush=True)
-
 def _fmt(rec):
     return ' '.join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items() if k not in ('kind', 'time'))
 
@@ -643,7 +621,7 @@ def _pretrain(cfg, run, wfile, dev, t_start):
         epoch_vals.update(state.get('epoch_logs', {}))
     prepare_metrics(metrics_path, saved)
     amp = torch.autocast('cuda', dtype=torch.bfloat16) if (cuda and cfg.amp) else contextlib.nullcontext()
-    bar = _Progress(cfg.progress, cfg.epochs)
+    bar = Progress(cfg.progress, cfg.epochs)
     pending, t0, t_loop = [], time.time(), time.monotonic()
 
     def last_good():

@@ -7,8 +7,8 @@ __all__ = ['DATASETS', 'RESUME_FREE', 'DATASET_SPLITS', 'CKPT_FORMAT', 'SELECTIO
            'epoch_order', 'train_split', 'train_cache', 'data_fingerprint', 'eval_splits', 'batch_views',
            'CheckpointError', 'error_text', 'save_checkpoint', 'load_checkpoint', 'check_compatible', 'check_data',
            'load_model_state', 'RunLockedError', 'lock_run', 'remove_stale_temps', 'read_metrics', 'prepare_metrics',
-           'resolve_device', 'cosine_lambda', 'prepare_out', 'initial_model', 'init_distributed', 'NonFiniteLossError',
-           'OutputWriteError', 'train', 'train_cli', 'run_cli']
+           'resolve_device', 'cosine_lambda', 'prepare_out', 'initial_model', 'init_distributed', 'Progress',
+           'NonFiniteLossError', 'OutputWriteError', 'train', 'train_cli', 'run_cli']
 
 # %% ../nbs/06_train.ipynb #c004
 import os, sys, math, json, time, contextlib, functools, hashlib, pickle, warnings
@@ -429,9 +429,11 @@ def _set_rng_state(s, dev):
     if dev.type == 'cuda' and 'cuda' in s: torch.cuda.set_rng_state(s['cuda'], dev)
 
 # %% ../nbs/06_train.ipynb #c018
-class _Progress:
+class Progress:
     "fastprogress bars in a notebook, plain lines in a terminal, or nothing."
-    def __init__(self, mode, epochs):
+    def __init__(self,
+                 mode:str,      # 'auto' (bars in a notebook, lines in a terminal), 'bar', 'print' or 'none'
+                 epochs:int):   # the run's number of epochs
         if mode == 'auto':
             from fastcore.imports import in_notebook
             mode = 'bar' if in_notebook() else 'print'
@@ -550,7 +552,7 @@ def _train(cfg, out, rank, world, dev, t_start):
     if lead: prepare_metrics(metrics_path, saved)   # records after the checkpoint are about to be redone
     fwd = torch.compile(net) if cfg.compile else net
     amp = torch.autocast('cuda', dtype=torch.bfloat16) if (cuda and cfg.amp) else contextlib.nullcontext()
-    bar = _Progress(cfg.progress if lead else 'none', cfg.epochs)
+    bar = Progress(cfg.progress if lead else 'none', cfg.epochs)
     pending, t0 = [], time.time()
 
     def last_good():
