@@ -460,7 +460,7 @@ def selection_table(results:dict,  # {name: [runs]} whose runs carry `selected_o
         for m in ('rank1', 'rank5', 'mAP'):
             fin = [r['retrieval'][m] for r in rs]; sel = [r['selected_on_test'][m]['value'] for r in rs]
             d = 100 * (np.array(sel) - np.array(fin))
-            rows.append(f"| {_cell(n)} | {','.join(str(r['seed']) for r in rs)} | {PAIRED_METRICS.get(m, m)} | {_ms(fin)} | {_ms(sel)} | "
+            rows.append(f"| {_cell(n)} | {','.join(str(r['seed']) for r in rs)} | {dict(rank1='rank-1', rank5='rank-5', mAP='mAP')[m]} | {_ms(fin)} | {_ms(sel)} | "
                         f"{d.mean():+.2f}" + (f" ± {d.std(ddof=1):.2f}" if len(d) > 1 else '') +
                         f" | {','.join(str(r['selected_on_test'][m]['epoch']) for r in rs)} |")
     return '\n'.join(rows) + '\n'
@@ -522,7 +522,8 @@ def fit_table(results:dict,  # {name: [record entries]} with their per-epoch `cu
         rs = [r for r in results.get(n, []) if r.get('curve')]
         if not rs: continue
         last = [r['curve'][-1] for r in rs]
-        rows.append(f"| {_cell(n)} | {','.join(str(r['seed']) for r in rs)} | " + ' | '.join(_msr([l.get(k) for l in last]) for k in FIT_COLUMNS) + ' |')
+        spec = lambda k: '.4f' if k.endswith('entropy') else '.3g'    # entropies differ from 1 in the fourth digit
+        rows.append(f"| {_cell(n)} | {','.join(str(r['seed']) for r in rs)} | " + ' | '.join(_msr([l.get(k) for l in last], spec(k)) for k in FIT_COLUMNS) + ' |')
     return '\n'.join(rows) + '\n'
 
 def fit_curves_figure(results:dict,  # {name: [record entries]} with their per-epoch `curve`
