@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from .models import Backbone, ARCHS, STEMS, make_method
 from .data import ImageCache
-from .synthetic import SYNTH_PRESETS, SyntheticFineGrained, part_palettes, render_synthetic, balanced_labels
+from .synthetic import SYNTH_PRESETS, SyntheticFineGrained, RenderedImages, part_palettes, render_synthetic, balanced_labels
 from .augment import AugmentConfig, BatchTwoViews
 from .evaluate import test_transform, split_features, retrieval_metrics, linear_probe_features
 from .train import (CKPT_FORMAT, CheckpointError, NonFiniteLossError, OutputWriteError, RunLockedError, derive_seed,
@@ -358,7 +358,7 @@ def render_generic(cfg:GenericConfig, # the generator's knobs
     return out
 
 # %% ../nbs/06a_pretrain.ipynb #c017
-class GenericObjects(Dataset):
+class GenericObjects(RenderedImages):
     "An in-memory split of the generic-objects set: `(PIL image, label)` like torchvision, plus `images`, `attributes`, `fine_targets`."
     def __init__(self,
                  preset='small', # a preset name of `GENERIC_PRESETS`, or a `GenericConfig`
@@ -382,13 +382,6 @@ class GenericObjects(Dataset):
         self.classes = generic_class_names(self.config)
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
-    def __len__(self): return len(self.images)
-    def __getitem__(self, i):
-        img = Image.fromarray(self.images[i].permute(1, 2, 0).numpy())
-        return (self.transform(img) if self.transform else img), self.targets[i]
-    def uint8_cache(self):
-        "The images as an `ImageCache` (every pixel valid)."
-        return ImageCache.from_images(self.images, self.targets, self.classes)
     def fingerprint(self) -> str:
         "16 hex digits of the split's bytes: its images, labels and class names."
         h = hashlib.sha256(self.images.contiguous().numpy().tobytes())

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['WING_PATTERNS', 'SYNTH_PRESETS', 'SynthConfig', 'part_palettes', 'class_attributes', 'class_names', 'balanced_labels',
-           'render_synthetic', 'SyntheticFineGrained', 'write_synthetic', 'synthetic_folder']
+           'render_synthetic', 'RenderedImages', 'SyntheticFineGrained', 'write_synthetic', 'synthetic_folder']
 
 # %% ../nbs/03_synthetic.ipynb #c004
 import math, json, os
@@ -261,7 +261,17 @@ def render_synthetic(cfg: SynthConfig, # the generator's knobs
     return _render_range(cfg, labels, split, 0, len(labels), device, with_masks)
 
 # %% ../nbs/03_synthetic.ipynb #c010
-class SyntheticFineGrained(Dataset):
+class RenderedImages(Dataset):
+    "An in-memory split of generated images: `(PIL image, label)` like torchvision from uint8 `images` (N, 3, H, W), `targets`, `classes`, `transform`."
+    def __len__(self): return len(self.images)
+    def __getitem__(self, i):
+        img = Image.fromarray(self.images[i].permute(1, 2, 0).numpy())
+        return (self.transform(img) if self.transform else img), self.targets[i]
+    def uint8_cache(self):
+        "The images as an `ImageCache` (every pixel valid)."
+        return ImageCache.from_images(self.images, self.targets, self.classes)
+
+class SyntheticFineGrained(RenderedImages):
     "An in-memory synthetic split: `(PIL image, label)` like torchvision, plus `images`, `part_masks`, `part_boxes`."
     def __init__(self,
                  preset='small', # a preset name of `SYNTH_PRESETS`, or a `SynthConfig`
@@ -285,13 +295,6 @@ class SyntheticFineGrained(Dataset):
         self.classes = class_names(self.config)
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
-    def __len__(self): return len(self.images)
-    def __getitem__(self, i):
-        img = Image.fromarray(self.images[i].permute(1, 2, 0).numpy())
-        return (self.transform(img) if self.transform else img), self.targets[i]
-    def uint8_cache(self):
-        "The images as an `ImageCache` (every pixel valid)."
-        return ImageCache.from_images(self.images, self.targets, self.classes)
     def __repr__(self):
         return f"SyntheticFineGrained(split={self.split!r}, {len(self)} images {tuple(self.config.image_size)}, {len(self.classes)} classes)"
 
