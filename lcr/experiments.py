@@ -10,18 +10,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
-from .train import TrainConfig, train, prepare_out, resolve_device, train_cache, batch_views, epoch_order, read_metrics
+from .train import TrainConfig, train, initial_model, prepare_out, resolve_device, train_cache, batch_views, epoch_order, read_metrics
 from .augment import BatchTwoViews, AugmentConfig
-from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, load_run, cached_metrics
+from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, model_parts_mass, load_run, cached_metrics
+from .pretrain import PretrainConfig, pretrain, weights_file, pretrained_meta, feature_baseline
 from .viz import save_figure
 
 # %% auto #0
-__all__ = ['STUDY', 'GROUPS', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'RECORD_CURVE_KEYS', 'RECORD_FORMAT', 'FIT_COLUMNS',
-           'RANDOM_START', 'REAL_DATASETS', 'study_runs', 'run_config', 'library_commit', 'run_study', 'collect',
-           'summarize', 'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'record_path', 'run_entry',
+__all__ = ['STUDY', 'GROUPS', 'PRETRAINED_CPU', 'PRETRAINED_GPU', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'RECORD_CURVE_KEYS',
+           'RECORD_FORMAT', 'CALIBRATION_FORMAT', 'FIT_COLUMNS', 'RANDOM_START', 'REAL_DATASETS', 'study_runs',
+           'start_weights', 'prepare_start', 'run_config', 'library_commit', 'run_study', 'collect', 'summarize',
+           'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'record_path', 'run_entry', 'start_entry',
            'study_record', 'write_record', 'load_record', 'record_results', 'record_overview', 'paired_diffs',
-           'paired_summary', 'selection_table', 'replay_steps', 'parts_mass_table', 'fit_table', 'fit_curves_figure',
-           'rerun_record', 'real_recipe', 'experiments_cli']
+           'paired_summary', 'selection_table', 'calibration_trial', 'calibration_record', 'load_calibration',
+           'calibration_table', 'replay_steps', 'parts_mass_table', 'fit_table', 'fit_curves_figure', 'rerun_record',
+           'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', **kw): return dict(name=name, group=group, method=method, preset=preset, overrides=kw)
@@ -46,6 +49,8 @@ STUDY = (
 GROUPS = ('main', 'fit_target', 'variants', 'k_sweep', 'ablations', 'diagnostics')
 
 # %% ../nbs/10_experiments.ipynb #c008
+PRETRAINED_CPU = dict(backbone='tiny', stem='small', data='small', image_size=64, epochs=10)   # the calibrated CPU start (below)
+PRETRAINED_GPU = dict(backbone='resnet50', stem='standard', data='cub', image_size=224, epochs=30, batch_size=256)   # not yet run
 _MINIMAL = dict(DEMO_RECIPE, epochs=1, n_images=128, image_size=32, method_kw=dict(DEMO_RECIPE['method_kw'], tiny_width=8))
 BUDGETS = {
     'minimal': dict(recipe=_MINIMAL, seeds=(0,), groups=GROUPS, probe_epochs=5),
@@ -56,6 +61,14 @@ BUDGETS = {
     # the released code's protocol beside ours: the same runs, with test-split retrieval after every epoch
     'cpu-select': dict(recipe=dict(DEMO_RECIPE, select_every=1), seeds=(0, 1, 2), groups=('main',), probe_epochs=100),
     'minimal-select': dict(recipe=dict(_MINIMAL, select_every=1), seeds=(0,), groups=('main',), probe_epochs=5),
+    # the paper's starting point: the backbone pretrained on the generic-objects set (chapter 6a), then the same recipe
+    'cpu-pretrained': dict(recipe=dict(DEMO_RECIPE, select_every=1), pretrain=PRETRAINED_CPU, seeds=(0, 1, 2),
+                           groups=('main', 'fit_target', 'diagnostics'), probe_epochs=100),
+    'minimal-pretrained': dict(recipe=dict(_MINIMAL, select_every=1), seeds=(0,), groups=('main',), probe_epochs=5,
+                               pretrain=dict(PRETRAINED_CPU, tiny_width=8, image_size=32, epochs=1, n_train=256, n_test=64)),
+    'gpu-pretrained': dict(recipe=dict(DEMO_RECIPE, backbone='resnet50', stem='standard', synth_preset='cub', image_size=224,
+                                       epochs=100, batch_size=128, select_every=10), pretrain=PRETRAINED_GPU,
+                           seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics'), probe_epochs=100),
 }
 
 def study_runs(budget:str='cpu',  # a key of `BUDGETS`
@@ -76,15 +89,34 @@ def study_runs(budget:str='cpu',  # a key of `BUDGETS`
     cfgs = [c for c in STUDY if c['group'] in groups and (names is None or c['name'] in names)]
     return [(c, s) for c in cfgs for s in seeds]
 
+def start_weights(budget:str,                   # a key of `BUDGETS`
+                  pretrained_out='runs/pretrained',  # the cache folder of `lcr.pretrain.pretrain`
+                 ) -> str|None:
+    "The initial weights of a budget's runs: the recipe's (None: a random start), or the cached weights file of its `pretrain` configuration."
+    b = BUDGETS[budget]
+    if 'pretrain' not in b: return b['recipe'].get('weights')
+    return str(weights_file(PretrainConfig(**b['pretrain'], out=str(pretrained_out))))
+
+def prepare_start(budget:str,                   # a key of `BUDGETS`
+                  pretrained_out='runs/pretrained',  # the cache folder of `lcr.pretrain.pretrain`
+                  device='auto',                # where to pretrain, if it has to
+                  progress='none',              # the pretraining's progress display
+                 ) -> str|None:
+    "`start_weights(budget)`, after pretraining them (cached, resumable: chapter 6a) when the budget has a `pretrain` configuration not yet on disk."
+    b = BUDGETS[budget]
+    if 'pretrain' not in b: return start_weights(budget)
+    return str(pretrain(PretrainConfig(**b['pretrain'], out=str(pretrained_out), device=device, progress=progress)))
+
 def run_config(c:dict,               # a configuration of `STUDY`
                seed:int,             # the run's seed
                budget:str,           # a key of `BUDGETS`: the recipe
                out,                  # the study folder; the run writes to out/<name>/seed<seed>
                device='auto',        # auto, cpu, cuda or cuda:i
                progress='none',  # the training loop's progress display
+               pretrained_out='runs/pretrained',  # where a pretrained start's weights are cached
               ) -> TrainConfig:
     "The `TrainConfig` of configuration `c` with `seed` under `budget`, writing to `out/<name>/seed<seed>`."
-    r = dict(BUDGETS[budget]['recipe'])
+    r = dict(BUDGETS[budget]['recipe'], weights=start_weights(budget, pretrained_out))
     mk = {**r.pop('method_kw', {}), **c['overrides']}
     return TrainConfig(method=c['method'], preset=c['preset'], method_kw=mk, seed=seed, device=device, resume=True,
                        out=str(Path(out) / c['name'] / f'seed{seed}'), progress=progress, log_every=10, **r).validate()
@@ -100,10 +132,10 @@ def library_commit() -> str:
     dirty = git('status', '--porcelain', '--untracked-files=no', '--', 'lcr').stdout.strip()
     return head.stdout.strip() + ('+dirty' if dirty else '')
 
-def _study_run(c:dict, seed:int, budget:str, out, device, progress, opts:dict, threads:int|None=None) -> dict:
+def _study_run(c:dict, seed:int, budget:str, out, device, progress, opts:dict, pretrained_out, threads:int|None=None) -> dict:
     "Train and evaluate one run of the study (in this process, or in a worker of `run_study`); returns its metrics."
     if threads is not None: torch.set_num_threads(threads)
-    cfg = run_config(c, seed, budget, out, device, progress)
+    cfg = run_config(c, seed, budget, out, device, progress, pretrained_out)
     t1 = time.time()
     train(cfg)
     res = evaluate_run(cfg.out, 'fast', PROBE_FRACTIONS, opts['probe_epochs'], device=device, seed=0)
@@ -149,20 +181,22 @@ def run_study(out='runs/study',          # the study folder
               progress='none',           # each run's progress display
               verbose:bool=True,         # print a line per finished run
               jobs:int=1,       # runs trained at once, each in a spawned process
+              pretrained_out='runs/pretrained',  # where a pretrained start's weights are cached (pretrained first if absent)
              ) -> dict:
     "Train and evaluate the runs of `budget` under `out` (skipping finished ones), `jobs` at a time; write the study's tables; returns `collect(out)`."
     runs = study_runs(budget, groups, seeds, names)
     if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1): raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     resolve_device(device)
     out = prepare_out(out)
+    prepare_start(budget, pretrained_out, device, 'print' if verbose else 'none')
     opts = dict(probe='fast', probe_epochs=BUDGETS[budget]['probe_epochs'], fractions=list(PROBE_FRACTIONS), seed=0)
     def finished(c, seed):
-        run = Path(run_config(c, seed, budget, out).out)
+        run = Path(run_config(c, seed, budget, out, pretrained_out=pretrained_out).out)
         return (run / 'checkpoint.pt').exists() and cached_metrics(run, opts) is not None
     todo = [(i, c, seed) for i, (c, seed) in enumerate(runs) if not finished(c, seed)]
     t0 = time.time()
     over_time = lambda: max_minutes is not None and (time.time() - t0) / 60 > max_minutes
-    args = (budget, str(out), device, progress, opts)
+    args = (budget, str(out), device, progress, opts, str(pretrained_out))
     if jobs == 1 or not todo: ended = _in_turn(todo, args, over_time)
     else:   # the threads of this process shared out between the workers, by `jobs` alone so that a resumed study matches
         ended = _in_workers(todo, min(jobs, len(todo)), args, max(1, torch.get_num_threads() // jobs), over_time)
@@ -362,12 +396,21 @@ def _parts(run, n_images):
     cache.write_text(json.dumps(p))
     return p
 
+def start_entry(budget:str,                        # a key of `BUDGETS` with a `pretrain` configuration
+                pretrained_out='runs/pretrained',  # the cache folder of the weights
+               ) -> dict:
+    "What a budget's runs start from, for a record: the pretraining's options, the weights file's name, its held-out accuracy and training time."
+    path = Path(start_weights(budget, pretrained_out))
+    m = pretrained_meta(path)
+    return dict(pretrain=BUDGETS[budget]['pretrain'], weights=path.name, held_out=m['held_out'], pretrain_seconds=round(m['train_s'], 1))
+
 def study_record(out,              # the study folder
                  study:str,        # the record's name
                  regime:str,       # how the runs start, e.g. 'random start' or 'pretrained start'
                  parts:bool=True,  # measure the maps' mass on the true parts
                  n_images:int=64,  # test images for the parts mass
                  base:dict|None=None,  # an earlier record: its runs that `out` does not hold are kept
+                 pretrained_out='runs/pretrained',  # where the weights of a pretrained start are cached
                 ) -> dict:
     "The compact record of every evaluated run under the study folder `out` (see `run_entry`), and of `base`'s other runs."
     runs = sorted(p.parents[1] for p in Path(out).glob('*/seed*/eval/metrics.json'))
@@ -378,8 +421,12 @@ def study_record(out,              # the study folder
     order = {c['name']: i for i, c in enumerate(STUDY)}
     entries.sort(key=lambda e: (order[e['name']], e['seed']))
     budgets = sorted({e['budget'] for e in entries if e['budget']})
-    return dict(format=RECORD_FORMAT, study=study, regime=regime, budgets=budgets,
-                recipes={b: BUDGETS[b]['recipe'] for b in budgets if b in BUDGETS}, runs=entries)
+    starts = dict((base or {}).get('starts', {}))    # pretrained starts: kept from `base`, refreshed from the cache
+    starts.update({b: start_entry(b, pretrained_out) for b in budgets if 'pretrain' in BUDGETS.get(b, {})
+                   and Path(start_weights(b, pretrained_out)).is_file()})
+    rec = dict(format=RECORD_FORMAT, study=study, regime=regime, budgets=budgets,
+               recipes={b: BUDGETS[b]['recipe'] for b in budgets if b in BUDGETS}, runs=entries)
+    return {**rec, 'starts': starts} if starts else rec
 
 def write_record(record:dict,  # a record from `study_record`
                  path,         # the file to write
@@ -465,6 +512,81 @@ def selection_table(results:dict,  # {name: [runs]} whose runs carry `selected_o
                         f" | {','.join(str(r['selected_on_test'][m]['epoch']) for r in rs)} |")
     return '\n'.join(rows) + '\n'
 
+
+# %% ../nbs/10_experiments.ipynb #ee983dd3
+CALIBRATION_FORMAT = 'lcr-calibration-v1'
+
+def calibration_trial(pretrain_kw:dict|None,             # PretrainConfig options of the trial (None: the random initialisation)
+                      mocov2_run=None,                  # a finished, evaluated MoCo v2 run that started from these weights, or None
+                      pretrained_out='runs/pretrained', # the cache folder of the weights
+                      probe_epochs:int=100,             # epochs of the fast linear probe on the frozen features
+                      n_images:int=64,                  # test images for the parts mass
+                      device='cpu',                     # where to compute
+                     ) -> dict:
+    "One calibration row: the weights' held-out accuracy, their frozen features on the fine-grained set, and MoCo v2 trained from them."
+    t, w = dict(pretrain=pretrain_kw), None
+    if pretrain_kw is not None:
+        w = weights_file(PretrainConfig(**pretrain_kw, out=str(pretrained_out)))
+        m = pretrained_meta(w)
+        t.update(weights=w.name, held_out=m['held_out'], pretrain_seconds=round(m['train_s'], 1))
+        kw = dict(backbone=pretrain_kw.get('backbone', 'tiny'), stem=pretrain_kw.get('stem', 'small'), tiny_width=pretrain_kw.get('tiny_width', 16))
+    else: kw = {}
+    t['features'] = {k: v for k, v in feature_baseline(w, probe_epochs=probe_epochs, device=device, **kw).items() if k != 'weights'}
+    if mocov2_run is not None: t['mocov2'] = _mocov2_calibration(Path(mocov2_run), w, n_images)
+    return t
+
+def _mocov2_calibration(run, w, n_images):
+    m = json.loads((run / 'eval' / 'metrics.json').read_text())
+    _, cfg, _ = load_run(run)
+    if m.get('method', cfg.method) != 'mocov2': raise ValueError(f"{run} is not a MoCo v2 run")
+    if (None if cfg.weights is None else Path(cfg.weights).name) != (None if w is None else w.name):
+        raise ValueError(f"{run} started from {cfg.weights!r}, not from the trial's weights {None if w is None else w.name!r}")
+    before = {c: model_parts_mass(initial_model(cfg), cfg, n_images, s) for c, s in (('score', -1), ('loss', 1))}
+    after = _parts(run, n_images)
+    curve = _epoch_curve(run)
+    return dict(seed=cfg.seed, retrieval=m['retrieval'], probe_top1=m['linear_probe']['100%']['top1'],
+                loss_cl_first=curve[0]['loss_cl'], loss_cl_last=curve[-1]['loss_cl'], log_q1=float(np.log(cfg.method_kw['queue_size'] + 1)),
+                part_area=after['part_area'], gradcam_before={c: before[c]['gradcam'] for c in before},
+                gradcam_after=dict(score=after['gradcam_score'], loss=after['gradcam_loss']))
+
+def calibration_record(trials:list,  # rows of `calibration_trial`
+                      ) -> dict:
+    "The committed form of a calibration: its trials, the fine-grained set's chance level and the library commit."
+    return dict(format=CALIBRATION_FORMAT, commit=library_commit(), chance=trials[0]['features']['chance'], trials=trials)
+
+def load_calibration(path='pretrain_calibration',  # a file, or the name of a record under `records/`
+                    ) -> dict:
+    "Read a calibration record written with `write_record(calibration_record(...), ...)`."
+    p = Path(path) if str(path).endswith('.json') else record_path(str(path))
+    if not p.is_file(): raise FileNotFoundError(f"no calibration record at {p}")
+    r = json.loads(p.read_text())
+    if r.get('format') != CALIBRATION_FORMAT: raise ValueError(f"{p} is not a calibration record of format {CALIBRATION_FORMAT}")
+    return r
+
+def _start_name(t):
+    if t['pretrain'] is None: return 'random initialisation'
+    p = t['pretrain']
+    return f"pretrained {p.get('epochs')} ep at {p.get('image_size')} px" + ''.join(f", {k}={v}" for k, v in p.items()
+                                                                                   if k not in ('backbone', 'stem', 'data', 'epochs', 'image_size'))
+
+def calibration_table(cal:dict,  # a record from `calibration_record` / `load_calibration`
+                     ) -> str:
+    "Markdown: one row per start — held-out accuracy of the pretraining, the frozen features' retrieval and probe, MoCo v2 from them."
+    pc = lambda v: '–' if v is None else f"{100 * v:.2f}"
+    rows = ['| start | generic held-out top-1 | features: rank-1 | rank-5 | mAP | probe | MoCo v2: rank-1 | mAP | probe | '
+            'InfoNCE first → last epoch (log(Q+1)) | GradCAM on parts, score: before → after | loss: before → after | part area |',
+            '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+    for t in cal['trials']:
+        f, m = t['features'], t.get('mocov2')
+        row = f"| {_start_name(t)} | {pc(t.get('held_out', {}).get('top1'))} | {pc(f['rank1'])} | {pc(f['rank5'])} | {pc(f['mAP'])} | {pc(f['probe_top1'])} | "
+        if m is None: row += '– | – | – | – | – | – | – |'
+        else:
+            row += (f"{pc(m['retrieval']['rank1'])} | {pc(m['retrieval']['mAP'])} | {pc(m['probe_top1'])} | "
+                    f"{m['loss_cl_first']:.2f} → {m['loss_cl_last']:.2f} ({m['log_q1']:.2f}) | "
+                    + ' | '.join(f"{m['gradcam_before'][c]:.3f} → {m['gradcam_after'][c]:.3f}" for c in ('score', 'loss'))
+                    + f" | {m['part_area']:.3f} |")
+        rows.append(row)
+    return '\n'.join(rows) + f"\n\nChance is {pc(cal['chance'])} % (rank-1 and probe); all values in %, except the InfoNCE and the masses (fractions).\n" 
 
 # %% ../nbs/10_experiments.ipynb #c046
 def replay_steps(run,             # a finished run folder
@@ -596,7 +718,7 @@ def _csv(s, t, name):
 
 @call_parse
 def experiments_cli(out:str=None,          # output folder (default runs/study_<budget>, or runs/real)
-                    budget:str='cpu',      # minimal, cpu, cpu-all, cpu-long or gpu
+                    budget:str='cpu',      # a key of BUDGETS: minimal, cpu, cpu-all, cpu-long, gpu, cpu-select, cpu-pretrained, gpu-pretrained, ...
                     groups:str=None,       # comma-separated groups: main, variants, k_sweep, ablations, diagnostics (default: the budget's)
                     seeds:str=None,        # comma-separated seeds (default: the budget's)
                     names:str=None,        # comma-separated configuration names (default: all of the groups)
@@ -607,6 +729,7 @@ def experiments_cli(out:str=None,          # output folder (default runs/study_<
                     root:str=None,         # root of the real data set
                     weights:str='IMAGENET1K_V1',  # initial weights for the real-data recipe
                     epochs:int=None,      # override the epochs of the real-data recipe
+                    pretrained_out:str='runs/pretrained',  # cache folder of a pretrained start's weights (pretrained first if absent)
                    ):
     "The experiments study on the embedded data set (resumable, with a budget), or the real-data recipe."
     try:
@@ -625,7 +748,7 @@ def experiments_cli(out:str=None,          # output folder (default runs/study_<
     except (ValueError, FileNotFoundError) as e: sys.exit(f"lcr_experiments: error: {e}")
     try:
         if dataset == 'synthetic':
-            run_study(out, budget, *sel, device, max_minutes, jobs=jobs)
+            run_study(out, budget, *sel, device, max_minutes, jobs=jobs, pretrained_out=pretrained_out)
             print(f"study: {Path(out) / 'study.md'}")
         else:
             kw = {} if epochs is None else dict(epochs=epochs)

@@ -21,8 +21,8 @@ from .viz import attention_figure, retrieval_panel, save_figure, attention_mass_
 
 # %% auto #0
 __all__ = ['PROBE_FRACTIONS', 'PAPER_TABLE_2', 'DEMO_RECIPE', 'DEMO_METHODS', 'load_run', 'evaluate_run', 'metrics_table',
-           'write_metrics', 'loss_curves', 'run_figures', 'parts_mass', 'cached_metrics', 'report', 'eval_cli',
-           'viz_cli', 'report_cli', 'demo', 'demo_cli']
+           'write_metrics', 'loss_curves', 'run_figures', 'parts_mass', 'model_parts_mass', 'cached_metrics', 'report',
+           'eval_cli', 'viz_cli', 'report_cli', 'demo', 'demo_cli']
 
 # %% ../nbs/08_report.ipynb #c006
 def load_run(run, device='cpu', root=None):
@@ -239,9 +239,21 @@ def run_figures(runs:dict, out, n_images:int=4, n_queries:int=4, k_maps:int=4, d
     return paths
 
 # %% ../nbs/08_report.ipynb #c014
-def parts_mass(run, n_images:int=64, device='cpu', gradcam_sign:int|None=None) -> dict:
+def parts_mass(run,                          # a finished training run folder (on the synthetic data)
+               n_images:int=64,              # test images to average over
+               device='cpu',                 # where to compute the maps
+               gradcam_sign:int|None=None,   # 1 (gradient of the loss) or -1 (of the score); None: the run's own
+              ) -> dict:
     "Mean fraction of GradCAM (and GFB attention) mass on the true parts over `n_images` synthetic test images; `gradcam_sign` overrides the run's sign for the GradCAM."
     model, cfg, _ = load_run(run, device)
+    return model_parts_mass(model, cfg, n_images, gradcam_sign)
+
+def model_parts_mass(model,                        # an SSL method (chapter 1), e.g. `initial_model(cfg)`: the maps before training
+                     cfg,                          # the `TrainConfig` whose synthetic test split the maps are taken on
+                     n_images:int=64,              # test images to average over
+                     gradcam_sign:int|None=None,   # 1 (gradient of the loss) or -1 (of the score); None: the model's own
+                    ) -> dict:
+    "`parts_mass` of a model in memory (its GradCAM sign is set for good when `gradcam_sign` is given)."
     if gradcam_sign not in (None, 1, -1): raise ValueError(f"gradcam_sign must be None, 1 or -1, got {gradcam_sign!r}")
     if gradcam_sign is not None: model.cfg.gradcam_sign = gradcam_sign    # read by every GradCAM the model computes
     if cfg.dataset != 'synthetic': raise ValueError(f"parts_mass needs the part masks of the synthetic data, not {cfg.dataset!r}")
