@@ -24,18 +24,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 @dataclass(frozen=True)
 class AugmentConfig:
     "MoCo v2's augmentation parameters (defaults: the published recipe at 224 px)."
-    size: int = 224
-    scale: tuple = (0.2, 1.0)
-    ratio: tuple = (3 / 4, 4 / 3)
+    size: int = 224                        # side of the square views, in pixels
+    scale: tuple = (0.2, 1.0)              # range of the crop's area, as a fraction of the image's (valid) area
+    ratio: tuple = (3 / 4, 4 / 3)          # range of the crop's aspect ratio, width / height (drawn log-uniformly)
     jitter: tuple = (0.4, 0.4, 0.4, 0.1)   # brightness, contrast, saturation, hue
-    p_jitter: float = 0.8
-    p_gray: float = 0.2
-    blur_sigma: tuple = (0.1, 2.0)
-    p_blur: float = 0.5
+    p_jitter: float = 0.8                  # probability of the colour jitter (its four operations in random order)
+    p_gray: float = 0.2                    # probability of converting the view to grayscale
+    blur_sigma: tuple = (0.1, 2.0)         # range of the Gaussian blur's sigma, in pixels (drawn uniformly)
+    p_blur: float = 0.5                    # probability of the blur
     blur_kernel: int = 23                  # torchvision's usual choice at 224 px (+-5.5 sigma at sigma=2)
-    p_flip: float = 0.5
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
+    p_flip: float = 0.5                    # probability of a horizontal flip
+    mean: tuple = IMAGENET_MEAN            # per-channel (RGB) mean subtracted at the end, on values in [0, 1]
+    std: tuple = IMAGENET_STD              # per-channel (RGB) standard deviation divided by at the end
 
     @property
     def kernel_size(self):
@@ -46,7 +46,8 @@ class AugmentConfig:
 MOCO_V2 = AugmentConfig()
 
 # %% ../nbs/04_augment.ipynb #c007
-def moco_v2_transform(cfg: AugmentConfig = MOCO_V2):
+def moco_v2_transform(cfg: AugmentConfig = MOCO_V2,  # the augmentation's parameters (default: MoCo v2's at 224 px)
+                     ):
     "One MoCo v2 view with torchvision transforms v2: PIL image or uint8 tensor in, normalised float tensor out."
     b, c, s, h = cfg.jitter
     return v2.Compose([
@@ -61,7 +62,9 @@ def moco_v2_transform(cfg: AugmentConfig = MOCO_V2):
 
 class TwoViews:
     "Apply a transform twice: `x -> (t(x), t(x))`, the query and key views."
-    def __init__(self, transform): self.transform = transform
+    def __init__(self,
+                 transform):  # makes one view of an input, e.g. `moco_v2_transform()`
+        self.transform = transform
     def __call__(self, x): return self.transform(x), self.transform(x)
     def __repr__(self): return f"TwoViews({self.transform!r})"
 
@@ -70,7 +73,8 @@ class _PILGaussianBlur:
     def __init__(self, sigma): self.sigma = sigma
     def __call__(self, x): return x.filter(ImageFilter.GaussianBlur(radius=random.uniform(*self.sigma)))
 
-def pil_moco_v2_transform(cfg: AugmentConfig = MOCO_V2):
+def pil_moco_v2_transform(cfg: AugmentConfig = MOCO_V2,  # the augmentation's parameters (default: MoCo v2's at 224 px)
+                         ):
     "The plain PIL pipeline of the released MoCo v2 / LCR code (torchvision transforms v1): the speed reference."
     import torchvision.transforms as T
     return T.Compose([
@@ -88,7 +92,11 @@ def _rand(g, *shape, device=None):
     x = torch.rand(*shape, generator=g, device=d)
     return x if device is None else x.to(device)
 
-def crop_boxes(hw, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), generator=None, attempts=10):
+def crop_boxes(hw,                    # (N, 2) valid (h, w) of each image, in pixels
+               scale=(0.2, 1.0),      # range of the crop's area, as a fraction of the valid area
+               ratio=(3 / 4, 4 / 3),  # range of the crop's aspect ratio, width / height (drawn log-uniformly)
+               generator=None,        # torch.Generator the random numbers come from (None: torch's global one)
+               attempts=10):          # draws tried per image before the fallback (the whole image, its ratio clamped into `ratio`)
     "RandomResizedCrop boxes `(N, 4)` as (x0, y0, x1, y1) pixel edges, for images of valid sizes `hw` `(N, 2)`."
     hw = torch.as_tensor(hw).float(); N = len(hw); dev = hw.device
     H, W = hw[:, 0], hw[:, 1]
@@ -109,7 +117,10 @@ def crop_boxes(hw, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), generator=None, attem
     j = torch.where(found, torch.floor(uj * (W - w + 1)), torch.floor((W - w) / 2))
     return torch.stack([j, i, j + w, i + h], 1)
 
-def resized_crops(images, boxes, size, batch_index=None):
+def resized_crops(images,             # (B, C, H, W) float images
+                  boxes,              # (N, 4) boxes (x0, y0, x1, y1) in pixel edges, e.g. from `crop_boxes`
+                  size,               # side of the square output crops, in pixels
+                  batch_index=None):  # (N,) the image each box is cut from (None: box i from image i)
     "Crop `boxes` (x0,y0,x1,y1) out of float `images` (B,C,H,W) and resize to `size` (bilinear; box-averaged when shrinking)."
     if batch_index is None: batch_index = torch.arange(len(boxes), device=images.device)
     rois = torch.cat([batch_index.to(images.dtype)[:, None], boxes.to(images)], 1)
@@ -118,20 +129,29 @@ def resized_crops(images, boxes, size, batch_index=None):
     return roi_align(images, rois, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
 # %% ../nbs/04_augment.ipynb #c014
-def grayscale(x):
+def grayscale(x,  # (N, 3, H, W) RGB images
+             ):
     "ITU-R 601 luma `(N,1,H,W)` of RGB `x` (torchvision's weights)."
     return (0.2989 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
 
 def _per(f, x): return f.to(x)[:, None, None, None]
 
-def adjust_brightness(x, f): return (x * _per(f, x)).clamp_(0, 1)
-def adjust_contrast(x, f):
+def adjust_brightness(x,   # (N, 3, H, W) RGB images with values in [0, 1]
+                      f):  # (N,) brightness factor of each image (1: unchanged, 0: black)
+    "`x` times `f`, per image, clamped to [0, 1] (torchvision's brightness)."
+    return (x * _per(f, x)).clamp_(0, 1)
+def adjust_contrast(x,   # (N, 3, H, W) RGB images with values in [0, 1]
+                    f):  # (N,) contrast factor of each image (1: unchanged, 0: the image's mean gray everywhere)
+    "`x` blended with its mean gray level by `f`, per image, clamped to [0, 1] (torchvision's contrast)."
     m = grayscale(x).mean((1, 2, 3), keepdim=True)
     return (x * _per(f, x) + m * (1 - _per(f, x))).clamp_(0, 1)
-def adjust_saturation(x, f):
+def adjust_saturation(x,   # (N, 3, H, W) RGB images with values in [0, 1]
+                      f):  # (N,) saturation factor of each image (1: unchanged, 0: grayscale)
+    "`x` blended with its grayscale by `f`, per image, clamped to [0, 1] (torchvision's saturation)."
     return (x * _per(f, x) + grayscale(x) * (1 - _per(f, x))).clamp_(0, 1)
 
-def adjust_hue(x, f):
+def adjust_hue(x,   # (N, 3, H, W) RGB images with values in [0, 1]
+               f):  # (N,) hue shift of each image, in turns (fractions of the colour circle; MoCo v2 draws them in [-0.1, 0.1])
     "Rotate the hue of RGB `x` in [0,1] by `f` (in turns, per image), via HSV."
     maxc, minc = x.max(1).values, x.min(1).values
     cr = maxc - minc; eq = cr == 0
@@ -149,7 +169,9 @@ def adjust_hue(x, f):
 
 COLOR_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 
-def gaussian_blur(x, sigma, kernel_size):
+def gaussian_blur(x,             # (N, C, H, W) float images
+                  sigma,         # (N,) standard deviation of each image's Gaussian, in pixels
+                  kernel_size):  # odd kernel width in pixels, smaller than H and W (reflect padding)
     "Blur each image of `x` with its own sigma: separable Gaussian kernels, reflect padding (torchvision's definition)."
     n, c, h, w = x.shape; r = kernel_size // 2
     t = torch.linspace(-r, r, kernel_size, device=x.device, dtype=x.dtype)
@@ -163,10 +185,15 @@ def gaussian_blur(x, sigma, kernel_size):
 # %% ../nbs/04_augment.ipynb #c017
 class BatchTwoViews:
     "MoCo v2's two views of a whole uint8 batch on its device, with per-sample random parameters."
-    def __init__(self, cfg: AugmentConfig = MOCO_V2, dtype=torch.float32, channels_last=True):
+    def __init__(self,
+                 cfg: AugmentConfig = MOCO_V2,  # the augmentation's parameters (default: MoCo v2's at 224 px)
+                 dtype=torch.float32,           # dtype of the returned views, e.g. torch.bfloat16 on a GPU
+                 channels_last=True):           # return the views in channels-last memory format
         self.cfg, self.dtype, self.channels_last = cfg, dtype, channels_last
 
-    def sample_params(self, hw, generator=None):
+    def sample_params(self,
+                      hw,              # (N, 2) valid (h, w) of the image each of the N views is cut from
+                      generator=None): # torch.Generator the random numbers come from (None: torch's global one)
         "Random parameters of `len(hw)` views: crop boxes, jitter switch/factors/order, grayscale, blur, flip."
         c, n = self.cfg, len(hw)
         boxes = crop_boxes(hw, c.scale, c.ratio, generator)
@@ -178,7 +205,10 @@ class BatchTwoViews:
                     order=torch.argsort(u(n, 4), 1), gray=u(n) < c.p_gray, blur=u(n) < c.p_blur,
                     sigma=c.blur_sigma[0] + (c.blur_sigma[1] - c.blur_sigma[0]) * u(n), flip=u(n) < c.p_flip)
 
-    def apply(self, images, params, batch_index=None):
+    def apply(self,
+              images,             # (B, 3, H, W) uint8 images, on the device that computes the views
+              params,             # the dict of `sample_params` for the N views (on any device)
+              batch_index=None):  # (N,) the image each view is cut from (None: view i from image i)
         "Views of uint8 `images` (B,3,H,W) under `params`; view k is cut from image `batch_index[k]`."
         dev = images.device
         p = {k: v.to(dev, non_blocking=True) for k, v in params.items()}
@@ -200,7 +230,11 @@ class BatchTwoViews:
         x = ((x - mean) / std).to(self.dtype)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def __call__(self, images, sizes=None, generator=None, return_params=False):
+    def __call__(self,
+                 images,               # (B, 3, H, W) uint8 images
+                 sizes=None,           # (B, 2) valid (h, w) of each image (None: the whole images)
+                 generator=None,       # torch.Generator the random numbers come from (None: torch's global one)
+                 return_params=False): # also return the parameters drawn for the 2B views: `(q, k, params)`
         "Two views `(q, k)` of each uint8 image; `sizes` `(B, 2)` are the valid regions (default: whole images)."
         if images.dtype != torch.uint8 or images.ndim != 4: raise TypeError(f"expected uint8 (B,3,H,W) images, got {images.dtype} {tuple(images.shape)}")
         B, _, H, W = images.shape
@@ -215,7 +249,14 @@ class BatchTwoViews:
 # %% ../nbs/04_augment.ipynb #c018
 class GPUBatches:
     "Epochs of `(q, k, targets, indices)` from an `ImageCache` on its device: no DataLoader, no collate, no sampler."
-    def __init__(self, cache: ImageCache, batch_size=128, augment=None, shuffle=True, drop_last=True, seed=0, device=None):
+    def __init__(self,
+                 cache: ImageCache,  # the decoded images, labels and valid sizes
+                 batch_size=128,     # images per batch
+                 augment=None,       # makes the two views of a batch (None: `BatchTwoViews()`, MoCo v2's at 224 px)
+                 shuffle=True,       # a new random order every epoch (False: the cache's order)
+                 drop_last=True,     # leave out the last, incomplete batch of an epoch
+                 seed=0,             # seed of the batch order and of the augmentation's random numbers
+                 device=None):       # move the cache there first (None: leave it where it is)
         self.cache = cache.to(device) if device is not None else cache
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.augment = augment or BatchTwoViews()
@@ -246,8 +287,16 @@ def _time_loader(ds, transform, batch_size, n_batches, workers):
     del it, dl
     return n_batches * batch_size / dt
 
-def bench_pipelines(root=None, preset='cub', size=224, batch_size=256, n_batches=8, workers=None, device=None,
-                    cache_size=None, n_images=None, verbose=True):
+def bench_pipelines(root=None,        # a folder with a <root>/train/<class>/<image> tree, or where the synthetic set is written (None: ~/.cache/lcr/synthetic_<preset>)
+                    preset='cub',     # synthetic preset written when `root` holds no training split: 'cub' or 'small'
+                    size=224,         # side of the views, in pixels
+                    batch_size=256,   # images per batch
+                    n_batches=8,      # timed batches per pipeline (after one untimed batch)
+                    workers=None,     # DataLoader workers of the two CPU pipelines (None: one per CPU core)
+                    device=None,      # device of the batch pipeline (None: cuda if available, else the CPU)
+                    cache_size=None,  # side of the decoded uint8 cache, in pixels (None: 8/7 of `size`, 256 for 224)
+                    n_images=None,    # use only the first n images (None: all)
+                    verbose=True):    # print the results
     "View pairs/s of the PIL, CPU v2 and batch (GPU) pipelines on the same images; returns a dict."
     from lcr.synthetic import write_synthetic
     from lcr.data import ImageFolderSplit, LabelledImages

@@ -36,7 +36,11 @@ def _summary(times_ms, peak_bytes=None) -> dict:
     return dict(median_ms=float(med), iqr_ms=float(q3 - q1), q1_ms=float(q1), q3_ms=float(q3), min_ms=float(t.min()),
                 times_ms=[float(x) for x in t], peak_mem_bytes=peak_bytes)
 
-def time_step(fn, warmup:int=3, repeats:int=10, device='cpu') -> dict:
+def time_step(fn,              # the function to time, called without arguments
+              warmup:int=3,    # untimed calls first
+              repeats:int=10,  # timed calls
+              device='cpu',    # the device `fn` runs on: CUDA is timed with events, the CPU with the wall clock
+             ) -> dict:
     "Call `fn()` `warmup` times untimed, then time `repeats` calls: median, IQR and every time in ms, and the peak CUDA memory (None on the CPU)."
     check_arg(callable(fn), f"`fn` must be callable, got {type(fn).__name__}", TypeError)
     _check_int('warmup', warmup, 0); _check_int('repeats', repeats, 1)
@@ -55,7 +59,11 @@ def time_step(fn, warmup:int=3, repeats:int=10, device='cpu') -> dict:
         t0 = time.perf_counter(); fn(); times.append((time.perf_counter() - t0) * 1e3)
     return _summary(times)
 
-def time_round_robin(fns:dict, warmup:int=3, repeats:int=10, device='cpu') -> dict:
+def time_round_robin(fns:dict,        # name -> function to time, called without arguments
+                     warmup:int=3,    # untimed rounds first (each function once per round)
+                     repeats:int=10,  # timed rounds
+                     device='cpu',    # the device the functions run on: CUDA is timed with events, the CPU with the wall clock
+                    ) -> dict:
     "`time_step` for several functions called in turn (a, b, c, a, b, c, ...), so that a shared machine's slow spells hit all alike; `{name: summary}`, no peak memory."
     check_arg(isinstance(fns, dict) and fns and all(callable(f) for f in fns.values()),
            "`fns` must be a non-empty dict of name -> callable", TypeError)
@@ -99,9 +107,20 @@ def _check_step_options(backbone, stem, image_size, batch_size):
            f"`image_size` must be an integer of at least {stride} px for stem={stem!r}, got {image_size!r}")
     _check_int('batch_size', batch_size, 2)    # batch norm needs two images
 
-def training_step(method:str='lcr', backbone:str='resnet50', image_size:int=224, batch_size:int=128, device='auto',
-                  amp:bool=True, channels_last:bool=True, compile:bool=False, stem:str='standard', queue_size:int=65536,
-                  seed:int=0, labelled:bool=False, **method_kw):
+def training_step(method:str='lcr',        # one of METHODS
+                  backbone:str='resnet50', # one of ARCHS, randomly initialised
+                  image_size:int=224,      # side of the two random views, in pixels
+                  batch_size:int=128,      # images per view (at least 2, for batch norm)
+                  device='auto',           # 'auto', 'cpu', 'cuda', 'cuda:i' or a torch.device
+                  amp:bool=True,           # bf16 autocast on CUDA (ignored on the CPU)
+                  channels_last:bool=True, # channels-last model and views on CUDA (ignored on the CPU)
+                  compile:bool=False,      # torch.compile the model's forward
+                  stem:str='standard',     # 'standard' (output stride 32) or 'small' (stride 8, for small images)
+                  queue_size:int=65536,    # MoCo queue length (the number of negatives)
+                  seed:int=0,              # seed of the model and of the views
+                  labelled:bool=False,     # mark the step's phases for `profile_step` (profiler record_function)
+                  **method_kw,             # further `make_method` options, e.g. `k=32`
+                 ):
     "One full training step of `method` as `lcr.train` runs it, on fixed random views; returns `(step, model, opt)`."
     check_choice('method', method, tuple(METHODS)); _check_step_options(backbone, stem, image_size, batch_size)
     dev = resolve_device(device); cuda = dev.type == 'cuda'; cl = channels_last and cuda
@@ -123,9 +142,18 @@ def training_step(method:str='lcr', backbone:str='resnet50', image_size:int=224,
         return loss
     return step, model, opt
 
-def ceiling_step(backbone:str='resnet50', image_size:int=224, batch_size:int=128, device='auto', amp:bool=True,
-                 channels_last:bool=True, compile:bool=False, stem:str='standard', seed:int=0, tiny_width:int=16,
-                 part:str='both'):
+def ceiling_step(backbone:str='resnet50', # one of ARCHS, randomly initialised
+                 image_size:int=224,      # side of the two random views, in pixels
+                 batch_size:int=128,      # images per view (at least 2, for batch norm)
+                 device='auto',           # 'auto', 'cpu', 'cuda', 'cuda:i' or a torch.device
+                 amp:bool=True,           # bf16 autocast on CUDA (ignored on the CPU)
+                 channels_last:bool=True, # channels-last encoders and views on CUDA (ignored on the CPU)
+                 compile:bool=False,      # torch.compile both encoders
+                 stem:str='standard',     # 'standard' (output stride 32) or 'small' (stride 8, for small images)
+                 seed:int=0,              # seed of the encoder and of the views
+                 tiny_width:int=16,       # width of the 'tiny' backbone (unused by the ResNets)
+                 part:str='both',         # 'both': fwd+bwd of one view and no-grad fwd of the other; 'fwd_bwd' or 'fwd': that part alone
+                ):
     "The engine ceiling: fwd+bwd of one view through `Backbone` and a no-grad fwd of the other through a key copy (`part`: 'both', 'fwd_bwd' or 'fwd'); returns `(step, encoder_q, encoder_k)`."
     _check_step_options(backbone, stem, image_size, batch_size); check_choice('part', part, ('both', 'fwd_bwd', 'fwd'))
     dev = resolve_device(device); cl = channels_last and dev.type == 'cuda'
@@ -160,7 +188,9 @@ def _row(section, name, r, per_call, unit, note=None) -> dict:
 
 CEILING = 'ceiling: fwd+bwd + fwd'
 
-def step_ratios(rows:list, methods) -> dict:
+def step_ratios(rows:list,  # rows of `bench_steps`: '<method> step' for each method, and the ceiling's
+                methods,    # the method names timed
+               ) -> dict:
     "Ratios of the step rows: `m/mocov2` and `m/ceiling` (median times), `m/mocov2 peak memory`, for each method `m`."
     ms = {r['name']: r['ms'] for r in rows}; mem = {r['name']: r['peak_mem_gib'] for r in rows}
     out = {}
@@ -173,10 +203,24 @@ def step_ratios(rows:list, methods) -> dict:
             out[f'{m}/mocov2 peak memory'] = mem[f'{m} step'] / mem['mocov2 step']
     return out
 
-def bench_steps(backbone:str='resnet50', image_size:int=224, batch_size:int=128, device='auto', amp:bool=True,
-                channels_last:bool=True, compile:bool=False, warmup:int=3, repeats:int=10, methods=('mocov2', 'lcr'),
-                stem:str='standard', queue_size:int=65536, ceiling:bool=True, parts:bool=False, interleave:bool=False,
-                seed:int=0, **method_kw) -> dict:
+def bench_steps(backbone:str='resnet50',   # one of ARCHS, randomly initialised
+                image_size:int=224,        # side of the random views, in pixels
+                batch_size:int=128,        # images per view (at least 2, for batch norm)
+                device='auto',             # 'auto', 'cpu', 'cuda', 'cuda:i' or a torch.device
+                amp:bool=True,             # bf16 autocast on CUDA (ignored on the CPU)
+                channels_last:bool=True,   # channels-last tensors on CUDA (ignored on the CPU)
+                compile:bool=False,        # torch.compile the models
+                warmup:int=3,              # untimed steps per case
+                repeats:int=10,            # timed steps per case
+                methods=('mocov2', 'lcr'), # names in METHODS, each timed as '<method> step'
+                stem:str='standard',       # 'standard' (output stride 32) or 'small' (stride 8, for small images)
+                queue_size:int=65536,      # MoCo queue length (the number of negatives)
+                ceiling:bool=True,         # also time the engine ceiling (`ceiling_step`)
+                parts:bool=False,          # also time the ceiling's two parts apart (fwd+bwd of one view, no-grad fwd)
+                interleave:bool=False,     # time the cases in turn (`time_round_robin`) rather than one after the other
+                seed:int=0,                # seed of the models and of the views
+                **method_kw,               # further `make_method` options for every method, e.g. `tiny_width=8`
+               ) -> dict:
     "Time one full training step of each of `methods` and the engine ceiling; `{'config', 'rows', 'ratios'}`."
     _check_step_options(backbone, stem, image_size, batch_size)
     _check_int('warmup', warmup, 0); _check_int('repeats', repeats, 1); _check_int('queue_size', queue_size, 1)
@@ -216,8 +260,16 @@ def bench_steps(backbone:str='resnet50', image_size:int=224, batch_size:int=128,
     return dict(config=config, rows=rows, ratios=step_ratios(rows, methods))
 
 # %% ../nbs/09_bench.ipynb #c024
-def bench_pipeline(preset:str='small', n_images:int=512, image_size:int=64, batch_size:int=64, device='auto',
-                   warmup:int=2, repeats:int=5, seed:int=0, cache=None) -> dict:
+def bench_pipeline(preset:str='small',  # synthetic preset rendered for the cache: 'small' or 'cub' (unused with `cache`)
+                   n_images:int=512,    # images rendered into the cache (unused with `cache`)
+                   image_size:int=64,   # side of the views, in pixels
+                   batch_size:int=64,   # images per batch
+                   device='auto',       # 'auto', 'cpu', 'cuda', 'cuda:i' or a torch.device
+                   warmup:int=2,        # untimed batches first
+                   repeats:int=5,       # timed batches
+                   seed:int=0,          # seed of which images each batch draws and of their augmentation
+                   cache=None,          # an `ImageCache` to time on instead (None: render one)
+                  ) -> dict:
     "View pairs/s of `BatchTwoViews` on a uint8 cache on the device (the synthetic `preset`, rendered in memory, or `cache`); a row."
     _check_int('n_images', n_images, 1); _check_int('batch_size', batch_size, 1); _check_int('image_size', image_size, 1)
     _check_int('warmup', warmup, 0); _check_int('repeats', repeats, 1)
@@ -238,8 +290,13 @@ def bench_pipeline(preset:str='small', n_images:int=512, image_size:int=64, batc
     return _row('data', name, r, batch_size, 'pairs/s')
 
 # %% ../nbs/09_bench.ipynb #c027
-def bench_retrieval_rows(n:int=5794, d:int=2048, n_classes:int=200, device='auto', repeats:int=3,
-                         naive_queries:int|None=500) -> tuple:
+def bench_retrieval_rows(n:int=5794,                # number of random features (CUB's test split)
+                         d:int=2048,                # their dimension (ResNet-50's)
+                         n_classes:int=200,         # classes of their random labels (CUB's)
+                         device='auto',             # 'auto', 'cpu', 'cuda', 'cuda:i' or a torch.device
+                         repeats:int=3,             # timed repetitions; the best is kept
+                         naive_queries:int|None=500, # queries the per-query loop is timed on, scaled to all n; None: all
+                        ) -> tuple:
     "Rows (seconds as ms) and ratios `retrieval/product`, `loop/retrieval` of `lcr.evaluate.bench_retrieval`."
     _check_int('n', n, 2); _check_int('d', d, 1); _check_int('n_classes', n_classes, 1); _check_int('repeats', repeats, 1)
     if naive_queries is not None: _check_int('naive_queries', naive_queries, 1)
@@ -277,7 +334,8 @@ def cpu_name() -> str:
             if line.startswith('model name'): return line.split(':', 1)[1].strip()
     return platform.processor() or platform.machine()
 
-def bench_environment(device) -> dict:
+def bench_environment(device,  # the device benchmarked, e.g. 'cpu' or 'cuda:0'
+                     ) -> dict:
     "Where and when a benchmark ran: device and its name, CPU, threads, versions, date."
     dev = torch.device(device)
     return dict(date=datetime.datetime.now().astimezone().isoformat(timespec='seconds'), device=str(dev),
@@ -289,7 +347,8 @@ def bench_environment(device) -> dict:
 # %% ../nbs/09_bench.ipynb #c031
 def _fmt(v, spec, none='-'): return none if v is None else format(v, spec)
 
-def format_table(res:dict) -> str:
+def format_table(res:dict,  # a result of `run_bench`
+                ) -> str:
     "The benchmark result `res` of `run_bench` as a text table."
     m, c = res['meta'], res['config']
     st = res.get('step_config', {})
@@ -314,7 +373,11 @@ def format_table(res:dict) -> str:
     L.append(f"  (whole benchmark: {res['seconds']:.0f} s)")
     return '\n'.join(L)
 
-def run_bench(mode:str='cpu', out=None, verbose:bool=True, **overrides) -> dict:
+def run_bench(mode:str='cpu',     # 'cpu', 'gpu' or 'auto' (gpu where CUDA is available)
+              out=None,          # folder for bench.json (None: nothing written)
+              verbose:bool=True, # print the table
+              **overrides,       # settings of `BENCH_MODES[mode]` to change, e.g. `repeats=5`
+             ) -> dict:
     "Run the benchmark of `mode` ('cpu', 'gpu' or 'auto'; settings in `BENCH_MODES`, overridable by keyword), print its table, write `out/bench.json`."
     check_choice('mode', mode, ('auto', 'cpu', 'gpu'))
     if mode == 'auto': mode = 'gpu' if torch.cuda.is_available() else 'cpu'
@@ -390,7 +453,12 @@ if __name__ == '__main__' and callable(bench_cli) and '__file__' in globals(): b
 # %% ../nbs/09_bench.ipynb #c043
 PHASES = ('step: forward (training_loss)', 'step: GradCAM (partial backward)', 'step: zero_grad + backward', 'step: optimizer')
 
-def profile_step(step, steps:int=2, warmup:int=1, device='cpu', top:int=10) -> dict:
+def profile_step(step,          # the step to profile, called without arguments, e.g. `training_step(..., labelled=True)[0]`
+                 steps:int=2,   # profiled calls
+                 warmup:int=1,  # unprofiled calls first
+                 device='cpu',  # the device the step runs on (CUDA: device time per operator; the CPU: CPU time and phases)
+                 top:int=10,    # operators listed, by self time
+                ) -> dict:
     "Profile `steps` calls of `step` (e.g. `training_step(..., labelled=True)[0]`): ms per step of each phase and the `top` operators by self time."
     _check_int('steps', steps, 1); _check_int('warmup', warmup, 0); _check_int('top', top, 1)
     from torch.profiler import profile, ProfilerActivity, record_function
@@ -412,7 +480,8 @@ def profile_step(step, steps:int=2, warmup:int=1, device='cpu', top:int=10) -> d
                     calls=e.count / steps) for e in ops]
     return dict(phases=phases, top_ops=top_ops, time=('device' if cuda else 'cpu'))
 
-def format_profile(p:dict) -> str:
+def format_profile(p:dict,  # a result of `profile_step`
+                  ) -> str:
     "The phases and top operators of `profile_step` as text."
     L = []
     if p['phases']:
@@ -479,7 +548,8 @@ def format_gpu_plan() -> str:
 GPU_RECORD = 'gpu_checks.json'      # the record's file; its tables beside it in gpu_checks.md
 GPU_STATUSES = ('ok', 'failed', 'timed out', 'not run')
 
-def check_gpu_record(rec) -> dict:
+def check_gpu_record(rec,  # a GPU record, e.g. gpu_checks.json as read by `json.loads`
+                    ) -> dict:
     "`rec` if it is a well-formed GPU record; else a one-line ValueError naming what is wrong."
     check_arg(isinstance(rec, dict), f"a GPU record must be a JSON object, got {type(rec).__name__}")
     miss = [k for k in ('record', 'schema', 'dry_run', 'calls', 'parts') if k not in rec]
@@ -495,7 +565,9 @@ def check_gpu_record(rec) -> dict:
             check_arg(not miss, f"a figure of part {name!r} lacks {miss}: {f}")
     return rec
 
-def read_gpu_record(folder, dry_run:bool=False) -> dict|None:
+def read_gpu_record(folder,              # the folder that holds gpu_checks.json
+                    dry_run:bool=False,  # expect a dry run's record (the CPU, toy sizes) rather than GPU measurements
+                   ) -> dict|None:
     "The record in `folder` (`GPU_RECORD`), or None where there is none; a dry run's record where `dry_run` is False (or the reverse) is an error."
     path = Path(folder) / GPU_RECORD
     if not path.exists(): return None
@@ -517,7 +589,8 @@ def _call_row(i, c):
     return (f"| {i + 1} | {c['date']} | {c['device_name']} | {c['torch']} | {c.get('cuda') or '-'} | "
             f"{c.get('cudnn') or '-'} | {commit} | `{c['command']}` |")
 
-def format_gpu_record(rec:dict) -> str:
+def format_gpu_record(rec:dict,  # a GPU record (checked first)
+                     ) -> str:
     "The GPU record `rec` as Markdown: its calls, its parts (status, seconds, estimate, bound), its figures and their commands."
     check_gpu_record(rec)
     L = (['**A dry run on the CPU at toy sizes: these are not GPU measurements.**', ''] if rec['dry_run'] else [])
@@ -540,7 +613,8 @@ def format_gpu_record(rec:dict) -> str:
         L += [f"- {p}: `{c}`" for c in cmds]
     return '\n'.join(L)
 
-def gpu_record_section(folder) -> str:
+def gpu_record_section(folder,  # the folder of the committed record
+                      ) -> str:
     "Markdown for this chapter: the record committed in `folder` as tables, or a plain statement that none exists."
     rec = read_gpu_record(folder)
     if rec is None:
@@ -552,7 +626,9 @@ def _atomic_write(path, text):
     tmp = path.with_name(path.name + '.tmp')
     tmp.write_text(text); os.replace(tmp, path)
 
-def write_gpu_record(rec:dict, folder) -> Path:
+def write_gpu_record(rec:dict,  # a GPU record (checked first)
+                     folder,    # the folder to write into (created)
+                    ) -> Path:
     "Check `rec` and write it to `folder` as `gpu_checks.json` and `gpu_checks.md` (each file replaced whole); returns the JSON's path."
     check_gpu_record(rec)
     folder = prepare_out(folder)

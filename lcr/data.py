@@ -40,7 +40,8 @@ def load_rgb(path,  # an image file
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise CorruptImageError(f"cannot decode image {path}: {e}") from e
 
-def image_problem(path) -> str | None:
+def image_problem(path,  # an image file
+                 ) -> str | None:  # None when it decodes, else the reason it does not
     "None if `path` decodes as an image, else a message saying why not."
     try: load_rgb(path)
     except (FileNotFoundError, CorruptImageError) as e: return str(e)
@@ -63,8 +64,17 @@ def _missing_files_error(paths, source):
 # %% ../nbs/02_data.ipynb #c008
 class LabelledImages(Dataset):
     "A list of `(file, label)` pairs that yields `(image, label)`; base of every data set in `lcr`."
-    def __init__(self, samples, classes, transform=None, target_transform=None, split=None, root=None,
-                 source=None, verify=False, skip_corrupt=False, num_workers=None):
+    def __init__(self,
+                 samples,                # (image file, label) pairs; labels are class indices 0..len(classes)-1
+                 classes,                # class names, in label order
+                 transform=None,         # applied to each PIL image by `__getitem__` (None: the image as it is)
+                 target_transform=None,  # applied to each label by `__getitem__` (None: the integer label)
+                 split=None,             # the split's name, e.g. 'train' (recorded and shown by `repr`, nothing else)
+                 root=None,              # the data set's folder; subset lists and fingerprints name files relative to it
+                 source=None,            # the annotation file or folder the samples came from, named in error messages
+                 verify=False,           # decode every image now; a CorruptImageError lists those that fail
+                 skip_corrupt=False,     # decode every image now and leave out those that fail (listed in a warning)
+                 num_workers=None):      # threads that decode for `verify`/`skip_corrupt` (None: one per CPU core)
         self.samples = [(str(p), int(t)) for p, t in samples]
         self.classes = list(classes)
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
@@ -107,7 +117,10 @@ class LabelledImages(Dataset):
         return (f"{type(self).__name__}(split={self.split!r}, {len(self)} images, {len(self.classes)} classes"
                 f"{', root=' + repr(str(self.root)) if self.root else ''})")
 
-    def uint8_cache(self, size=256, fit='pad', num_workers=None):
+    def uint8_cache(self,
+                    size=256,           # side of the square cached images in pixels, or an (H, W) pair
+                    fit='pad',          # 'pad' (whole image, edges repeated to fill) or 'crop' (centre crop); see `decode_images`
+                    num_workers=None):  # decoding threads (None: one per CPU core)
         "Decode every image once into an `ImageCache` of fixed size (see `decode_images`)."
         imgs, sizes = decode_images(self.paths, size, fit, num_workers)
         return ImageCache(imgs, sizes, torch.tensor(self.targets, dtype=torch.long), self.classes)
@@ -116,10 +129,10 @@ class LabelledImages(Dataset):
 @dataclass
 class ImageCache:
     "Decoded images `(N,3,H,W)` uint8, the valid `(h, w)` of each, labels and class names."
-    images: torch.Tensor
-    sizes: torch.Tensor
-    targets: torch.Tensor
-    classes: list
+    images: torch.Tensor    # (N, 3, H, W) uint8; image i fills the top-left `sizes[i]` pixels, the rest is padding
+    sizes: torch.Tensor     # (N, 2) valid (h, w) of each image, in pixels
+    targets: torch.Tensor   # (N,) class labels
+    classes: list           # class names, in label order
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
@@ -131,17 +144,26 @@ class ImageCache:
     def __len__(self): return len(self.images)
     @property
     def device(self): return self.images.device
-    def to(self, device):
+    def to(self,
+           device):  # e.g. 'cpu', 'cuda' or a torch.device
         "The cache on `device` (images, sizes and targets)."
         return ImageCache(self.images.to(device), self.sizes.to(device), self.targets.to(device), self.classes)
-    def save(self, path): torch.save(dict(images=self.images.cpu(), sizes=self.sizes.cpu(), targets=self.targets.cpu(), classes=self.classes), path)
+    def save(self,
+             path):  # the file to write (tensors are saved from the CPU)
+        "Write the cache to `path`, for `ImageCache.load`."
+        torch.save(dict(images=self.images.cpu(), sizes=self.sizes.cpu(), targets=self.targets.cpu(), classes=self.classes), path)
     @classmethod
-    def load(cls, path):
+    def load(cls,
+             path):  # a file written by `ImageCache.save`
+        "The cache saved in `path`, on the CPU (read with `weights_only=True`)."
         d = torch.load(path, weights_only=True)
         return cls(d['images'], d['sizes'], d['targets'], d['classes'])
 
     @classmethod
-    def from_images(cls, images, targets, classes):
+    def from_images(cls,
+                    images,    # (N, 3, H, W) uint8 tensor, every pixel valid
+                    targets,   # the N class labels (a sequence or tensor of integers)
+                    classes):  # class names, in label order
         "A cache of equally sized uint8 images (every pixel valid)."
         n, _, h, w = images.shape
         return cls(images, torch.tensor([[h, w]] * n, dtype=torch.long), torch.as_tensor(targets, dtype=torch.long), list(classes))
@@ -168,7 +190,11 @@ def _decode_one(path, H, W, fit):
           if (th, tw) != (H, W) else a
     return out, (th, tw)
 
-def decode_images(paths, size=256, fit='pad', num_workers=None):
+def decode_images(paths,             # image files
+                  size=256,          # side of the square output in pixels, or an (H, W) pair
+                  fit='pad',         # 'pad': scaled to fit inside, bottom and right filled by repeating edge pixels; 'crop': scaled to cover, centre-cropped
+                  num_workers=None,  # decoding threads (None: one per CPU core)
+                 ):
     "Decode image files into `(N,3,H,W)` uint8 and their valid `(h, w)`; `fit` is 'pad' or 'crop'."
     if fit not in ('pad', 'crop'): raise ValueError(f"fit must be 'pad' or 'crop', got {fit!r}")
     H, W = _box(size)
@@ -204,7 +230,12 @@ def _cub_root(root):
 
 class CUB200(LabelledImages):
     "CUB-200-2011 from its official archive layout; `split` is 'train', 'test' or 'all'."
-    def __init__(self, root, split='train', transform=None, target_transform=None, **kwargs):
+    def __init__(self,
+                 root,                   # the folder holding CUB_200_2011/ (or holding images.txt itself)
+                 split='train',          # 'train' (5,994 images), 'test' (5,794) or 'all', as train_test_split.txt assigns them
+                 transform=None,         # applied to each PIL image (None: the image as it is)
+                 target_transform=None,  # applied to each label, 0..199 (None: the integer label)
+                 **kwargs):              # `LabelledImages` options: verify, skip_corrupt, num_workers
         if split not in ('train', 'test', 'all'): raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
         r = _cub_root(root)
         files = {k: _need(r / f, f"CUB-200-2011 annotation file {f}") for k, f in
@@ -235,7 +266,12 @@ def _cars_root(root):
 
 class StanfordCars(LabelledImages):
     "Stanford Cars (196 classes) in torchvision's devkit layout; `split` is 'train' or 'test'."
-    def __init__(self, root, split='train', transform=None, target_transform=None, **kwargs):
+    def __init__(self,
+                 root,                   # the folder holding stanford_cars/ (or holding devkit/ itself)
+                 split='train',          # 'train' or 'test'
+                 transform=None,         # applied to each PIL image (None: the image as it is)
+                 target_transform=None,  # applied to each label, 0..195 (None: the integer label)
+                 **kwargs):              # `LabelledImages` options: verify, skip_corrupt, num_workers
         if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         base = _cars_root(root)
         _need(base / 'devkit' / 'cars_meta.mat', 'Stanford Cars class list')
@@ -252,7 +288,13 @@ def _aircraft_root(root):
 
 class FGVCAircraft(LabelledImages):
     "FGVC-Aircraft 2013b; `split` in 'trainval', 'test', 'train', 'val'; `level` 'variant', 'family' or 'manufacturer'."
-    def __init__(self, root, split='trainval', level='variant', transform=None, target_transform=None, **kwargs):
+    def __init__(self,
+                 root,                   # the folder holding fgvc-aircraft-2013b/ (or holding data/ itself)
+                 split='trainval',       # 'trainval' or 'test' (the usual pair), 'train' or 'val'
+                 level='variant',        # label granularity: 'variant' (100 classes), 'family' (70) or 'manufacturer' (30)
+                 transform=None,         # applied to each PIL image (None: the image as it is)
+                 target_transform=None,  # applied to each label (None: the integer label)
+                 **kwargs):              # `LabelledImages` options: verify, skip_corrupt, num_workers
         if split not in ('trainval', 'test', 'train', 'val'): raise ValueError(f"split must be trainval, test, train or val, got {split!r}")
         if level not in ('variant', 'family', 'manufacturer'): raise ValueError(f"level must be variant, family or manufacturer, got {level!r}")
         base = _aircraft_root(root)
@@ -269,7 +311,13 @@ class FGVCAircraft(LabelledImages):
 # %% ../nbs/02_data.ipynb #c027
 class INaturalist2019(LabelledImages):
     "iNaturalist 2019 from its JSON annotations; `split` 'train' or 'val'; `target` 'full' (species) or 'super'."
-    def __init__(self, root, split='train', target='full', transform=None, target_transform=None, **kwargs):
+    def __init__(self,
+                 root,                   # the folder holding train2019.json, val2019.json and the images they name
+                 split='train',          # 'train' or 'val' (test2019 has no labels)
+                 target='full',          # labels: 'full' (the 1,010 species) or 'super' (their supercategories)
+                 transform=None,         # applied to each PIL image (None: the image as it is)
+                 target_transform=None,  # applied to each label (None: the integer label)
+                 **kwargs):              # `LabelledImages` options: verify, skip_corrupt, num_workers
         if split not in ('train', 'val'): raise ValueError(f"split must be 'train' or 'val' (test2019 has no labels), got {split!r}")
         if target not in ('full', 'super'): raise ValueError(f"target must be 'full' or 'super', got {target!r}")
         root = Path(root)
@@ -303,7 +351,13 @@ class INaturalist2019(LabelledImages):
 # %% ../nbs/02_data.ipynb #c030
 class ImageFolderSplit(LabelledImages):
     "The `<root>/<split>/<class>/<image>` layout; labels follow the sorted class folders of all splits."
-    def __init__(self, root, split='train', transform=None, target_transform=None, extensions=IMG_EXTENSIONS, **kwargs):
+    def __init__(self,
+                 root,                      # the folder holding one <split>/<class>/<image> tree per split
+                 split='train',             # the split folder to read, e.g. 'train' or 'test'
+                 transform=None,            # applied to each PIL image (None: the image as it is)
+                 target_transform=None,     # applied to each label (None: the integer label)
+                 extensions=IMG_EXTENSIONS, # lower-case file endings, with the dot, that count as images (matched case-insensitively)
+                 **kwargs):                 # `LabelledImages` options: verify, skip_corrupt, num_workers
         root = Path(root)
         if not root.is_dir(): raise FileNotFoundError(f"data set root not found: expected a folder {root}")
         d = _need(root / split, f"split folder '{split}'")
@@ -316,7 +370,9 @@ class ImageFolderSplit(LabelledImages):
         super().__init__(samples, classes, transform, target_transform, split, root, source=str(d), **kwargs)
 
 # %% ../nbs/02_data.ipynb #c035
-def label_subset(targets, fraction, seed=0):
+def label_subset(targets,   # the class label of each image
+                 fraction,  # share of each class to keep, in (0, 1]; rounded, at least one image per class
+                 seed=0):   # seed of the draw (numpy's default_rng)
     "Sorted indices of a seeded, class-stratified subset keeping `fraction` of each class (at least one image)."
     if not 0 < fraction <= 1: raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     t = np.asarray(targets); rng = np.random.default_rng(seed); keep = []
@@ -332,13 +388,17 @@ def _rel(ds, i):
     try: return str(Path(p[i][0]).relative_to(root)) if root else Path(p[i][0]).name
     except ValueError: return Path(p[i][0]).name
 
-def save_subset(path, dataset, indices, **meta):
+def save_subset(path,     # the text file to write (its folder is created)
+                dataset,  # the data set `indices` point into; each line names its file, relative to `dataset.root`
+                indices,  # indices into `dataset`
+                **meta):  # written as `# key=value` header lines, e.g. fraction=0.2, seed=0
     "Write `indices` of `dataset` as `index<TAB>relative path` lines under a `# key=value` header."
     head = ''.join(f"# {k}={v}\n" for k, v in meta.items())
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(head + ''.join(f"{int(i)}\t{_rel(dataset, int(i))}\n" for i in indices))
 
-def load_subset(path, dataset=None):
+def load_subset(path,          # a file written by `save_subset`
+                dataset=None):  # the data set the indices must still fit (range and file names); None: not checked
     "Indices saved by `save_subset`; with `dataset`, check that they still name the same files."
     idx = []
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
@@ -353,7 +413,9 @@ def load_subset(path, dataset=None):
 
 class LabelSubset(Dataset):
     "A subset of a labelled data set that keeps `.targets` and `.classes`."
-    def __init__(self, dataset, indices):
+    def __init__(self,
+                 dataset,   # a labelled data set with `.targets` and `.classes`
+                 indices):  # indices into `dataset`, in the subset's order
         self.dataset, self.indices = dataset, np.asarray(indices, dtype=int)
         self.classes = dataset.classes
     @property
@@ -361,7 +423,10 @@ class LabelSubset(Dataset):
     def __len__(self): return len(self.indices)
     def __getitem__(self, i): return self.dataset[int(self.indices[i])]
 
-def label_proportion_subset(dataset, fraction, seed=0, path=None):
+def label_proportion_subset(dataset,    # a labelled data set with `.targets` and `.classes`
+                            fraction,   # share of each class's labels to keep, in (0, 1]; 1: all of them, nothing read or saved
+                            seed=0,     # seed of the draw
+                            path=None): # the index list's file: read if it exists, else written (None: drawn, not saved)
     "`fraction` of the labels (class-stratified, seeded); read from `path` if it exists, else drawn and saved there."
     if fraction == 1: return LabelSubset(dataset, np.arange(len(dataset)))
     if path is not None and Path(path).exists(): return LabelSubset(dataset, load_subset(path, dataset))

@@ -239,7 +239,8 @@ GENERIC_PRESETS = {
     'cub': (GenericConfig(image_size=224, fine_preset='cub'), {'train': 32000, 'test': 3200}), # ResNet-18/50 on a GPU
 }
 
-def generic_class_names(cfg:GenericConfig):
+def generic_class_names(cfg:GenericConfig,  # the generator's knobs (its `kinds`, in label order)
+                       ):
     "Class names, prefixed by the label so that sorted order is label order."
     return [f"{i:02d}.{k}" for i, k in enumerate(cfg.kinds)]
 
@@ -405,11 +406,11 @@ class PretrainConfig:
     n_test: int|None = None           # held-out images (default: the preset's)
     image_size: int = 64              # crop size of the training views and of the held-out evaluation
     min_scale: float = 0.25           # smallest area fraction of the random resized crops
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.1
+    epochs: int = 30                  # training epochs (passes over the training split)
+    batch_size: int = 128             # images per step
+    lr: float = 0.1                   # base learning rate of SGD (cosine-decayed per step)
     momentum: float = 0.9             # SGD momentum
-    weight_decay: float = 5e-4
+    weight_decay: float = 5e-4        # SGD weight decay (L2 penalty)
     device: str = 'auto'              # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...
     amp: bool = True                  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True        # channels-last memory format on CUDA (ignored on CPU)
@@ -468,7 +469,8 @@ def _plain(x):
 
 _DATA_OPTIONS = ('data', 'data_kw', 'n_train', 'n_test')   # resolved into the generic set's configuration and sizes
 
-def pretrain_identity(cfg:PretrainConfig) -> dict:
+def pretrain_identity(cfg:PretrainConfig,  # a pretraining configuration
+                     ) -> dict:
     "What decides the weights of `cfg`, flat: its options (not `RUN_FREE`), the generic set's configuration (`data.*`) and sizes (`sizes.*`), `GENERIC_VERSION`."
     gcfg, sizes = cfg.data_config()
     opts = {k: v for k, v in asdict(cfg).items() if k not in RUN_FREE + _DATA_OPTIONS}
@@ -478,15 +480,18 @@ def pretrain_identity(cfg:PretrainConfig) -> dict:
 def _differ(old:dict, new:dict, was='checkpoint') -> list:
     return [f"{k}: {was} {old.get(k)!r} vs now {v!r}" for k, v in new.items() if old.get(k) != v]
 
-def pretrain_name(cfg:PretrainConfig) -> str:
+def pretrain_name(cfg:PretrainConfig,  # a pretraining configuration
+                 ) -> str:
     "`<backbone>-<16 hex digits>`: a hash of `pretrain_identity(cfg)`, everything that decides the weights."
     return f"{cfg.backbone}-{hashlib.sha256(json.dumps(pretrain_identity(cfg), sort_keys=True).encode()).hexdigest()[:16]}"
 
-def weights_file(cfg:PretrainConfig) -> Path:
+def weights_file(cfg:PretrainConfig,  # a pretraining configuration (`out` is its cache folder)
+                ) -> Path:
     "Where the weights of `cfg` are (or will be): `<out>/<name>.pt`."
     return Path(cfg.out) / f"{pretrain_name(cfg)}.pt"
 
-def run_folder(cfg:PretrainConfig) -> Path:
+def run_folder(cfg:PretrainConfig,  # a pretraining configuration (`out` is its cache folder)
+              ) -> Path:
     "The folder of the run that trains them: `<out>/<name>/` (checkpoint.pt, metrics.jsonl)."
     return Path(cfg.out) / pretrain_name(cfg)
 
@@ -495,13 +500,23 @@ PRETRAIN_FORMAT = 'lcr-pretrain-v1'
 
 class PretrainNet(nn.Module):
     "A chapter 1 `Backbone` with a linear classifier on its global-average-pooled features."
-    def __init__(self, backbone:str='tiny', stem:str='small', n_classes:int=32, tiny_width:int=16):
+    def __init__(self,
+                 backbone:str='tiny',  # one of ARCHS, randomly initialised
+                 stem:str='small',     # 'standard' (output stride 32) or 'small' (stride 8, for small images)
+                 n_classes:int=32,     # outputs of the classifier (the generic set has 32 kinds)
+                 tiny_width:int=16):   # width of the 'tiny' backbone (unused by the ResNets)
         super().__init__()
         self.backbone = Backbone(backbone, None, stem, tiny_width)
         self.fc = nn.Linear(self.backbone.out_channels, n_classes)
         self.config = dict(backbone=backbone, stem=stem, n_classes=n_classes, tiny_width=tiny_width)
-    def encode(self, x): return self.backbone(x)[1]
-    def forward(self, x): return self.fc(self.encode(x))
+    def encode(self,
+               x):  # (N, 3, H, W) normalised images
+        "The backbone's global-average-pooled features, (N, C)."
+        return self.backbone(x)[1]
+    def forward(self,
+                x):  # (N, 3, H, W) normalised images
+        "Class logits, (N, n_classes)."
+        return self.fc(self.encode(x))
     def weights(self) -> dict:
         "The backbone's tensors under torchvision's names, and the classifier's as `fc.*`, on the CPU."
         sd = {k: v.detach().cpu().contiguous() for k, v in self.backbone.state_dict().items()}
@@ -529,7 +544,8 @@ def held_out_accuracy(net:nn.Module, # a classifier (eval mode is set for the ca
     finally: net.train(was)
     return dict(top1=c1 / len(y), top5=c5 / len(y), n=len(y))
 
-def pretrained_meta(path) -> dict:
+def pretrained_meta(path,  # a weights file written by `pretrain`
+                   ) -> dict:
     "The `meta` dict of a weights file written by `pretrain`; a CheckpointError says why a file is not one."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
@@ -556,7 +572,9 @@ def _cached(path, cfg, say):
     say(f"pretrained weights {path} (held-out top-1 {meta['held_out']['top1']:.3f}): cached, nothing to train")
     return path
 
-def pretrain(cfg:PretrainConfig|None=None, **kw) -> Path|None:
+def pretrain(cfg:PretrainConfig|None=None,  # the run's configuration (None: `PretrainConfig()`, the CPU study's)
+             **kw,                           # `PretrainConfig` fields that replace `cfg`'s, e.g. `epochs=1`
+            ) -> Path|None:
     "Train (or find cached) the weights `cfg` describes (options may also be passed as keywords); the weights file, or None when a limit stopped the run."
     t_start = time.monotonic()
     cfg = replace(cfg if cfg is not None else PretrainConfig(), **kw).validate()

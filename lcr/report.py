@@ -25,7 +25,10 @@ __all__ = ['PROBE_FRACTIONS', 'PAPER_TABLE_2', 'DEMO_RECIPE', 'DEMO_METHODS', 'l
            'eval_cli', 'viz_cli', 'report_cli', 'demo', 'demo_cli']
 
 # %% ../nbs/08_report.ipynb #c006
-def load_run(run, device='cpu', root=None):
+def load_run(run,           # a training run folder (holds checkpoint.pt)
+             device='cpu',  # where to put the model
+             root=None,     # the data set's folder, if it has moved since training (None: the recorded one)
+            ):
     """`(model, cfg, state)` of the run folder `run`: the model rebuilt from its checkpoint (eval mode), its `TrainConfig`, the checkpoint dict.
 
     `root` replaces the data set's recorded folder (a data set that moved); its training split must be the one the run trained on."""
@@ -66,8 +69,17 @@ PROBE_FRACTIONS = (1.0, 0.5, 0.2)
 
 def _pct(f): return f"{round(f * 100)}%"
 
-def evaluate_run(run, probe:str='fast', fractions=PROBE_FRACTIONS, probe_epochs:int=100, knn_k:int=200,
-                 device='auto', seed:int=0, batch_size:int=256, out=None, root=None) -> dict:
+def evaluate_run(run,                       # a training run folder (holds checkpoint.pt)
+                 probe:str='fast',          # 'fast': the linear probe on cached test-transform features; 'paper': on augmented images, frozen backbone
+                 fractions=PROBE_FRACTIONS, # label proportions of the linear probe, each in (0, 1]
+                 probe_epochs:int=100,      # epochs of the linear probe (learning rate x0.1 at 60% and 80% of them)
+                 knn_k:int=200,             # neighbours of the kNN classifier (at most the training split's size)
+                 device='auto',             # 'auto', 'cpu', 'cuda', 'cuda:i' or a torch.device
+                 seed:int=0,                # seed of the label subsets and of the probe
+                 batch_size:int=256,        # images per batch of the feature extraction
+                 out=None,                  # folder of the subset lists, `out/subsets` (None: `run/eval`)
+                 root=None,                 # the data set's folder, if it has moved since training (see `load_run`)
+                ) -> dict:
     """Retrieval, linear probe (per label fraction) and kNN of the run folder `run`; fractions in [0, 1].
 
     Subset lists are written to `out/subsets` (default `run/eval`), so a probe can be repeated exactly. `root`: the data
@@ -134,7 +146,9 @@ PAPER_TABLE_2 = {   # data set -> method -> {label %: (Top-1, Top-5)} and retrie
 
 def _fmt_pct(v): return '–' if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
 
-def metrics_table(results, paper:bool=True) -> str:
+def metrics_table(results,          # one `evaluate_run` result, or several
+                  paper:bool=True,  # add the paper's Table 2 rows for the data sets it reports
+                 ) -> str:
     "A Markdown table of `evaluate_run` results (one row each), with the paper's Table 2 rows for a matching data set."
     results = [results] if isinstance(results, dict) else list(results)
     if not results: raise ValueError("no results to tabulate")
@@ -173,7 +187,9 @@ def metrics_table(results, paper:bool=True) -> str:
                               "the released code reports them (`select_every`); a selection on the test set, not a result.")
     return '\n'.join(lines) + '\n\n' + '\n'.join(f"- {n}" for n in notes) + '\n'
 
-def write_metrics(result:dict, out) -> dict:
+def write_metrics(result:dict,  # an `evaluate_run` result
+                  out,          # the folder to write into (created)
+                 ) -> dict:
     "Write `metrics.json` and `metrics.md` of one result into folder `out`; returns their paths."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     paths = dict(json=out / 'metrics.json', md=out / 'metrics.md')
@@ -187,7 +203,10 @@ def _records(run):
     if not p.is_file(): raise FileNotFoundError(f"{p} not found: {run} is not a training run folder")
     return read_metrics(p)      # a torn last line (a crash in the middle of a write) is dropped with a warning
 
-def loss_curves(runs:dict, key:str='loss_cl', panel_size=(5., 3.)):
+def loss_curves(runs:dict,            # name -> training run folder
+                key:str='loss_cl',    # a per-step value of the logs: 'loss_cl' (contrastive), 'loss_kl' (LCR's fit) or 'loss' (the total)
+                panel_size=(5., 3.),  # figure size (width, height), in inches
+               ):
     "The `key` loss of every run (name -> folder) per step on one axes; the log(Q + 1) level of an untrained MoCo where known."
     fig, ax = plt.subplots(figsize=panel_size)
     qs = set()
@@ -213,7 +232,13 @@ def _test_images(test_ds, n, size=224):
     tf = test_transform(size)
     return idx, torch.stack([tf(test_ds[i][0]) for i in idx]), None
 
-def run_figures(runs:dict, out, n_images:int=4, n_queries:int=4, k_maps:int=4, device='cpu') -> dict:
+def run_figures(runs:dict,        # name -> training run folder, all trained on the same data
+                out,              # folder of the PNGs (created)
+                n_images:int=4,   # test images of the attention figure
+                n_queries:int=4,  # queries of each retrieval panel
+                k_maps:int=4,     # projection maps shown per model in the attention figure
+                device='cpu',     # where to compute the maps and features
+               ) -> dict:
     "Write `loss_curves.png`, `attention.png` and `retrieval_<name>.png` for runs (name -> folder) on the same data into `out`."
     if not runs: raise ValueError("no runs given")
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -278,8 +303,17 @@ def cached_metrics(run,    # a training run folder
     r = json.loads(p.read_text())
     return r if r.get('options') == opts else None
 
-def report(runs, out, probe:str='fast', probe_epochs:int=100, fractions=PROBE_FRACTIONS, device='auto', seed:int=0,
-           figures:bool=True, reuse:bool=True, title:str='Report') -> Path:
+def report(runs,                       # training run folders, or a dict name -> folder
+           out,                        # the report's folder (created): report.md, report.json and the figures
+           probe:str='fast',           # 'fast' or 'paper' (see `evaluate_run`)
+           probe_epochs:int=100,       # epochs of the linear probe
+           fractions=PROBE_FRACTIONS,  # label proportions of the linear probe, each in (0, 1]
+           device='auto',              # where to evaluate ('auto', 'cpu', 'cuda', 'cuda:i'); figures are drawn on the CPU
+           seed:int=0,                 # seed of the label subsets and of the probe
+           figures:bool=True,          # draw the figures (and, on synthetic data, the mass on the true parts)
+           reuse:bool=True,            # reuse a run's eval/metrics.json made with the same options
+           title:str='Report',         # the report's heading
+          ) -> Path:
     "Evaluate `runs` (folders, or name -> folder), draw their figures, write `out/report.md` and `out/report.json`; returns the .md path."
     runs = {Path(r).name: r for r in runs} if not isinstance(runs, dict) else dict(runs)
     if not runs: raise ValueError("no runs given")
@@ -384,7 +418,7 @@ def eval_cli(run:str,                        # training run folder (holds checkp
     print(metrics_table(res)); print(f"wrote {paths['json']} and {paths['md']}")
 
 @call_parse
-def viz_cli(runs:Param("training run folders (trained on the same data)", str, nargs='+'),
+def viz_cli(runs:Param("training run folders (trained on the same data)", str, nargs='+'),  # training run folders, trained on the same data
             out:str='figures',              # output folder of the PNGs
             n_images:int=4,                 # test images in the attention figure
             n_queries:int=4,                # queries in each retrieval panel
@@ -400,7 +434,7 @@ def viz_cli(runs:Param("training run folders (trained on the same data)", str, n
     for p in paths.values(): print(f"wrote {p}")
 
 @call_parse
-def report_cli(runs:Param("training run folders", str, nargs='+'),
+def report_cli(runs:Param("training run folders", str, nargs='+'),  # training run folders
                out:str='report',             # output folder: report.md, report.json, figures
                probe:str='fast',             # linear probe: fast or paper
                probe_epochs:int=100,         # linear-probe epochs
@@ -425,8 +459,16 @@ DEMO_RECIPE = dict(dataset='synthetic', synth_preset='small', backbone='tiny', w
                    method_kw=dict(queue_size=1024, temperature=0.2, momentum=0.99))
 DEMO_METHODS = ('mocov2', 'lcr')
 
-def demo(out='runs/demo', methods=DEMO_METHODS, epochs:int|None=None, device='auto', seed:int=0, probe_epochs:int=100,
-         progress='auto', log_every:int=10, **overrides) -> Path:
+def demo(out='runs/demo',         # output folder: a run folder per method, report.md (finished runs are resumed, not redone)
+         methods=DEMO_METHODS,    # names in METHODS, trained with the same recipe and seed
+         epochs:int|None=None,    # training epochs per method (None: DEMO_RECIPE's, 12)
+         device='auto',           # 'auto', 'cpu', 'cuda' or 'cuda:i'
+         seed:int=0,              # seed of the models, batch order and augmentation
+         probe_epochs:int=100,    # epochs of the linear probe
+         progress='auto',         # training progress display: 'auto', 'bar', 'print' or 'none'
+         log_every:int=10,        # steps between metric lines
+         **overrides,             # `TrainConfig` fields that replace DEMO_RECIPE's, e.g. `batch_size=32`
+        ) -> Path:
     "Train `methods` with `DEMO_RECIPE` (plus `overrides`) and one seed, evaluate and report; returns the report path."
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods: raise ValueError(f"methods must be names in METHODS {list(METHODS)}, got {list(methods)}")

@@ -41,11 +41,11 @@ class TrainConfig:
     skip_corrupt: bool = False        # leave out images that cannot be decoded (listed in a warning) instead of stopping
     cache_size: int = 256             # real images are decoded once to this size (padded) into a uint8 cache
     image_size: int = 224             # crop size of the augmented views
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 0.03
+    epochs: int = 100                 # training epochs (passes over the training split)
+    batch_size: int = 128             # images per step, all processes together
+    lr: float = 0.03                  # base learning rate of SGD (decayed per step under schedule='cosine')
     momentum: float = 0.9             # SGD momentum (the key encoder's momentum is a method knob)
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-4        # SGD weight decay (L2 penalty)
     schedule: str = 'cosine'          # 'cosine' (per step) or 'constant'
     device: str = 'auto'              # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...
     amp: bool = True                  # bf16 autocast on CUDA (ignored on CPU)
@@ -125,11 +125,15 @@ RESUME_FREE = ('out', 'resume', 'ckpt_every_steps', 'log_every', 'max_steps', 'm
 # (`root` and `skip_corrupt` may change only as long as the data stay the same: the checkpoint's data fingerprint decides)
 
 # %% ../nbs/06_train.ipynb #c010
-def derive_seed(*keys:int) -> int:
+def derive_seed(*keys:int,  # integers to mix, e.g. `(seed, epoch, step)`
+               ) -> int:
     "A 63-bit seed mixed from integer `keys` (numpy's SeedSequence), e.g. `(seed, epoch, step)`."
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
-def epoch_order(n:int, seed:int, epoch:int) -> torch.Tensor:
+def epoch_order(n:int,      # number of images in the training split
+                seed:int,   # the run's seed
+                epoch:int,  # the epoch, counted from 0
+               ) -> torch.Tensor:
     "The batch order (a permutation of `range(n)`) of `epoch`."
     return torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, epoch)))
 
@@ -138,7 +142,8 @@ DATASET_SPLITS = dict(cub=('CUB200', 'train', 'test'), cars=('StanfordCars', 'tr
                       aircraft=('FGVCAircraft', 'trainval', 'test'), inat2019=('INaturalist2019', 'train', 'val'),
                       folder=('ImageFolderSplit', 'train', 'test'))
 
-def train_split(cfg:TrainConfig):
+def train_split(cfg:TrainConfig,  # the run's configuration: `dataset`, `root` or `synth_preset`, `n_images`, `skip_corrupt`
+               ):
     "The training split `cfg` names, its first `n_images`: a real data set listed and checked but not decoded yet; the embedded set rendered."
     if cfg.dataset == 'synthetic':
         from lcr.synthetic import SyntheticFineGrained
@@ -149,7 +154,9 @@ def train_split(cfg:TrainConfig):
     if cfg.n_images is not None: ds.samples = ds.samples[:cfg.n_images]
     return ds
 
-def train_cache(cfg:TrainConfig, ds=None) -> ImageCache:
+def train_cache(cfg:TrainConfig,  # the run's configuration
+                ds=None,          # its training split, when `train_split(cfg)` was already called (None: made here)
+               ) -> ImageCache:
     "The uint8 cache of the training split `cfg` names (of `ds`, its `train_split`, when given)."
     ds = train_split(cfg) if ds is None else ds
     if cfg.dataset == 'synthetic': return ds.uint8_cache()
@@ -158,7 +165,8 @@ def train_cache(cfg:TrainConfig, ds=None) -> ImageCache:
         raise CorruptImageError(f"{e}; skip_corrupt=True (lcr_train --skip_corrupt True) leaves out the images that "
                                 "cannot be decoded") from None
 
-def data_fingerprint(ds) -> str:
+def data_fingerprint(ds,  # a training split: a `LabelledImages` (files on disk) or the embedded synthetic set
+                    ) -> str:
     "16 hex digits that identify a training split: its classes and, in order, each file (relative to the root), its size and label; for the embedded set its generator settings and labels."
     h = hashlib.sha256(json.dumps(list(ds.classes)).encode())
     if hasattr(ds, 'samples'):
@@ -173,7 +181,10 @@ def _synthetic(preset, split, masks):
     from lcr.synthetic import SyntheticFineGrained
     return SyntheticFineGrained(preset, split, with_masks=masks)
 
-def eval_splits(cfg:TrainConfig, verify_train:bool=False, verify_test:bool=False):
+def eval_splits(cfg:TrainConfig,          # the run's configuration
+                verify_train:bool=False,  # decode every training image now (real data sets only)
+                verify_test:bool=False,   # decode every test image now (real data sets only)
+               ):
     "`(train, test)` data sets of a run's data (the full training split, whatever `n_images` the run used); synthetic test sets carry part masks. `verify_*` decodes every image of a real split now (CorruptImageError)."
     if cfg.dataset == 'synthetic':   # rendered once per process: the sets are deterministic and read only
         return _synthetic(cfg.synth_preset, 'train', False), _synthetic(cfg.synth_preset, 'test', True)
@@ -182,8 +193,15 @@ def eval_splits(cfg:TrainConfig, verify_train:bool=False, verify_test:bool=False
     cls, skip = getattr(data, name), cfg.skip_corrupt
     return cls(cfg.root, split=tr, verify=verify_train, skip_corrupt=skip), cls(cfg.root, split=te, verify=verify_test, skip_corrupt=skip)
 
-def batch_views(cache:ImageCache, augment:BatchTwoViews, order:torch.Tensor, cfg:TrainConfig, epoch:int, step:int,
-                rank:int=0, world:int=1):
+def batch_views(cache:ImageCache,       # the training split's uint8 cache
+                augment:BatchTwoViews,  # the batch augmentation
+                order:torch.Tensor,     # the epoch's permutation of the images (`epoch_order`)
+                cfg:TrainConfig,        # the run's configuration (`batch_size`, `seed`)
+                epoch:int,              # the epoch, counted from 0
+                step:int,               # the step within the epoch, counted from 0
+                rank:int=0,             # this process's rank, 0..world-1
+                world:int=1,            # number of processes that share each batch
+               ):
     "The views `(q, k)` of batch `step` of `epoch`, a pure function of (seed, epoch, step); rank `rank`'s share with `world` processes."
     b = cfg.batch_size // world
     idx = order[step * cfg.batch_size + rank * b:step * cfg.batch_size + (rank + 1) * b]
@@ -197,7 +215,9 @@ _CKPT_KEYS = ('format', 'model', 'optimizer', 'scheduler', 'epoch', 'step', 'glo
 class CheckpointError(RuntimeError):
     "A checkpoint that cannot be read or does not belong to the run resuming it."
 
-def error_text(e, limit:int=400) -> str:
+def error_text(e,              # an exception (or anything with a message)
+               limit:int=400,  # most characters kept
+              ) -> str:
     "The message of exception `e` on one line; past `limit` characters it ends with its last whole sentence (else word) that fits, and ' …'."
     s = ' '.join(str(e).split()) or type(e).__name__
     if len(s) <= limit: return s
@@ -234,11 +254,15 @@ def _atomic_write(path, write):
         finally: os.close(fd)
     return path
 
-def save_checkpoint(path, state:dict):
+def save_checkpoint(path,         # the file to write (replaced whole, or left as it was)
+                    state:dict,  # what to save, with `torch.save`
+                   ):
     "Write `state` to `path` atomically: temporary file in the same folder, fsync, `os.replace`."
     return _atomic_write(path, lambda f: torch.save(state, f))
 
-def load_checkpoint(path, map_location='cpu') -> dict:
+def load_checkpoint(path,               # a run's `checkpoint.pt`
+                    map_location='cpu', # where the tensors are loaded (`torch.load`'s map_location)
+                   ) -> dict:
     "Read a training checkpoint with `weights_only=True`; a CheckpointError says why one cannot be used."
     path = Path(path)
     try: state = torch.load(path, map_location=map_location, weights_only=True)
@@ -259,7 +283,10 @@ def load_checkpoint(path, map_location='cpu') -> dict:
                               f"{', '.join(missing)}. It was left untouched")
     return state
 
-def check_compatible(state:dict, cfg:TrainConfig, path='checkpoint'):
+def check_compatible(state:dict,        # a checkpoint, as `load_checkpoint` returns it
+                     cfg:TrainConfig,    # the configuration of the run about to resume it
+                     path='checkpoint',  # the checkpoint's name in the error message
+                    ):
     "Raise CheckpointError when `cfg` would not continue the run saved in `state`."
     old = state['train_config']
     diff = [f"{k}: checkpoint {old.get(k)!r} vs now {v!r}" for k, v in asdict(cfg).items()
@@ -268,7 +295,12 @@ def check_compatible(state:dict, cfg:TrainConfig, path='checkpoint'):
         raise CheckpointError(f"{path} belongs to another run; these options differ: " + '; '.join(diff) +
                               ". Resume with the checkpoint's options, or choose another output folder.")
 
-def check_data(state:dict, cfg:TrainConfig, fingerprint:str, n_images:int, path='checkpoint'):
+def check_data(state:dict,        # a checkpoint, as `load_checkpoint` returns it
+               cfg:TrainConfig,    # the configuration of the run about to resume it
+               fingerprint:str,    # `data_fingerprint` of the training split found now
+               n_images:int,       # that split's number of images (named in the error message)
+               path='checkpoint',  # the checkpoint's name in the error message
+              ):
     "Raise CheckpointError when the training split (its `data_fingerprint` and size) is not the one the run in `state` trained on."
     old = state.get('data')
     if old is None:   # written before checkpoints recorded their data: only the folder can be compared
@@ -282,7 +314,10 @@ def check_data(state:dict, cfg:TrainConfig, fingerprint:str, n_images:int, path=
                               f"(fingerprint {old['fingerprint']}) against {n_images} images at {cfg.root!r} (fingerprint "
                               f"{fingerprint}) now. Resume with the checkpoint's data, or choose another output folder.")
 
-def load_model_state(model:torch.nn.Module, sd:dict, source):
+def load_model_state(model:torch.nn.Module,  # the module to load into
+                     sd:dict,                # a state dict
+                     source,                 # where `sd` came from (e.g. a file), named in the error message
+                    ):
     "Load `sd` into `model`; a CheckpointError lists what does not fit (missing, unexpected and mis-shaped tensors)."
     own = model.state_dict()
     missing, extra = [k for k in own if k not in sd], [k for k in sd if k not in own]
@@ -302,7 +337,8 @@ class RunLockedError(RuntimeError):
     "Another process is training into the same output folder."
 
 @contextlib.contextmanager
-def lock_run(out):
+def lock_run(out,  # the run folder (it must exist)
+            ):
     "Own the run folder `out` for the block: an exclusive lock on `out/.lock`, released when the block or the process ends."
     import fcntl, errno, socket
     path = Path(out) / '.lock'
@@ -323,7 +359,8 @@ def lock_run(out):
         yield path
     finally: os.close(fd)
 
-def remove_stale_temps(ckpt_path):
+def remove_stale_temps(ckpt_path,  # the checkpoint file whose left-over `.<name>.<pid>.tmp` siblings are deleted
+                      ):
     "Delete temporary checkpoint files of processes killed while writing `ckpt_path` (call only while holding the folder's lock)."
     ckpt_path = Path(ckpt_path)
     stale = sorted(ckpt_path.parent.glob(f".{ckpt_path.name}.*.tmp"))
@@ -356,13 +393,16 @@ def _warn_torn(path, torn):
     warnings.warn(f"{path}: dropped a torn last line ({len(torn)} characters, {torn[:40]!r}...): the run that wrote it "
                   "was interrupted in the middle of the write")
 
-def read_metrics(path) -> list:
+def read_metrics(path,  # a run's `metrics.jsonl`
+                ) -> list:
     "The records of a `metrics.jsonl` log; a torn last line (a crash in the middle of a write) is dropped with a warning."
     _, recs, torn = _metric_lines(path)
     if torn is not None: _warn_torn(path, torn)
     return recs
 
-def prepare_metrics(path, global_step:int|None):
+def prepare_metrics(path,                  # the run's `metrics.jsonl` (nothing to do where it does not exist)
+                    global_step:int|None,  # the checkpoint's global step: later records are dropped; None: no checkpoint, the log is moved aside
+                   ):
     "Make the log `path` that of a run continuing after `global_step` (None: a new run) before anything is appended to it."
     path = Path(path)
     if not path.exists(): return
@@ -381,7 +421,8 @@ def prepare_metrics(path, global_step:int|None):
 
 
 # %% ../nbs/06_train.ipynb #c017
-def resolve_device(device:str='auto') -> torch.device:
+def resolve_device(device:str='auto',  # 'auto', 'cpu', 'cuda' or 'cuda:i'
+                  ) -> torch.device:
     "`'auto'`: CUDA when available, else the CPU; otherwise the named device (checked)."
     if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     try: dev = torch.device(device)
@@ -389,11 +430,13 @@ def resolve_device(device:str='auto') -> torch.device:
     if dev.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"device={device!r} but CUDA is not available")
     return dev
 
-def cosine_lambda(total_steps:int):
+def cosine_lambda(total_steps:int,  # S, the steps of the whole run; the factor stays 0 after them
+                 ):
     "The per-step cosine factor 0.5 (1 + cos(pi s / S)) of the learning rate."
     return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
 
-def prepare_out(out) -> Path:
+def prepare_out(out,  # the output folder (created with its parents)
+               ) -> Path:
     "Create the output folder and check that it is writable (a clear error before any training)."
     out = Path(out)
     try:
@@ -404,12 +447,14 @@ def prepare_out(out) -> Path:
         raise ValueError(f"output folder {str(out)!r} is not writable: {e.strerror or e}") from None
     return out
 
-def initial_model(cfg:TrainConfig) -> torch.nn.Module:
+def initial_model(cfg:TrainConfig,  # the run's configuration (method, backbone, preset, weights, stem, method_kw, seed)
+                 ) -> torch.nn.Module:
     "The method a run of `cfg` starts from: the global generator seeded with `cfg.seed`, then `make_method`."
     torch.manual_seed(cfg.seed)
     return make_method(cfg.method, cfg.backbone, cfg.preset, weights=cfg.weights, stem=cfg.stem, **cfg.method_kw)
 
-def init_distributed(device:torch.device):
+def init_distributed(device:torch.device,  # the run's device; under torchrun a CUDA run takes cuda:LOCAL_RANK in each process
+                    ):
     "Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK): gloo on the CPU, nccl on CUDA; returns (rank, world, device)."
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world <= 1: return 0, 1, device
@@ -441,19 +486,26 @@ class Progress:
         if mode == 'bar':
             from fastprogress.fastprogress import master_bar
             self.mb = master_bar(range(epochs))
-    def epochs_from(self, start):
+    def epochs_from(self,
+                    start):  # the first epoch to run, counted from 0
+        "The epochs `start`, ..., `epochs - 1`, shown on the bar."
         if self.mode == 'bar':
             for e in self.mb:        # master_bar iterates from 0: skip the finished epochs
                 if e >= start: yield e
         else: yield from range(start, self.epochs)
-    def steps(self, start, n):
+    def steps(self,
+              start,  # the first step to run, counted from 0
+              n):     # steps per epoch
+        "The steps `start`, ..., `n - 1` of an epoch, shown on the bar."
         if self.mode == 'bar':
             from fastprogress.fastprogress import progress_bar
             pb = progress_bar(range(n), parent=self.mb)
             for s in pb:
                 if s >= start: yield s
         else: yield from range(start, n)
-    def write(self, line):
+    def write(self,
+              line):  # the text to show
+        "Show `line` under the bars, or print it ('print' mode), or nothing ('none')."
         if self.mode == 'bar': self.mb.write(line)
         elif self.mode == 'print': print(line, flush=True)
 
@@ -468,7 +520,9 @@ class NonFiniteLossError(FloatingPointError):
 class OutputWriteError(OSError):
     "A file of the run could not be written (a full disk, a lost mount); the checkpoint on disk is the last one written whole."
 
-def train(cfg:TrainConfig|None=None, **kw):
+def train(cfg:TrainConfig|None=None,  # the run's configuration (None: `TrainConfig()`, the paper's recipe)
+          **kw,                        # `TrainConfig` fields that replace `cfg`'s, e.g. `epochs=1`
+         ):
     "Pre-train `cfg.method` (options may also be passed as keywords); returns the model. See the chapter text."
     t_start = time.monotonic()            # the time limit counts from here (set-up and data loading included)
     cfg = cfg if cfg is not None else TrainConfig()
@@ -784,7 +838,10 @@ def train_cli(method:str='lcr',            # method: one of METHODS (mocov2, lcr
         except (ValueError, OSError, CheckpointError, NonFiniteLossError, RunLockedError) as e: fail(e)
 
 # %% ../nbs/06_train.ipynb #c_run_cli
-def run_cli(cli, *args, prog=None):
+def run_cli(cli,        # a console-script function made with `call_parse`, e.g. `train_cli`
+            *args,      # the command-line words (each converted with `str`)
+            prog=None,  # the program's name in usage and error messages (None: argparse's default)
+           ):
     "Run the console-script function `cli` (a `call_parse` function) on the command-line words `args` in this process, as the shell would: `(exit status, lines written to stderr)`."
     import io
     from fastcore.script import anno_parser
