@@ -213,7 +213,7 @@ def part_cells(work, dry, bound_s):
     nbs = cuda_notebooks(folder)
     run = {n: k for n, k in nbs.items() if n not in CELLS_SKIP}
     threads = max(1, (os.cpu_count() or 1) // max(len(run), 1))   # the notebooks run at once, sharing the cores
-    env = child_env(LCR_EPOCHS='1', OMP_NUM_THREADS=str(threads))    # 06_train's CUB-size run: one epoch here
+    env = child_env(LCR_EPOCHS='1', OMP_NUM_THREADS=str(threads))    # 08_report's CUB-size run: one epoch here
     (work / 'logs' / 'cells').mkdir(parents=True, exist_ok=True)
     argvs = {n: module('nbdev.test', '--path', folder / n, '--n_workers', '0', '--flags', 'cuda') for n in run}
     res = {}
