@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lcr-installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-quick docs readme export check
+.PHONY: install demo pretrain demo-pretrained test test-quick docs readme export check
 DEMO_ARGS ?=
 
 $(PY):
@@ -22,6 +22,14 @@ install: $(STAMP)
 ## The main job: MoCo v2 and LCR trained on the embedded data set, evaluated, reported (minutes on a CPU)
 demo: $(STAMP)
 	$(VENV)/bin/lcr_demo $(DEMO_ARGS)
+
+## The pretrained start of chapter 10 (PRETRAIN_CPU: about a quarter of an hour on two cores, once), cached in runs/pretrained
+pretrain: $(STAMP)
+	$(PY) -c "from lcr.experiments import prepare_start; print(prepare_start('cpu-pretrained', progress='print'))"
+
+## MoCo v2 and LCR from the pretrained start, seed 0, evaluated (after `make pretrain`; pretrains first otherwise)
+demo-pretrained: $(STAMP)
+	$(VENV)/bin/lcr_experiments --budget cpu-pretrained --names mocov2,lcr --seeds 0 --out runs/demo_pretrained
 
 ## Every notebook top to bottom through nbdev_test, `slow` cells included (and `cuda` ones where a GPU is present),
 ## one pytest test each, the static reading-order check and the end-to-end tests in tests/

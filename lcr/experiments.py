@@ -17,14 +17,14 @@ from .pretrain import PretrainConfig, pretrain, weights_file, pretrained_meta, f
 from .viz import save_figure
 
 # %% auto #0
-__all__ = ['STUDY', 'GROUPS', 'PRETRAINED_CPU', 'PRETRAINED_GPU', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'RECORD_CURVE_KEYS',
-           'RECORD_FORMAT', 'CALIBRATION_FORMAT', 'FIT_COLUMNS', 'RANDOM_START', 'REAL_DATASETS', 'study_runs',
-           'start_weights', 'prepare_start', 'run_config', 'library_commit', 'run_study', 'collect', 'summarize',
-           'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'record_path', 'run_entry', 'start_entry',
-           'study_record', 'write_record', 'load_record', 'record_results', 'record_overview', 'paired_diffs',
-           'paired_summary', 'selection_table', 'calibration_trial', 'calibration_record', 'load_calibration',
-           'calibration_table', 'replay_steps', 'parts_mass_table', 'fit_table', 'fit_curves_figure', 'rerun_record',
-           'real_recipe', 'experiments_cli']
+__all__ = ['STUDY', 'GROUPS', 'PRETRAIN_CPU', 'PRETRAIN_GPU', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'RECORD_CURVE_KEYS',
+           'RECORD_FORMAT', 'CALIBRATION_FORMAT', 'FIT_COLUMNS', 'RANDOM_START', 'PRETRAINED_START', 'REAL_DATASETS',
+           'study_runs', 'start_weights', 'prepare_start', 'run_config', 'library_commit', 'run_study', 'collect',
+           'summarize', 'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'record_path', 'run_entry',
+           'start_entry', 'study_record', 'write_record', 'load_record', 'record_results', 'record_overview',
+           'paired_diffs', 'paired_summary', 'selection_table', 'calibration_trial', 'calibration_record',
+           'load_calibration', 'calibration_table', 'replay_steps', 'parts_mass_table', 'fit_table',
+           'fit_curves_figure', 'rerun_record', 'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', **kw): return dict(name=name, group=group, method=method, preset=preset, overrides=kw)
@@ -49,8 +49,8 @@ STUDY = (
 GROUPS = ('main', 'fit_target', 'variants', 'k_sweep', 'ablations', 'diagnostics')
 
 # %% ../nbs/10_experiments.ipynb #c008
-PRETRAINED_CPU = dict(backbone='tiny', stem='small', data='small', image_size=64, epochs=10)   # the calibrated CPU start (below)
-PRETRAINED_GPU = dict(backbone='resnet50', stem='standard', data='cub', image_size=224, epochs=30, batch_size=256)   # not yet run
+PRETRAIN_CPU = dict(backbone='tiny', stem='small', data='small', image_size=64, epochs=10)   # the calibrated CPU start (below)
+PRETRAIN_GPU = dict(backbone='resnet50', stem='standard', data='cub', image_size=224, epochs=30, batch_size=256)   # not yet run
 _MINIMAL = dict(DEMO_RECIPE, epochs=1, n_images=128, image_size=32, method_kw=dict(DEMO_RECIPE['method_kw'], tiny_width=8))
 BUDGETS = {
     'minimal': dict(recipe=_MINIMAL, seeds=(0,), groups=GROUPS, probe_epochs=5),
@@ -62,12 +62,12 @@ BUDGETS = {
     'cpu-select': dict(recipe=dict(DEMO_RECIPE, select_every=1), seeds=(0, 1, 2), groups=('main',), probe_epochs=100),
     'minimal-select': dict(recipe=dict(_MINIMAL, select_every=1), seeds=(0,), groups=('main',), probe_epochs=5),
     # the paper's starting point: the backbone pretrained on the generic-objects set (chapter 6a), then the same recipe
-    'cpu-pretrained': dict(recipe=dict(DEMO_RECIPE, select_every=1), pretrain=PRETRAINED_CPU, seeds=(0, 1, 2),
+    'cpu-pretrained': dict(recipe=dict(DEMO_RECIPE, select_every=1), pretrain=PRETRAIN_CPU, seeds=(0, 1, 2),
                            groups=('main', 'fit_target', 'diagnostics'), probe_epochs=100),
     'minimal-pretrained': dict(recipe=dict(_MINIMAL, select_every=1), seeds=(0,), groups=('main',), probe_epochs=5,
-                               pretrain=dict(PRETRAINED_CPU, tiny_width=8, image_size=32, epochs=1, n_train=256, n_test=64)),
+                               pretrain=dict(PRETRAIN_CPU, tiny_width=8, image_size=32, epochs=1, n_train=256, n_test=64)),
     'gpu-pretrained': dict(recipe=dict(DEMO_RECIPE, backbone='resnet50', stem='standard', synth_preset='cub', image_size=224,
-                                       epochs=100, batch_size=128, select_every=10), pretrain=PRETRAINED_GPU,
+                                       epochs=100, batch_size=128, select_every=10), pretrain=PRETRAIN_GPU,
                            seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics'), probe_epochs=100),
 }
 
@@ -520,6 +520,8 @@ def calibration_trial(pretrain_kw:dict|None,             # PretrainConfig option
                       mocov2_run=None,                  # a finished, evaluated MoCo v2 run that started from these weights, or None
                       pretrained_out='runs/pretrained', # the cache folder of the weights
                       probe_epochs:int=100,             # epochs of the fast linear probe on the frozen features
+                      n_train:int|None=None,            # fine-grained training images for the features' probe (default: the preset's)
+                      n_test:int|None=None,             # fine-grained test images for the features' retrieval and probe (default: the preset's)
                       n_images:int=64,                  # test images for the parts mass
                       device='cpu',                     # where to compute
                      ) -> dict:
@@ -531,7 +533,7 @@ def calibration_trial(pretrain_kw:dict|None,             # PretrainConfig option
         t.update(weights=w.name, held_out=m['held_out'], pretrain_seconds=round(m['train_s'], 1))
         kw = dict(backbone=pretrain_kw.get('backbone', 'tiny'), stem=pretrain_kw.get('stem', 'small'), tiny_width=pretrain_kw.get('tiny_width', 16))
     else: kw = {}
-    t['features'] = {k: v for k, v in feature_baseline(w, probe_epochs=probe_epochs, device=device, **kw).items() if k != 'weights'}
+    t['features'] = {k: v for k, v in feature_baseline(w, n_train=n_train, n_test=n_test, probe_epochs=probe_epochs, device=device, **kw).items() if k != 'weights'}
     if mocov2_run is not None: t['mocov2'] = _mocov2_calibration(Path(mocov2_run), w, n_images)
     return t
 
@@ -671,6 +673,7 @@ def fit_curves_figure(results:dict,  # {name: [record entries]} with their per-e
 # %% ../nbs/10_experiments.ipynb #e61c39d2
 RANDOM_START = ('mocov2', 'lcr', 'lcr-reference', 'lcr-uniform_target', 'lcr-gradcam_image_norm', 'abl-gradcam_graph_features',
                 'abl-pred_batch_norm', 'abl-gfb_bn_relu', 'lcr-gfb_detached', 'abl-gfb_bn_relu_key_stats')   # the record's configurations
+PRETRAINED_START = tuple(c['name'] for c, s in study_runs('cpu-pretrained') if s == 0)   # the pretrained-start record's
 
 def rerun_record(study:str,              # the record's name
                  out,                    # the study folder (runs resume there)
