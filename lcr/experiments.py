@@ -400,9 +400,12 @@ def start_entry(budget:str,                        # a key of `BUDGETS` with a `
                 pretrained_out='runs/pretrained',  # the cache folder of the weights
                ) -> dict:
     "What a budget's runs start from, for a record: the pretraining's options, the weights file's name, its held-out accuracy and training time."
-    path = Path(start_weights(budget, pretrained_out))
+    return dict(pretrain=BUDGETS[budget]['pretrain'], **_weights_summary(start_weights(budget, pretrained_out)))
+
+def _weights_summary(path):
+    "The weights file's name, held-out accuracy and pretraining seconds, from its metadata."
     m = pretrained_meta(path)
-    return dict(pretrain=BUDGETS[budget]['pretrain'], weights=path.name, held_out=m['held_out'], pretrain_seconds=round(m['train_s'], 1))
+    return dict(weights=Path(path).name, held_out=m['held_out'], pretrain_seconds=round(m['train_s'], 1))
 
 def study_record(out,              # the study folder
                  study:str,        # the record's name
@@ -526,13 +529,12 @@ def calibration_trial(pretrain_kw:dict|None,             # PretrainConfig option
                       device='cpu',                     # where to compute
                      ) -> dict:
     "One calibration row: the weights' held-out accuracy, their frozen features on the fine-grained set, and MoCo v2 trained from them."
-    t, w = dict(pretrain=pretrain_kw), None
+    t, w, kw = dict(pretrain=pretrain_kw), None, {}
     if pretrain_kw is not None:
-        w = weights_file(PretrainConfig(**pretrain_kw, out=str(pretrained_out)))
-        m = pretrained_meta(w)
-        t.update(weights=w.name, held_out=m['held_out'], pretrain_seconds=round(m['train_s'], 1))
-        kw = dict(backbone=pretrain_kw.get('backbone', 'tiny'), stem=pretrain_kw.get('stem', 'small'), tiny_width=pretrain_kw.get('tiny_width', 16))
-    else: kw = {}
+        pc = PretrainConfig(**pretrain_kw, out=str(pretrained_out))
+        w = weights_file(pc)
+        t.update(_weights_summary(w))
+        kw = dict(backbone=pc.backbone, stem=pc.stem, tiny_width=pc.tiny_width)
     t['features'] = {k: v for k, v in feature_baseline(w, n_train=n_train, n_test=n_test, probe_epochs=probe_epochs, device=device, **kw).items() if k != 'weights'}
     if mocov2_run is not None: t['mocov2'] = _mocov2_calibration(Path(mocov2_run), w, n_images)
     return t
@@ -540,7 +542,7 @@ def calibration_trial(pretrain_kw:dict|None,             # PretrainConfig option
 def _mocov2_calibration(run, w, n_images):
     m = json.loads((run / 'eval' / 'metrics.json').read_text())
     _, cfg, _ = load_run(run)
-    if m.get('method', cfg.method) != 'mocov2': raise ValueError(f"{run} is not a MoCo v2 run")
+    if cfg.method != 'mocov2': raise ValueError(f"{run} is not a MoCo v2 run")
     if (None if cfg.weights is None else Path(cfg.weights).name) != (None if w is None else w.name):
         raise ValueError(f"{run} started from {cfg.weights!r}, not from the trial's weights {None if w is None else w.name!r}")
     before = {c: model_parts_mass(initial_model(cfg), cfg, n_images, s) for c, s in (('score', -1), ('loss', 1))}
