@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
+from .models import current_log_names, current_config_names
 from .train import TrainConfig, train, initial_model, prepare_out, resolve_device, train_cache, batch_views, epoch_order, read_metrics
 from .augment import BatchTwoViews, AugmentConfig
 from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, model_parts_mass, load_run, cached_metrics
@@ -355,7 +356,7 @@ def write_study(results:dict,  # {name: [run metrics]}, as `collect` returns
     return out / 'study.md'
 
 # %% ../nbs/10_experiments.ipynb #c419c080
-RECORD_CURVE_KEYS = ('loss_cl', 'loss_kl', 'gradcam_max', 'fit_target_entropy', 'fit_target_ratio', 'fit_pred_entropy',
+RECORD_CURVE_KEYS = ('loss_ssl', 'loss_kl', 'gradcam_max', 'fit_target_entropy', 'fit_target_ratio', 'fit_pred_entropy',
                      'gfb_entropy', 'proj_cos')
 RECORD_FORMAT = 1
 
@@ -366,7 +367,7 @@ def record_path(study:str,  # the record's name, e.g. 'random_start'
 
 def _epoch_curve(run) -> list:
     "The per-epoch means of `RECORD_CURVE_KEYS` from a run's training log."
-    recs = read_metrics(Path(run) / 'metrics.jsonl')
+    recs = [current_log_names(r) for r in read_metrics(Path(run) / 'metrics.jsonl')]   # a log of an older version too
     return [{'epoch': r['epoch'], **{k: r[k] for k in RECORD_CURVE_KEYS if k in r}} for r in recs if r.get('kind') == 'epoch']
 
 def run_entry(run,               # an evaluated run folder of a study
@@ -431,6 +432,8 @@ def study_record(out,              # the study folder
                recipes={b: BUDGETS[b]['recipe'] for b in budgets if b in BUDGETS}, runs=entries)
     return {**rec, 'starts': starts} if starts else rec
 
+
+# %% ../nbs/10_experiments.ipynb #rec_files
 def write_record(record:dict,  # a record from `study_record`
                  path,         # the file to write
                 ) -> Path:
@@ -448,7 +451,14 @@ def load_record(path,  # a record file, or the name of a record under `records/`
     except json.JSONDecodeError as e: raise ValueError(f"{p} is not a valid record: {e}") from None
     if not isinstance(r, dict) or r.get('format') != RECORD_FORMAT or not isinstance(r.get('runs'), list):
         raise ValueError(f"{p} is not a record of format {RECORD_FORMAT}")
-    return r
+    return _current_record_names(r)
+
+def _current_record_names(r):
+    "Record `r` in this version's names (chapter 1): its runs' curves and overrides, its recipes' `method_kw`."
+    runs = [{**e, 'curve': [current_log_names(c) for c in e.get('curve', [])],
+             'overrides': current_config_names(e.get('overrides', {}))} for e in r['runs']]
+    recipes = {b: {**rc, 'method_kw': current_config_names(rc.get('method_kw', {}))} for b, rc in r.get('recipes', {}).items()}
+    return {**r, 'runs': runs, **({'recipes': recipes} if 'recipes' in r else {})}
 
 def record_results(record:dict,  # a record from `load_record`
                   ) -> dict:
@@ -549,7 +559,7 @@ def _mocov2_calibration(run, w, n_images):
     after = _parts(run, n_images)
     curve = _epoch_curve(run)
     return dict(seed=cfg.seed, retrieval=m['retrieval'], probe_top1=m['linear_probe']['100%']['top1'],
-                loss_cl_first=curve[0]['loss_cl'], loss_cl_last=curve[-1]['loss_cl'], log_q1=float(np.log(cfg.method_kw['queue_size'] + 1)),
+                loss_ssl_first=curve[0]['loss_ssl'], loss_ssl_last=curve[-1]['loss_ssl'], log_q1=float(np.log(cfg.method_kw['queue_size'] + 1)),
                 part_area=after['part_area'], gradcam_before={c: before[c]['gradcam'] for c in before},
                 gradcam_after=dict(score=after['gradcam_score'], loss=after['gradcam_loss']))
 
@@ -565,7 +575,8 @@ def load_calibration(path='pretrain_calibration',  # a file, or the name of a re
     if not p.is_file(): raise FileNotFoundError(f"no calibration record at {p}")
     r = json.loads(p.read_text())
     if r.get('format') != CALIBRATION_FORMAT: raise ValueError(f"{p} is not a calibration record of format {CALIBRATION_FORMAT}")
-    return r
+    trials = [{**t, 'mocov2': current_log_names(t['mocov2'])} if t.get('mocov2') else t for t in r['trials']]   # older names translated
+    return {**r, 'trials': trials}
 
 def _start_name(t):
     if t['pretrain'] is None: return 'random initialisation'
@@ -586,7 +597,7 @@ def calibration_table(cal:dict,  # a record from `calibration_record` / `load_ca
         if m is None: row += '– | – | – | – | – | – | – |'
         else:
             row += (f"{pc(m['retrieval']['rank1'])} | {pc(m['retrieval']['mAP'])} | {pc(m['probe_top1'])} | "
-                    f"{m['loss_cl_first']:.2f} → {m['loss_cl_last']:.2f} ({m['log_q1']:.2f}) | "
+                    f"{m['loss_ssl_first']:.2f} → {m['loss_ssl_last']:.2f} ({m['log_q1']:.2f}) | "
                     + ' | '.join(f"{m['gradcam_before'][c]:.3f} → {m['gradcam_after'][c]:.3f}" for c in ('score', 'loss'))
                     + f" | {m['part_area']:.3f} |")
         rows.append(row)
@@ -597,7 +608,7 @@ def replay_steps(run,             # a finished run folder
                  lrs,             # one learning rate per further step
                  device='cpu',  # where to replay
                 ) -> list:
-    "Contrastive loss of each of `len(lrs)` further training steps of a finished run, at learning rates `lrs`, on a copy (nothing is written)."
+    "The SSL loss (InfoNCE for MoCo) of each of `len(lrs)` further training steps of a finished run, at learning rates `lrs`, on a copy (nothing is written)."
     model, cfg, _ = load_run(run, resolve_device(device))
     model.train()
     cache = train_cache(cfg).to(next(model.parameters()).device)
@@ -610,7 +621,7 @@ def replay_steps(run,             # a finished run folder
         q, k = batch_views(cache, augment, epoch_order(len(cache), cfg.seed, e), cfg, e, s)
         loss, logs = model(q, k)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-        losses.append(logs['loss_cl'])
+        losses.append(logs['loss_ssl'])
     return torch.stack(losses).tolist()
 
 # %% ../nbs/10_experiments.ipynb #c053

@@ -15,10 +15,11 @@ from torchvision.models.resnet import BasicBlock, conv1x1
 from .core import *
 
 # %% auto #0
-__all__ = ['ARCHS', 'STEMS', 'PRESETS', 'METHOD_SPECS', 'METHODS', 'Backbone', 'weights_is_path', 'torchvision_weights_file',
-           'load_backbone_weights', 'SplitBatchNorm', 'convert_split_bn', 'is_distributed', 'concat_all_gather',
-           'batch_shuffle', 'batch_unshuffle', 'projection_head', 'MLPGFB', 'MethodConfig', 'method_config',
-           'make_method', 'from_config', 'mean_pairwise_cosine', 'side_stream_seed', 'SSLMethod', 'MoCo', 'BYOL']
+__all__ = ['ARCHS', 'STEMS', 'PRESETS', 'METHOD_SPECS', 'LEGACY_LOG_NAMES', 'LEGACY_CONFIG_NAMES', 'METHODS', 'Backbone',
+           'weights_is_path', 'torchvision_weights_file', 'load_backbone_weights', 'SplitBatchNorm', 'convert_split_bn',
+           'is_distributed', 'concat_all_gather', 'batch_shuffle', 'batch_unshuffle', 'projection_head', 'MLPGFB',
+           'MethodConfig', 'current_log_names', 'current_config_names', 'method_config', 'make_method', 'from_config',
+           'mean_pairwise_cosine', 'side_stream_seed', 'SSLMethod', 'MoCo', 'BYOL']
 
 # %% ../nbs/01_models.ipynb #c007
 ARCHS = ('tiny', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')
@@ -255,7 +256,7 @@ PRESETS = {
                       kl_reduction='sum', lam=1.0, nu=0.01, att_norm='batch', pool_mode='mean', pool_l2=True),
 }
 
-_BYOL = dict(objective='byol', momentum=0.99, proj_hidden=4096, proj_bn=True, proj_last_bn=False)
+_BYOL = dict(objective='byol', key_momentum=0.99, proj_hidden=4096, proj_bn=True, proj_last_bn=False)
 METHOD_SPECS = {
     'mocov2':           dict(gfb='none', fit_gradcam=False, train_pool='gap', test_pool='gap'),
     'lcr':              dict(gfb='maxout', fit_gradcam=True, train_pool='gap', test_pool='weighted'),
@@ -288,7 +289,7 @@ class MethodConfig:
     proj_last_bn: bool = True         # BN after the projector's output layer
     pred_hidden: int = 4096           # BYOL predictor hidden width
     temperature: float = 0.2          # InfoNCE temperature t
-    momentum: float = 0.999           # key / target encoder momentum m
+    key_momentum: float = 0.999       # momentum m of the key / target encoder's EMA (not SGD's: that is `TrainConfig.momentum`)
     queue_size: int = 65536           # MoCo queue length Q (any positive size)
     symmetric: bool = False           # symmetrised InfoNCE (both views as queries)
     bn_splits: int = 1                # single-process shuffle-BN emulation: BN over this many sub-batches
@@ -326,6 +327,11 @@ class MethodConfig:
 
     def validate(self):
         "Raise a ValueError naming the option when the configuration is unknown or inconsistent."
+        self._check_choices(); self._check_counts(); self._check_numbers(); self._check_consistency()
+        return self
+
+    def _check_choices(self):
+        "Every option with a fixed set of values holds one of them."
         check_choice('method', self.method, tuple(METHOD_SPECS))
         check_choice('preset', self.preset, tuple(PRESETS))
         check_choice('backbone', self.backbone, ARCHS)
@@ -338,8 +344,6 @@ class MethodConfig:
         check_choice('pred_norm', self.pred_norm, ('none', 'image', 'batch'))
         check_choice('gradcam_graph', self.gradcam_graph, GRADCAM_GRAPHS)
         check_choice('fit_target', self.fit_target, ('gradcam', 'uniform'))
-        check_arg(self.fit_target == 'gradcam' or self.gradcam_graph == 'none',
-               f"fit_target='uniform' is a constant target: it needs gradcam_graph='none', got {self.gradcam_graph!r}")
         check_choice('softmax_axis', self.softmax_axis, ('spatial', 'row'))
         check_choice('kl_direction', self.kl_direction, ('pred||target', 'target||pred'))
         check_choice('kl_reduction', self.kl_reduction, ('mean', 'sum'))
@@ -347,20 +351,31 @@ class MethodConfig:
         check_choice('test_pool', self.test_pool, ('gap', 'weighted', 'bilinear'))
         check_choice('att_norm', self.att_norm, ('image', 'batch'))
         check_choice('pool_mode', self.pool_mode, ('sum', 'mean'))
+
+    def _check_counts(self):
+        "Sizes are positive integers (`proj_hidden` may be None), K a non-negative one."
         for name in ('proj_dim', 'pred_hidden', 'queue_size', 'bn_splits', 'tiny_width', 'gfb_hidden'):
             v = getattr(self, name)
             check_arg(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"`{name}` must be a positive integer, got {v!r}")
         check_arg(self.proj_hidden is None or (isinstance(self.proj_hidden, int) and self.proj_hidden >= 1),
                f"`proj_hidden` must be None or a positive integer, got {self.proj_hidden!r}")
         check_arg(isinstance(self.k, int) and self.k >= 0, f"`k` must be a non-negative integer, got {self.k!r}")
-        for name in ('temperature', 'tau', 'momentum', 'lam', 'nu'):
+
+    def _check_numbers(self):
+        "Temperatures, momentum and loss weights are finite numbers in their ranges."
+        for name in ('temperature', 'tau', 'key_momentum', 'lam', 'nu'):
             v = getattr(self, name)
             check_arg(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
                       f"`{name}` must be a finite number, got {v!r}")
         check_arg(self.temperature > 0, f"`temperature` must be > 0, got {self.temperature}")
         check_arg(self.tau > 0, f"`tau` must be > 0, got {self.tau}")
-        check_arg(0 <= self.momentum < 1, f"`momentum` must be in [0, 1), got {self.momentum}")
+        check_arg(0 <= self.key_momentum < 1, f"`key_momentum` must be in [0, 1), got {self.key_momentum}")
         check_arg(self.lam >= 0 and self.nu >= 0, f"`lam` and `nu` must be >= 0, got lam={self.lam}, nu={self.nu}")
+
+    def _check_consistency(self):
+        "The options agree with each other: the fit's target and graph, the GFB and the poolings that need it."
+        check_arg(self.fit_target == 'gradcam' or self.gradcam_graph == 'none',
+               f"fit_target='uniform' is a constant target: it needs gradcam_graph='none', got {self.gradcam_graph!r}")
         uses = [n for n in ('train_pool', 'test_pool') if getattr(self, n) != 'gap']
         if 'bilinear' in (self.train_pool, self.test_pool):
             check_arg(self.gfb == 'maxout' and self.k >= 1,
@@ -370,7 +385,31 @@ class MethodConfig:
         check_arg(self.gfb != 'none' or not (uses or self.fit_gradcam),
                f"gfb='none' cannot serve {', '.join(f'{n}={getattr(self, n)!r}' for n in uses) or 'fit_gradcam=True'}: "
                "choose gfb='maxout' or 'mlp'")
-        return self
+
+# %% ../nbs/01_models.ipynb #legacy_code
+LEGACY_LOG_NAMES = {'loss_cl': 'loss_ssl',               # the SSL term of the step, epoch and record logs
+                    'loss_cl_first': 'loss_ssl_first',   # a calibration record's first- and last-epoch SSL loss
+                    'loss_cl_last': 'loss_ssl_last'}
+LEGACY_CONFIG_NAMES = {'momentum': 'key_momentum'}       # `MethodConfig` fields stored by older versions
+
+def _renamed(d, names, what):
+    "`d` with the keys in `names` replaced by their new names, in place of the old ones (the order kept)."
+    both = [f"{o!r} and {n!r}" for o, n in names.items() if o in d and n in d]
+    check_arg(not both, f"{what} holds both an old and a new name: {', '.join(both)}")
+    return {names.get(k, k): v for k, v in d.items()}
+
+def current_log_names(record:dict,  # a log record: a `metrics.jsonl` line, a record's curve point or calibration row
+                     ) -> dict:     # a new dict, the old names (`LEGACY_LOG_NAMES`) replaced; values untouched
+    "A log record as this version names its keys: `loss_cl` (older versions) becomes `loss_ssl`."
+    return _renamed(record, LEGACY_LOG_NAMES, 'the log record')
+
+def current_config_names(config:dict,  # a stored `MethodConfig` dict or `method_kw` (checkpoint, record, run config)
+                        ) -> dict:     # a new dict in today's names
+    "A stored method configuration in this version's names: `momentum` becomes `key_momentum`, `detach_target` a `gradcam_graph`."
+    c = _renamed(config, LEGACY_CONFIG_NAMES, 'the method configuration')
+    if 'detach_target' in c:   # configs saved before `gradcam_graph`: the target's graph was all (create_graph) or nothing
+        c.setdefault('gradcam_graph', 'none' if c.pop('detach_target') else 'full')
+    return c
 
 # %% ../nbs/01_models.ipynb #c030
 def method_config(name:str,              # the method, a key of METHODS
@@ -381,6 +420,8 @@ def method_config(name:str,              # the method, a key of METHODS
     "The validated `MethodConfig` of method `name` with `preset` and `overrides`."
     check_choice('method', name, tuple(METHOD_SPECS))
     check_choice('preset', preset, tuple(PRESETS))
+    renamed = [f"`{o}` is now `{n}`" for o, n in LEGACY_CONFIG_NAMES.items() if o in overrides]
+    check_arg(not renamed, f"renamed option(s) of make_method: {'; '.join(renamed)}", TypeError)
     known = {f.name for f in fields(MethodConfig)} - {'method', 'preset', 'backbone'}
     bad = sorted(set(overrides) - known)
     check_arg(not bad, f"unknown option(s) {bad} for make_method; valid options: {sorted(known)}", TypeError)
@@ -396,13 +437,11 @@ def make_method(name:str,                # the method, a key of METHODS
     cfg = method_config(name, backbone, preset, **overrides)
     return (BYOL if cfg.objective == 'byol' else MoCo)(cfg)
 
-def from_config(config:dict,    # a model's `config` (`asdict` of its `MethodConfig`), e.g. from a checkpoint
-                **overrides,    # any field of `MethodConfig`, replacing the stored value
+def from_config(config:dict,    # a model's `config` (`asdict` of its `MethodConfig`), e.g. from a checkpoint; old names are translated
+                **overrides,    # any field of `MethodConfig` (today's names), replacing the stored value
                ) -> nn.Module:
     "Recreate a model from its `config` dict (as stored in checkpoints); e.g. `weights=None` before loading a state dict."
-    c = {**config, **overrides}
-    if 'detach_target' in c:   # configs saved before `gradcam_graph`: the target's graph was all (create_graph) or nothing
-        c.setdefault('gradcam_graph', 'none' if c.pop('detach_target') else 'full')
+    c = {**current_config_names(config), **overrides}     # a config stored by an older version, in today's names
     return make_method(c.pop('method'), c.pop('backbone', 'resnet50'), c.pop('preset', 'paper'), **c)
 
 # %% ../nbs/01_models.ipynb #c033
@@ -427,6 +466,8 @@ def side_stream_seed(tag:str='gfb'  # names the stream: different tags give diff
     h = hashlib.sha256(torch.get_rng_state().numpy().tobytes() + tag.encode()).digest()
     return int.from_bytes(h[:8], 'little') >> 1
 
+
+# %% ../nbs/01_models.ipynb #c033b
 class SSLMethod(nn.Module):
     "Shared parts of all methods: backbone, optional GFB, Table 1 pooling, momentum update and the GradCAM fit."
     def __init__(self,
@@ -445,7 +486,7 @@ class SSLMethod(nn.Module):
                         MLPGFB(C, cfg.gfb_hidden, bn=cfg.gfb_bn, relu=cfg.gfb_relu))
         self.pool_dim = C * cfg.k if cfg.train_pool == 'bilinear' else C
         self.feature_dim = C * cfg.k if cfg.test_pool == 'bilinear' else C
-        self.momentum = cfg.momentum     # an attribute, so a schedule may change it
+        self.key_momentum = cfg.key_momentum     # an attribute, so a schedule may change it
         self._pairs = []
 
     @property
@@ -456,10 +497,10 @@ class SSLMethod(nn.Module):
     def _key_copy(self, module):
         "A momentum copy of `module` that never receives gradients."
         if module is None: return None
-        k = copy.deepcopy(module)
-        for p in k.parameters(): p.requires_grad_(False)
-        self._pairs.append((module, k))
-        return k
+        key_module = copy.deepcopy(module)
+        for p in key_module.parameters(): p.requires_grad_(False)
+        self._pairs.append((module, key_module))
+        return key_module
 
     def _projector_and_momentum_copies(self):
         "The online projector, then momentum copies of the encoder, the projector and (if it pools in training) the GFB."
@@ -473,9 +514,9 @@ class SSLMethod(nn.Module):
     @torch.no_grad()
     def momentum_update(self):
         "theta_k <- m theta_k + (1 - m) theta_q for every key module (one fused lerp)."
-        qs = [p for q, _ in self._pairs for p in q.parameters()]
-        ks = [p for _, k in self._pairs for p in k.parameters()]
-        if ks: torch._foreach_lerp_(ks, qs, 1.0 - self.momentum)
+        query_params = [p for q, _ in self._pairs for p in q.parameters()]
+        key_params = [p for _, key_module in self._pairs for p in key_module.parameters()]
+        if key_params: torch._foreach_lerp_(key_params, query_params, 1.0 - self.key_momentum)
 
     def _pool(self, fmap, mode, gfb):
         "Table 1 pooling; returns (features, A or None)."
@@ -487,32 +528,42 @@ class SSLMethod(nn.Module):
         att = normalize_attention(A, per=self.cfg.att_norm)
         return weighted_pool(fmap, att, mode=self.cfg.pool_mode, normalize=self.cfg.pool_l2), A
 
+    def _gradcam(self, loss_ssl, fmap):
+        "Eq. 3: the GradCAM G of `loss_ssl` on `fmap`, (N, H, W), per `gradcam_loss`, `gradcam_sign` and `gradcam_graph`."
+        cfg = self.cfg
+        # 'sum': the gradient of each image's own loss term (the SSL loss is a mean over the rows of fmap)
+        scale = fmap.shape[0] if cfg.gradcam_loss == 'sum' else 1
+        return gradcam_of_loss(loss_ssl * scale, fmap, sign=cfg.gradcam_sign,
+                               graph=cfg.gradcam_graph if cfg.fit_gradcam else 'none')
+
     def _fit_target(self, G):
         "The map the GFB is fitted to: G, G min-max normalised, or (the control) a constant map, whose softmax is uniform."
         cfg = self.cfg
         if cfg.fit_target == 'uniform': return torch.zeros_like(G).detach()
         return G if cfg.gradcam_norm == 'none' else normalize_attention(G, per=cfg.gradcam_norm)
 
+    def _kl_term(self, fmap, A, target):
+        "Eqs. 4-6: the KL fit of the GFB's map to `target`; returns (KL, the fitted prediction, the GFB's map A)."
+        cfg = self.cfg
+        if A is None or cfg.gfb_detach_input:
+            A = self.gfb(fmap.detach() if cfg.gfb_detach_input else fmap)
+        pred = A if cfg.pred_norm == 'none' else normalize_attention(A, per=cfg.pred_norm)
+        loss_kl = kl_fit_loss(pred, target, tau=cfg.tau, axis=cfg.softmax_axis, direction=cfg.kl_direction,
+                              detach_target=cfg.gradcam_graph == 'none', reduction=cfg.kl_reduction)
+        return loss_kl, pred, A
+
     def _fit(self, loss_ssl, fmap, A, z, force_gradcam=False):
         "Eq. 7: lambda * L_SSL + nu * KL(GFB, GradCAM of L_SSL); returns (loss, logs, maps)."
         cfg = self.cfg
-        logs = {'loss_cl': loss_ssl.detach(), 'proj_cos': mean_pairwise_cosine(z.detach())}
+        logs = {'loss_ssl': loss_ssl.detach(), 'proj_cos': mean_pairwise_cosine(z.detach())}
         loss, maps, pred = cfg.lam * loss_ssl, {}, None
         if cfg.fit_gradcam or cfg.log_gradcam or force_gradcam:
-            # 'sum': the gradient of each image's own loss term (the SSL loss is a mean over the rows of fmap)
-            scale = fmap.shape[0] if cfg.gradcam_loss == 'sum' else 1
-            G = gradcam_of_loss(loss_ssl * scale, fmap, sign=cfg.gradcam_sign,
-                                graph=cfg.gradcam_graph if cfg.fit_gradcam else 'none')
-            maps['gradcam'] = G
+            G = maps['gradcam'] = self._gradcam(loss_ssl, fmap)
             logs['gradcam_entropy'] = spatial_entropy(G.detach()).mean()
             logs['gradcam_max'] = G.detach().amax().float()
             target = self._fit_target(G)
         if cfg.fit_gradcam:
-            if A is None or cfg.gfb_detach_input:
-                A = self.gfb(fmap.detach() if cfg.gfb_detach_input else fmap)
-            pred = A if cfg.pred_norm == 'none' else normalize_attention(A, per=cfg.pred_norm)
-            loss_kl = kl_fit_loss(pred, target, tau=cfg.tau, axis=cfg.softmax_axis, direction=cfg.kl_direction,
-                                  detach_target=cfg.gradcam_graph == 'none', reduction=cfg.kl_reduction)
+            loss_kl, pred, A = self._kl_term(fmap, A, target)
             loss = loss + cfg.nu * loss_kl
             logs['loss_kl'] = loss_kl.detach()
         if 'gradcam' in maps:     # what the fit compares (or, for a method that only logs its GradCAM, would compare)
@@ -593,17 +644,18 @@ class MoCo(SSLMethod):
         return True
 
     @torch.no_grad()
-    def _enqueue(self, k:torch.Tensor):
-        "Write the keys of all ranks at the pointer, wrapping around the end of the queue."
-        k = concat_all_gather(k)
-        Q, n = self.queue.shape[1], k.shape[0]
+    def _enqueue(self, keys:torch.Tensor):
+        "Write the keys (N, D) of all ranks at the pointer, wrapping around the end of the queue."
+        keys = concat_all_gather(keys)
+        Q, n = self.queue.shape[1], keys.shape[0]
         skip = max(n - Q, 0)            # more keys than slots: only the last Q survive
-        idx = (self.queue_ptr + skip + torch.arange(n - skip, device=k.device)) % Q
-        self.queue.index_copy_(1, idx, k[skip:].T.to(self.queue.dtype))
+        idx = (self.queue_ptr + skip + torch.arange(n - skip, device=keys.device)) % Q
+        self.queue.index_copy_(1, idx, keys[skip:].T.to(self.queue.dtype))
         self.queue_ptr.copy_((self.queue_ptr + n) % Q)
 
     @torch.no_grad()
     def _keys(self, x:torch.Tensor, gfb_stats:bool=False) -> torch.Tensor:
+        "The key encoder's L2-normalised embeddings of `x`, (N, D), under shuffle-BN where it applies."
         shuffle = is_distributed() or self.cfg.bn_splits > 1
         if shuffle: x, unshuffle = batch_shuffle(x)
         fmap = self.encoder_k.forward_features(x)
@@ -613,6 +665,7 @@ class MoCo(SSLMethod):
         return batch_unshuffle(z, unshuffle) if shuffle else z
 
     def _step(self, view1, view2, update=True, force_gradcam=False):
+        "One MoCo step: InfoNCE of the queries against their keys and the queue, then the fit; returns (loss, logs, maps)."
         cfg = self.cfg
         _check_views(view1, view2)
         n = view1.shape[0]
@@ -624,14 +677,14 @@ class MoCo(SSLMethod):
         with torch.no_grad():
             if gfb_stats: self.gfb(fmap)   # released code: query map, key map, then the fit's query pass (3 BN updates)
             if update: self.momentum_update()
-            k = self._keys(torch.cat([view2, view1]) if cfg.symmetric else view2, gfb_stats)
+            keys = self._keys(torch.cat([view2, view1]) if cfg.symmetric else view2, gfb_stats)
         queue = self.queue.clone()     # the queue changes in place below, before the caller's backward
         if cfg.symmetric:
-            loss_cl = 0.5 * (info_nce_loss(q[:n], k[:n], queue, cfg.temperature) +
-                             info_nce_loss(q[n:], k[n:], queue, cfg.temperature))
-        else: loss_cl = info_nce_loss(q, k, queue, cfg.temperature)
-        loss, logs, maps = self._fit(loss_cl, fmap, A, q, force_gradcam)
-        if update: self._enqueue(k)
+            loss_nce = 0.5 * (info_nce_loss(q[:n], keys[:n], queue, cfg.temperature) +
+                              info_nce_loss(q[n:], keys[n:], queue, cfg.temperature))
+        else: loss_nce = info_nce_loss(q, keys, queue, cfg.temperature)
+        loss, logs, maps = self._fit(loss_nce, fmap, A, q, force_gradcam)
+        if update: self._enqueue(keys)
         return loss, logs, maps
 
 # %% ../nbs/01_models.ipynb #c037
@@ -644,6 +697,7 @@ class BYOL(SSLMethod):
         self.predictor = projection_head(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim, bn=True, last_bn=False)
 
     def _step(self, view1, view2, update=True, force_gradcam=False):
+        "One BYOL step: the regression of the target's projections of the other view, then the fit; returns (loss, logs, maps)."
         cfg = self.cfg
         _check_views(view1, view2)
         fmap = self.encoder_q.forward_features(torch.cat([view1, view2]))
