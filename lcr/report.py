@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
-from .models import from_config, METHODS
+from .models import from_config, METHODS, current_log_names, current_config_names
 from .data import label_proportion_subset
 from .evaluate import (split_features, retrieval_metrics, linear_probe_features, linear_probe, knn_accuracy,
                           test_transform)
@@ -37,7 +37,8 @@ def load_run(run,           # a training run folder (holds checkpoint.pt)
     ck = run / 'checkpoint.pt'
     if not ck.is_file(): raise FileNotFoundError(f"{ck} not found: a run folder is what `lcr_train --out` writes")
     state = load_checkpoint(ck)
-    try: cfg = TrainConfig(**state['train_config'])
+    tc = state['train_config']
+    try: cfg = TrainConfig(**{**tc, 'method_kw': current_config_names(tc.get('method_kw', {}))})   # older versions' names translated
     except TypeError as e:
         raise CheckpointError(f"{ck}: its training configuration is not one this version of lcr reads ({error_text(e, 300)}); "
                               "it was probably written by another version") from None
@@ -69,6 +70,40 @@ PROBE_FRACTIONS = (1.0, 0.5, 0.2)
 
 def _pct(f): return f"{round(f * 100)}%"
 
+def _check_eval_options(probe, fractions, probe_epochs):
+    "The label fractions as a tuple, after checking the protocol, the fractions and the probe's epochs."
+    if probe not in ('fast', 'paper'): raise ValueError(f"probe must be 'fast' or 'paper', got {probe!r}")
+    fr = tuple(fractions)
+    if not fr or not all(isinstance(f, (int, float)) and 0 < f <= 1 for f in fr):
+        raise ValueError(f"fractions must be numbers in (0, 1], got {fractions!r}")
+    if not isinstance(probe_epochs, int) or probe_epochs < 1: raise ValueError(f"probe_epochs must be a positive integer, got {probe_epochs!r}")
+    return fr
+
+def _linear_probes(model, cfg, tr, te, feats, fr, probe, probe_epochs, seed, dev, out):
+    "{label %: top-1, top-5, n_train} of the linear probe on each fraction of the training labels (subset lists under `out`)."
+    ftr, ytr, fte, yte = feats
+    ms = (round(0.6 * probe_epochs), round(0.8 * probe_epochs))     # the paper's 60/80 of 100
+    res = {}
+    for f in fr:
+        sub = label_proportion_subset(tr, f, seed, path=None if f == 1 else out / 'subsets' / f"train_{_pct(f)[:-1]}pct_seed{seed}.txt")
+        idx = sub.indices.tolist()
+        if probe == 'fast':
+            p = linear_probe_features(ftr, ytr, fte, yte, len(tr.classes), subset=idx, epochs=probe_epochs, milestones=ms, seed=seed, device=dev)
+        else:
+            p = linear_probe(model, tr, te, len(tr.classes), subset=idx, epochs=probe_epochs, milestones=ms, size=cfg.image_size,
+                             device=dev, seed=seed)
+        res[_pct(f)] = dict(top1=p['top1'], top5=p['top5'], n_train=p['n_train'])
+    return res
+
+def _selected_on_test(run):
+    "The released code's protocol, from the run's selection records: each metric's best epoch on the test split ({} if none)."
+    log = Path(run) / 'metrics.jsonl'
+    sel = [r for r in read_metrics(log) if r.get('kind') == 'selection'] if log.is_file() else []
+    if not sel: return {}
+    return dict(selected_on_test={m: dict(value=max(r[m] for r in sel), epoch=max(sel, key=lambda r: r[m])['epoch'])
+                                  for m in SELECTION_METRICS},
+                selection_seconds=float(np.mean([r['seconds'] for r in sel])))
+
 def evaluate_run(run,                       # a training run folder (holds checkpoint.pt)
                  probe:str='fast',          # 'fast': the linear probe on cached test-transform features; 'paper': on augmented images, frozen backbone
                  fractions=PROBE_FRACTIONS, # label proportions of the linear probe, each in (0, 1]
@@ -84,11 +119,7 @@ def evaluate_run(run,                       # a training run folder (holds check
 
     Subset lists are written to `out/subsets` (default `run/eval`), so a probe can be repeated exactly. `root`: the data
     set's folder when it has moved since training (see `load_run`). An unfinished run is evaluated with a warning."""
-    if probe not in ('fast', 'paper'): raise ValueError(f"probe must be 'fast' or 'paper', got {probe!r}")
-    fr = tuple(fractions)
-    if not fr or not all(isinstance(f, (int, float)) and 0 < f <= 1 for f in fr):
-        raise ValueError(f"fractions must be numbers in (0, 1], got {fractions!r}")
-    if not isinstance(probe_epochs, int) or probe_epochs < 1: raise ValueError(f"probe_epochs must be a positive integer, got {probe_epochs!r}")
+    fr = _check_eval_options(probe, fractions, probe_epochs)
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
     t0 = time.time()
     model, cfg, state = load_run(run, dev, root)
@@ -103,32 +134,17 @@ def evaluate_run(run,                       # a training run folder (holds check
                                 "pass root= (lcr_eval --root) where it is now") from None
     ftr, ytr = split_features(model, tr, cfg.image_size, dev, batch_size)
     fte, yte = split_features(model, te, cfg.image_size, dev, batch_size)
-    n_classes = len(tr.classes)
     r = retrieval_metrics(fte, yte)
     res = dict(run=str(run), method=cfg.method, preset=cfg.preset, backbone=cfg.backbone, stem=cfg.stem,
                dataset=cfg.dataset if cfg.dataset != 'synthetic' else f"synthetic-{cfg.synth_preset}",
                epochs=state['epoch'], planned_epochs=cfg.epochs, finished=finished, global_step=state['global_step'], seed=cfg.seed,
                image_size=cfg.image_size, feature_dim=int(fte.shape[1]), n_train=len(ytr), n_test=len(yte),
-               n_classes=n_classes, device=str(dev),
+               n_classes=len(tr.classes), device=str(dev),
                retrieval={k: r[k] for k in ('rank1', 'rank5', 'mAP')},
                knn_top1=knn_accuracy(fte, yte, ftr, ytr, k=min(knn_k, len(ytr))),
-               probe=dict(protocol=probe, epochs=probe_epochs, seed=seed), linear_probe={})
-    ms = (round(0.6 * probe_epochs), round(0.8 * probe_epochs))     # the paper's 60/80 of 100
-    for f in fr:
-        sub = label_proportion_subset(tr, f, seed, path=None if f == 1 else out / 'subsets' / f"train_{_pct(f)[:-1]}pct_seed{seed}.txt")
-        idx = sub.indices.tolist()
-        if probe == 'fast':
-            p = linear_probe_features(ftr, ytr, fte, yte, n_classes, subset=idx, epochs=probe_epochs, milestones=ms, seed=seed, device=dev)
-        else:
-            p = linear_probe(model, tr, te, n_classes, subset=idx, epochs=probe_epochs, milestones=ms, size=cfg.image_size,
-                             device=dev, seed=seed)
-        res['linear_probe'][_pct(f)] = dict(top1=p['top1'], top5=p['top5'], n_train=p['n_train'])
-    log = Path(run) / 'metrics.jsonl'
-    sel = [r for r in read_metrics(log) if r.get('kind') == 'selection'] if log.is_file() else []
-    if sel:   # the released code's protocol: each metric's best epoch on the test split; reported apart, never as the result
-        res['selected_on_test'] = {m: dict(value=max(r[m] for r in sel), epoch=max(sel, key=lambda r: r[m])['epoch'])
-                                   for m in SELECTION_METRICS}
-        res['selection_seconds'] = float(np.mean([r['seconds'] for r in sel]))
+               probe=dict(protocol=probe, epochs=probe_epochs, seed=seed),
+               linear_probe=_linear_probes(model, cfg, tr, te, (ftr, ytr, fte, yte), fr, probe, probe_epochs, seed, dev, out))
+    res.update(_selected_on_test(run))
     res['seconds'] = time.time() - t0
     return res
 
@@ -201,10 +217,10 @@ def write_metrics(result:dict,  # an `evaluate_run` result
 def _records(run):
     p = Path(run) / 'metrics.jsonl'
     if not p.is_file(): raise FileNotFoundError(f"{p} not found: {run} is not a training run folder")
-    return read_metrics(p)      # a torn last line (a crash in the middle of a write) is dropped with a warning
+    return [current_log_names(r) for r in read_metrics(p)]   # a torn last line is dropped with a warning; old names translated
 
 def loss_curves(runs:dict,            # name -> training run folder
-                key:str='loss_cl',    # a per-step value of the logs: 'loss_cl' (contrastive), 'loss_kl' (LCR's fit) or 'loss' (the total)
+                key:str='loss_ssl',   # a per-step value of the logs: 'loss_ssl' (the SSL term), 'loss_kl' (LCR's fit) or 'loss' (the total)
                 panel_size=(5., 3.),  # figure size (width, height), in inches
                ):
     "The `key` loss of every run (name -> folder) per step on one axes; the log(Q + 1) level of an untrained MoCo where known."
@@ -456,7 +472,7 @@ def report_cli(runs:Param("training run folders", str, nargs='+'),  # training r
 # %% ../nbs/08_report.ipynb #c036
 DEMO_RECIPE = dict(dataset='synthetic', synth_preset='small', backbone='tiny', weights=None, stem='small', image_size=64,
                    epochs=12, batch_size=64, lr=0.06, momentum=0.9, weight_decay=1e-4, schedule='cosine',
-                   method_kw=dict(queue_size=1024, temperature=0.2, momentum=0.99))
+                   method_kw=dict(queue_size=1024, temperature=0.2, key_momentum=0.99))
 DEMO_METHODS = ('mocov2', 'lcr')
 
 def demo(out='runs/demo',         # output folder: a run folder per method, report.md (finished runs are resumed, not redone)
