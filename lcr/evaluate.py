@@ -100,6 +100,39 @@ def _ranks_by_count(sim, ridx, rsim, valid, q, block, own):
     return cnt.cumsum(1)[:, :M]
 
 # %% ../nbs/05_evaluate.ipynb #c008
+def _query_chunk_size(n:int, # items of the split
+                      mmax:int, # size of the largest class
+                      method:str, # 'sort' or 'count'
+                      max_memory_mb:float, # bound on one chunk's working set, in MiB
+                      chunk_size:int|None, # queries per chunk asked for (None: from `max_memory_mb`)
+                     ) -> int:
+    "Queries per chunk: as asked, or as many as fit `max_memory_mb`; between 1 and n."
+    if chunk_size is None:  # bytes per query row: similarities and (sorted copy | search results), plus per-relevant-item tensors
+        chunk_size = int(max_memory_mb * 2**20 // ((16 if method == 'sort' else 28) * n + 96 * mmax))
+    return max(1, min(n, int(chunk_size)))
+
+def _query_chunk(x, # (N, D) normalised features
+                 y, # (N,) class ids 0..C-1
+                 members, # the table of `_class_members(y, C)`
+                 s0:int, s1:int, # the chunk's queries are items s0..s1-1
+                 method:str, # 'sort' or 'count'
+                 chunk_size:int, # queries per chunk (sizes the blocks of the tie handling)
+                ):
+    "Average precision, rank-1 and rank-5 hits and number of relevant items of queries s0..s1-1, each against all other items."
+    n, mmax = x.shape[0], members.shape[1]
+    q = torch.arange(n, device=x.device)[s0:s1]; rows = q - s0
+    sim = x[s0:s1] @ x.T
+    sim[rows, q] = -math.inf        # a query is not part of its own gallery
+    ridx = members[y[s0:s1]]        # (chunk, mmax) items of the query's class, padded with n
+    valid = (ridx != n) & (ridx != q[:, None])
+    rsim = sim.gather(1, ridx.clamp(max=n - 1))
+    if method == 'sort': rank = _ranks_by_sort(sim, ridx, rsim, valid, q, chunk_size)
+    else: rank = _ranks_by_count(sim, ridx, rsim, valid, q, max(1, chunk_size * n // mmax), y[None, :] == y[s0:s1, None])
+    m = valid.sum(1)                # rank[:, i-1] is the rank of the i-th relevant item, for i <= m
+    pos = torch.arange(1, mmax + 1, device=x.device, dtype=torch.float64)
+    prec = torch.where(pos[None, :] <= m[:, None], pos[None, :] / rank, 0.)
+    return prec.sum(1) / m.clamp(min=1), rank[:, 0] <= 1, rank[:, 0] <= 5, m
+
 @torch.no_grad()
 def retrieval_metrics(features, # (N, D) features of one split, a tensor or an array
                       labels, # (N,) integer class ids
@@ -126,27 +159,12 @@ def retrieval_metrics(features, # (N, D) features of one split, a tensor or an a
     x = F.normalize(features.to(device, torch.float32), dim=1)
     y = torch.unique(labels.to(device), return_inverse=True)[1]
     members = _class_members(y, int(y.max()) + 1)
-    mmax = members.shape[1]
-    if chunk_size is None:  # bytes per query row: similarities and (sorted copy | search results), plus per-relevant-item tensors
-        chunk_size = int(max_memory_mb * 2**20 // ((16 if method == 'sort' else 28) * n + 96 * mmax))
-    chunk_size = max(1, min(n, int(chunk_size)))
+    chunk_size = _query_chunk_size(n, members.shape[1], method, max_memory_mb, chunk_size)
     hit1 = torch.empty(n, dtype=torch.bool, device=device); hit5 = torch.empty_like(hit1)
     ap = torch.empty(n, dtype=torch.float64, device=device); nrel = torch.empty(n, dtype=torch.long, device=device)
-    gidx = torch.arange(n, device=device)
-    pos = torch.arange(1, mmax + 1, device=device, dtype=torch.float64)
     for s0 in range(0, n, chunk_size):
-        s1 = min(n, s0 + chunk_size); q = gidx[s0:s1]; rows = q - s0
-        sim = x[s0:s1] @ x.T
-        sim[rows, q] = -math.inf        # a query is not part of its own gallery
-        ridx = members[y[s0:s1]]        # (chunk, mmax) items of the query's class, padded with n
-        valid = (ridx != n) & (ridx != q[:, None])
-        rsim = sim.gather(1, ridx.clamp(max=n - 1))
-        if method == 'sort': rank = _ranks_by_sort(sim, ridx, rsim, valid, q, chunk_size)
-        else: rank = _ranks_by_count(sim, ridx, rsim, valid, q, max(1, chunk_size * n // mmax), y[None, :] == y[s0:s1, None])
-        m = valid.sum(1)                # rank[:, i-1] is the rank of the i-th relevant item, for i <= m
-        prec = torch.where(pos[None, :] <= m[:, None], pos[None, :] / rank, 0.)
-        ap[s0:s1] = prec.sum(1) / m.clamp(min=1)
-        hit1[s0:s1] = rank[:, 0] <= 1; hit5[s0:s1] = rank[:, 0] <= 5; nrel[s0:s1] = m
+        s1 = min(n, s0 + chunk_size)
+        ap[s0:s1], hit1[s0:s1], hit5[s0:s1], nrel[s0:s1] = _query_chunk(x, y, members, s0, s1, method, chunk_size)
     keep = nrel > 0
     nq = int(keep.sum())
     mean = lambda t: float(t[keep].double().mean()) if nq else float('nan')
@@ -417,6 +435,34 @@ def linear_probe_features(train_features, # (N, D) cached training features
                 loss=torch.stack(losses).cpu(), head=head.cpu())
 
 # %% ../nbs/05_evaluate.ipynb #c045
+def _train_probe_head(model, # the frozen model (in eval mode), whose `encode` gives the features
+                      dl, # DataLoader of augmented (image, label) batches
+                      n_classes:int, # outputs of the head
+                      epochs:int, # training epochs
+                      milestones, # epochs after which the learning rate is multiplied by 0.1
+                      lr:float, momentum:float, weight_decay:float, # SGD's settings
+                      device, # where to train
+                      amp:bool, # bf16 autocast of the encoder on CUDA
+                      seed:int, # seeds the head's initialisation
+                      progress:bool, # show a progress bar over epochs
+                     ):
+    "Train a linear head on frozen features, its size read off the first batch; the head (None for empty data) and each epoch's mean loss."
+    head, opt, sched, losses = None, None, None, []
+    for _ in (progress_bar(range(epochs), leave=False) if progress else range(epochs)):
+        tot, cnt = torch.zeros((), device=device), 0
+        for batch in dl:
+            x, y = _split_batch(batch)
+            with torch.no_grad(): f = _encode(model, x, device, amp)
+            if head is None:  # feature_dim is read off the first batch
+                head = _linear_head(f.shape[1], n_classes, device, seed)
+                opt, sched = _probe_optim(head, lr, momentum, weight_decay, milestones, epochs)
+            y = y.to(device)
+            loss = F.cross_entropy(head(f), y)
+            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+            tot += loss.detach() * len(y); cnt += len(y)
+        sched.step(); losses.append(tot / max(cnt, 1))
+    return head, losses
+
 def linear_probe(model:nn.Module, # a model with an `encode` method, kept frozen
                  train_data, # Dataset of (image, label) with PIL or uint8 tensor images
                  test_data, # the test split, same kind
@@ -457,21 +503,7 @@ def linear_probe(model:nn.Module, # a model with an `encode` method, kept frozen
     model.to(device)
     was_training = model.training
     model.eval()
-    head, opt, sched, losses = None, None, None, []
-    try:
-        for _ in (progress_bar(range(epochs), leave=False) if progress else range(epochs)):
-            tot, cnt = torch.zeros((), device=device), 0
-            for batch in dl:
-                x, y = _split_batch(batch)
-                with torch.no_grad(): f = _encode(model, x, device, amp)
-                if head is None:  # feature_dim is read off the first batch
-                    head = _linear_head(f.shape[1], n_classes, device, seed)
-                    opt, sched = _probe_optim(head, lr, momentum, weight_decay, milestones, epochs)
-                y = y.to(device)
-                loss = F.cross_entropy(head(f), y)
-                opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-                tot += loss.detach() * len(y); cnt += len(y)
-            sched.step(); losses.append(tot / max(cnt, 1))
+    try: head, losses = _train_probe_head(model, dl, n_classes, epochs, milestones, lr, momentum, weight_decay, device, amp, seed, progress)
     finally: model.train(was_training)
     if head is None: raise ValueError("the training data set is empty")
     fte, yte = extract_features(model, test_data, batch_size=batch_size, device=device, amp=amp, transform=eval_tf,

@@ -16,7 +16,7 @@ from .evaluate import IMAGENET_MEAN, IMAGENET_STD
 
 # %% auto #0
 __all__ = ['upsample_maps', 'attention_mass_on_parts', 'gradcam_title', 'compute_maps', 'attention_figure', 'training_curves',
-           'top_k_neighbours', 'retrieval_panel', 'explorer', 'save_figure']
+           'top_k_neighbours', 'retrieval_panel', 'explorer_figure', 'explorer', 'save_figure']
 
 # %% ../nbs/07_viz.ipynb #c006
 def _as_images(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
@@ -286,6 +286,31 @@ def _dataset_item(dataset, i):
         x = pil_to_tensor(x)
     return x[None], None
 
+def explorer_figure(model, # a model `compute_maps` reads (GradCAM; GFB maps where it has a GFB)
+                    x, # (1, 3, H, W) the image
+                    mask=None, # (1, H, W) its part mask, outlined on every panel (None: no outline)
+                    views=None, # key view for the GradCAM (default: the flipped image)
+                    projection:int=0, # the GFB projection whose map the last panel shows
+                    panel_size:float=2.2, # side of one panel, in inches
+                    title:str='', # the figure's title
+                   ):
+    "One row of `explorer`: the image, its GradCAM, the GFB attention A and projection map `projection` ('n/a' where the model has none)."
+    d = compute_maps(model, x, views, k_maps=projection + 1)
+    xs, shown = _as_images(x)
+    H, W = xs.shape[-2:]
+    mk = None if mask is None else (torch.as_tensor(mask).float() > 0.5).numpy()[0]
+    panels = [('image', None), (gradcam_title(model), normalize_attention(d['gradcam'])),
+              ('GFB A', d.get('attention')),
+              (f'proj {projection}', normalize_attention(d['parts'][:, projection]) if 'parts' in d else None)]
+    fig, axes = plt.subplots(1, 4, figsize=(panel_size * 4, panel_size + 0.4))
+    for ax, (t, a) in zip(axes, panels):
+        if a is None and t != 'image':
+            ax.axis('off'); ax.set_title(f"{t}: n/a", fontsize=10); continue
+        _overlay(ax, shown[0], None if a is None else upsample_maps(a, (H, W))[0].numpy(), mk, title=t)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
 def explorer(models:dict, # name -> model, chosen with a dropdown
              dataset, # a `SyntheticFineGrained`, or a data set of (image, label)
              views=None, # key views for the GradCAM (default: the flipped image)
@@ -312,21 +337,8 @@ def explorer(models:dict, # name -> model, chosen with a dropdown
         "Redraw the figure for the current selection; returns it."
         _sync_proj()
         x, mask = _dataset_item(dataset, img_w.value)
-        m = models[model_w.value]
-        d = compute_maps(m, x, views, k_maps=proj_w.value + 1)
-        xs, shown = _as_images(x)
-        H, W = xs.shape[-2:]
-        mk = None if mask is None else (torch.as_tensor(mask).float() > 0.5).numpy()[0]
-        panels = [('image', None), (gradcam_title(m), normalize_attention(d['gradcam'])),
-                  ('GFB A', d.get('attention')),
-                  (f'proj {proj_w.value}', normalize_attention(d['parts'][:, proj_w.value]) if 'parts' in d else None)]
-        fig, axes = plt.subplots(1, 4, figsize=(panel_size * 4, panel_size + 0.4))
-        for ax, (t, a) in zip(axes, panels):
-            if a is None and t != 'image':
-                ax.axis('off'); ax.set_title(f"{t}: n/a", fontsize=10); continue
-            _overlay(ax, shown[0], None if a is None else upsample_maps(a, (H, W))[0].numpy(), mk, title=t)
-        fig.suptitle(f"{model_w.value}, image {img_w.value}", fontsize=11)
-        fig.tight_layout()
+        fig = explorer_figure(models[model_w.value], x, mask, views, proj_w.value, panel_size,
+                              f"{model_w.value}, image {img_w.value}")
         if _in_notebook():
             out.clear_output(wait=True)
             with out:
