@@ -131,42 +131,51 @@ GENERIC_KINDS = tuple(GENERIC_PARTS)
 GENERIC_SLOTS = ('c0', 'c1', 'c2', 'dark', 'light', 'crown', 'pattern', 'tail')
 
 # %% ../nbs/06a_pretrain.ipynb #c010
-def _sd(prim, u, v):
-    "Signed distance of primitive `prim` at object coordinates (u, v) (object units, < 0 inside), and part-local (p, q) in [-1, 1]."
-    k = prim[0]
-    if k == 'ell':
-        _, cu, cv, a, b, p, rot = prim
-        x, y = u - cu, v - cv
-        if rot: c, s = math.cos(rot), math.sin(rot); x, y = x * c + y * s, -x * s + y * c
-        px, qy = x / a, y / b
-        d = torch.sqrt(px * px + qy * qy) if p == 2 else (px.abs() ** p + qy.abs() ** p) ** (1 / p)
-        return (d - 1) * min(a, b), px, qy
-    if k == 'poly':
-        pts = prim[1]; n = len(pts)
-        area = sum(pts[i][0] * pts[(i + 1) % n][1] - pts[(i + 1) % n][0] * pts[i][1] for i in range(n))
-        sd = None
-        for i in range(n):                      # the largest distance to an edge's line, outward normals
-            (x0, y0), (x1, y1) = pts[i], pts[(i + 1) % n]
-            ex, ey = x1 - x0, y1 - y0; h = math.hypot(ex, ey) * (1 if area > 0 else -1)
-            e = (u - x0) * (ey / h) - (v - y0) * (ex / h)
-            sd = e if sd is None else torch.maximum(sd, e)
-        xs, ys = [q[0] for q in pts], [q[1] for q in pts]
-        cx, cy, hx, hy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2, (max(xs) - min(xs)) / 2, (max(ys) - min(ys)) / 2
-        return sd, (u - cx) / hx, (v - cy) / hy
-    if k == 'seg':
-        _, x0, y0, x1, y1, w = prim
-        ex, ey = x1 - x0, y1 - y0; n2 = ex * ex + ey * ey
-        t = (((u - x0) * ex + (v - y0) * ey) / n2).clamp(0, 1)
-        dx, dy = u - x0 - t * ex, v - y0 - t * ey
-        return torch.sqrt(dx * dx + dy * dy) - w / 2, 2 * t - 1, ((v - y0) * ex - (u - x0) * ey) / math.sqrt(n2) / (w / 2)
-    if k == 'ring':
-        _, cu, cv, r, w = prim
-        x, y = u - cu, v - cv
-        return (torch.sqrt(x * x + y * y) - r).abs() - w / 2, x / (r + w / 2), y / (r + w / 2)
-    _, cu, cv, r, n, amp, rot = prim
+def _sd_ell(u, v, cu, cv, a, b, p, rot):
+    "Superellipse of radii (a, b) centred at (cu, cv), turned by `rot`: signed distance and part-local coordinates."
+    x, y = u - cu, v - cv
+    if rot: c, s = math.cos(rot), math.sin(rot); x, y = x * c + y * s, -x * s + y * c
+    px, qy = x / a, y / b
+    d = torch.sqrt(px * px + qy * qy) if p == 2 else (px.abs() ** p + qy.abs() ** p) ** (1 / p)
+    return (d - 1) * min(a, b), px, qy
+
+def _sd_poly(u, v, pts):
+    "Convex polygon `pts`: the largest distance to an edge's line (outward normals), and coordinates in its bounding box."
+    n = len(pts)
+    area = sum(pts[i][0] * pts[(i + 1) % n][1] - pts[(i + 1) % n][0] * pts[i][1] for i in range(n))
+    sd = None
+    for i in range(n):
+        (x0, y0), (x1, y1) = pts[i], pts[(i + 1) % n]
+        ex, ey = x1 - x0, y1 - y0; h = math.hypot(ex, ey) * (1 if area > 0 else -1)
+        e = (u - x0) * (ey / h) - (v - y0) * (ex / h)
+        sd = e if sd is None else torch.maximum(sd, e)
+    xs, ys = [q[0] for q in pts], [q[1] for q in pts]
+    cx, cy, hx, hy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2, (max(xs) - min(xs)) / 2, (max(ys) - min(ys)) / 2
+    return sd, (u - cx) / hx, (v - cy) / hy
+
+def _sd_seg(u, v, x0, y0, x1, y1, w):
+    "Thick segment of width w with round ends: signed distance, position along it and across it."
+    ex, ey = x1 - x0, y1 - y0; n2 = ex * ex + ey * ey
+    t = (((u - x0) * ex + (v - y0) * ey) / n2).clamp(0, 1)
+    dx, dy = u - x0 - t * ex, v - y0 - t * ey
+    return torch.sqrt(dx * dx + dy * dy) - w / 2, 2 * t - 1, ((v - y0) * ex - (u - x0) * ey) / math.sqrt(n2) / (w / 2)
+
+def _sd_ring(u, v, cu, cv, r, w):
+    "Circle of radius r drawn with line width w: signed distance and coordinates in its outer radius."
+    x, y = u - cu, v - cv
+    return (torch.sqrt(x * x + y * y) - r).abs() - w / 2, x / (r + w / 2), y / (r + w / 2)
+
+def _sd_star(u, v, cu, cv, r, n, amp, rot):
+    "Star of n petals or arms of depth amp: an approximate signed distance and coordinates in its radius."
     x, y = u - cu, v - cv
     rho, phi = torch.sqrt(x * x + y * y), torch.atan2(y, x) - rot
     return (rho - r * (1 - amp * (1 - torch.cos(n * phi / 2).abs()))) * 0.6, x / r, y / r   # 0.6: the boundary is steep
+
+_SD = dict(ell=_sd_ell, poly=_sd_poly, seg=_sd_seg, ring=_sd_ring, star=_sd_star)
+
+def _sd(prim, u, v):
+    "Signed distance of primitive `prim` at object coordinates (u, v) (object units, < 0 inside), and part-local (p, q) in [-1, 1]."
+    return _SD[prim[0]](u, v, *prim[1:])
 
 def _pattern(k, p, q):
     "Dark-pattern indicator (0/1) of pattern `k` of `WING_PATTERNS` at part-local coordinates p, q in [-1, 1] (chapter 3's)."
@@ -273,15 +282,15 @@ def _draw_kind(img, parts, u, v, L, slots, pattern):
         img.lerp_(col * shade, m)
     return img
 
-def _render_chunk(cfg, labels, stream, chunk, dev):
-    "One chunk of images on `dev`; every random number comes from the chunk's CPU generator, in a fixed order and number."
-    B, S, fc = len(labels), cfg.image_size, cfg.fine_config
-    g = torch.Generator().manual_seed(derive_seed(cfg.seed, _TAG, stream, chunk))
-    attrs = torch.stack([torch.randint(n, (B,), generator=g) for n in (fc.head_colors, fc.wing_patterns, fc.tail_colors)], 1)
-    u01 = lambda *s: torch.rand(*s, generator=g).to(dev)
-    head_pal, tail_pal = (p.to(dev) for p in part_palettes(fc))
-    pal = torch.cat([head_pal, tail_pal])
-    # background: a smooth colour field and clutter layers of thresholded noise (chapter 3's kind of clutter)
+def _clutter(cfg, # a `GenericConfig` (the clutter knobs)
+             B, # images in the chunk
+             u01, # draws uniform numbers of a shape from the chunk's generator, on the device
+             g, # the chunk's CPU generator
+             pal, # (n, 3) the fine-grained set's crown and tail colours (the distractors)
+             dev, # where to draw
+            ):
+    "The background (B,3,S,S): a smooth colour field under layers of thresholded noise, some in part colours (chapter 3's clutter)."
+    S = cfg.image_size
     img = F.interpolate(u01(B, 3, 3, 3), size=(S, S), mode='bilinear', align_corners=True)
     z = 0.6 * math.sqrt(2) * torch.erfinv(torch.tensor(1 - 2 * cfg.clutter_density)).item()
     for l in range(cfg.clutter_layers):
@@ -292,7 +301,15 @@ def _render_chunk(cfg, labels, stream, chunk, dev):
         col, use = u01(B, 3), u01(B) < cfg.distractor_prob
         col = torch.where(use[:, None], pal[torch.randint(len(pal), (B,), generator=g).to(dev)], col)
         img.lerp_(col[:, :, None, None].expand_as(img), alpha)
-    # pose and colours of every image, whatever its kind
+    return img
+
+def _pose(cfg, # a `GenericConfig` (`scale_range`, `max_rotation`, `aspect_jitter`)
+          B, # images in the chunk
+          u01, # draws uniform numbers of a shape from the chunk's generator, on the device
+          dev, # where to draw
+         ) -> dict:
+    "Each image's pose: L pixels per object unit, centre (cx, cy), rotation th, mirror (+-1) and relative thickness."
+    S = cfg.image_size
     lo, hi = cfg.scale_range
     L = (lo + (hi - lo) * u01(B)) * S / 2                      # pixels per object unit (half the object's length)
     R = L * 1.15
@@ -301,38 +318,84 @@ def _render_chunk(cfg, labels, stream, chunk, dev):
     th = (2 * u01(B) - 1) * math.radians(cfg.max_rotation)
     mirror = torch.where(u01(B) < 0.5, -1.0, 1.0).to(dev)
     thick = 1 + cfg.aspect_jitter * (2 * u01(B) - 1)
+    return dict(L=L, cx=cx, cy=cy, th=th, mirror=mirror, thick=thick)
+
+def _slot_colours(fc, # the fine-grained `SynthConfig` (its palettes and attribute levels)
+                  B, # images in the chunk
+                  u01, # draws uniform numbers of a shape from the chunk's generator, on the device
+                  head_pal, # (n, 3) crown colours
+                  tail_pal, # (n, 3) tail colours
+                  attrs, # (B, 3) each image's crown, pattern and tail indices, on the device
+                 ) -> dict:
+    "The colour (B, 3) of each slot of `GENERIC_SLOTS` but 'pattern': random hues, dark, light, and the attributes' crown and tail."
     rand = _hsv(u01(B, 3), 0.35 + 0.55 * u01(B, 3), 0.35 + 0.6 * u01(B, 3))   # (B, 3 slots, RGB)
     dark = (0.05 + 0.15 * u01(B))[:, None].expand(B, 3)
     light = (0.75 + 0.2 * u01(B))[:, None] * (1 - 0.1 * u01(B, 3))
-    attrs_d = attrs.to(dev)
-    slots = dict(c0=rand[:, 0], c1=rand[:, 1], c2=rand[:, 2], dark=dark, light=light, crown=head_pal[attrs_d[:, 0]],
-                 tail=tail_pal[attrs_d[:, 2]] if fc.tail_colors > 1 else rand[:, 2])
+    return dict(c0=rand[:, 0], c1=rand[:, 1], c2=rand[:, 2], dark=dark, light=light, crown=head_pal[attrs[:, 0]],
+                tail=tail_pal[attrs[:, 2]] if fc.tail_colors > 1 else rand[:, 2])
+
+def _draw_kinds(cfg, # a `GenericConfig` (its `kinds`)
+                img, # (B, 3, S, S) the backgrounds, drawn over in place
+                labels, # (B,) kind indices, on the CPU
+                pose, # the dict of `_pose`
+                slots, # the dict of `_slot_colours`
+                pattern, # (B,) each image's pattern index, on the device
+               ):
+    "Draw each image's kind (all but the bird) over `img` at its pose, in its colours; `img`."
+    S, dev = cfg.image_size, img.device
     xs = torch.arange(S, device=dev) + 0.5
     labels_d = labels.to(dev)
     for k in labels.unique().tolist():
         parts = GENERIC_PARTS[cfg.kinds[k]]
-        if parts is None: continue                             # the bird, below
+        if parts is None: continue                             # the bird: `_lay_bird`
         i = (labels_d == k).nonzero()[:, 0]
-        dx, dy = xs[None, None, :] - cx[i, None, None], xs[None, :, None] - cy[i, None, None]
-        c, s = torch.cos(th[i])[:, None, None], torch.sin(th[i])[:, None, None]
-        Li = L[i][:, None, None]
-        u = (dx * c + dy * s) / Li * mirror[i, None, None]
-        v = (-dx * s + dy * c) / Li / thick[i, None, None]
-        img[i] = _draw_kind(img[i], parts, u, v, Li, {n: t[i] for n, t in slots.items()}, attrs_d[i, 1])
-    out = img.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8).cpu()
-    fine = attrs[:, 0] + fc.head_colors * (attrs[:, 1] + fc.wing_patterns * attrs[:, 2])   # class_attributes' inverse
+        dx, dy = xs[None, None, :] - pose['cx'][i, None, None], xs[None, :, None] - pose['cy'][i, None, None]
+        c, s = torch.cos(pose['th'][i])[:, None, None], torch.sin(pose['th'][i])[:, None, None]
+        Li = pose['L'][i][:, None, None]
+        u = (dx * c + dy * s) / Li * pose['mirror'][i, None, None]
+        v = (-dx * s + dy * c) / Li / pose['thick'][i, None, None]
+        img[i] = _draw_kind(img[i], parts, u, v, Li, {n: t[i] for n, t in slots.items()}, pattern[i])
+    return img
+
+def _lay_bird(cfg, # a `GenericConfig`
+              out, # (B, 3, S, S) uint8 images on the CPU, drawn over in place
+              labels, # (B,) kind indices
+              fine, # (B,) each image's fine-grained class (from its attributes)
+              stream, # the split's random stream
+              chunk, # the chunk's index
+              dev, # where to draw the bird
+             ):
+    "Lay chapter 3's bird (drawn at twice the size on a plain background) over the images of the bird kind; their part boxes (NaN elsewhere)."
+    B, S, fc = len(labels), cfg.image_size, cfg.fine_config
     boxes = torch.full((B, 3, 4), float('nan'))
     bird = [j for j, k in enumerate(cfg.kinds) if k == 'bird']
     i = (labels == bird[0]).nonzero()[:, 0] if bird else labels.new_zeros(0)
-    if len(i):
-        bc = replace(fc, image_size=(2 * S, 2 * S), render_size=None, clutter_strength=0.0,
-                     seed=derive_seed(cfg.seed, _TAG, stream, chunk, 1) % 2**62)
-        r = render_synthetic(bc, fine[i], 'train', with_masks=True, device=dev)
-        m = r['object_masks'].float()[:, None]
-        alpha = F.avg_pool2d(m, 2)                             # coverage of each pixel by the bird
-        colour = F.avg_pool2d(r['images'].float() * m, 2) / alpha.clamp_min(1e-6)
-        out[i] = (out[i].float() * (1 - alpha) + colour * alpha).add_(0.5).clamp_(0, 255).to(torch.uint8)
-        boxes[i] = r['part_boxes'] / 2
+    if not len(i): return boxes
+    bc = replace(fc, image_size=(2 * S, 2 * S), render_size=None, clutter_strength=0.0,
+                 seed=derive_seed(cfg.seed, _TAG, stream, chunk, 1) % 2**62)
+    r = render_synthetic(bc, fine[i], 'train', with_masks=True, device=dev)
+    m = r['object_masks'].float()[:, None]
+    alpha = F.avg_pool2d(m, 2)                                 # coverage of each pixel by the bird
+    colour = F.avg_pool2d(r['images'].float() * m, 2) / alpha.clamp_min(1e-6)
+    out[i] = (out[i].float() * (1 - alpha) + colour * alpha).add_(0.5).clamp_(0, 255).to(torch.uint8)
+    boxes[i] = r['part_boxes'] / 2
+    return boxes
+
+def _render_chunk(cfg, labels, stream, chunk, dev):
+    "One chunk of images on `dev`; every random number comes from the chunk's CPU generator, in a fixed order and number."
+    B, fc = len(labels), cfg.fine_config
+    g = torch.Generator().manual_seed(derive_seed(cfg.seed, _TAG, stream, chunk))
+    attrs = torch.stack([torch.randint(n, (B,), generator=g) for n in (fc.head_colors, fc.wing_patterns, fc.tail_colors)], 1)
+    u01 = lambda *s: torch.rand(*s, generator=g).to(dev)
+    head_pal, tail_pal = (p.to(dev) for p in part_palettes(fc))
+    img = _clutter(cfg, B, u01, g, torch.cat([head_pal, tail_pal]), dev)
+    pose = _pose(cfg, B, u01, dev)                             # pose and colours of every image, whatever its kind
+    attrs_d = attrs.to(dev)
+    slots = _slot_colours(fc, B, u01, head_pal, tail_pal, attrs_d)
+    img = _draw_kinds(cfg, img, labels, pose, slots, attrs_d[:, 1])
+    out = img.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8).cpu()
+    fine = attrs[:, 0] + fc.head_colors * (attrs[:, 1] + fc.wing_patterns * attrs[:, 2])   # class_attributes' inverse
+    boxes = _lay_bird(cfg, out, labels, fine, stream, chunk, dev)
     return dict(images=out, attributes=attrs, fine_targets=fine, part_boxes=boxes)
 
 def render_generic(cfg:GenericConfig, # the generator's knobs
@@ -425,34 +488,49 @@ class PretrainConfig:
 
     def validate(self):
         "Raise a ValueError (TypeError for `data_kw`) naming the option when the configuration is unknown or inconsistent."
-        def choice(name, options):
+        self._check_choices(); self._check_integers(); self._check_numbers(); self._check_image_size(); self._check_data()
+        return self
+
+    def _check_choices(self):
+        "Options that name one of a list: backbone, stem, data preset, progress display."
+        for name, options in (('backbone', ARCHS), ('stem', STEMS), ('data', tuple(GENERIC_PRESETS)),
+                              ('progress', ('auto', 'bar', 'print', 'none'))):
             if getattr(self, name) not in options: raise ValueError(f"`{name}` must be one of {list(options)}, got {getattr(self, name)!r}")
-        def integer(name, lo=1, allow_none=False):
+
+    def _check_integers(self):
+        "Options that count something: integers with a lower bound, some of them optional (None)."
+        checks = ([(n, 1, False) for n in ('tiny_width', 'image_size', 'epochs', 'log_every')] +
+                  [(n, 1, True) for n in ('n_train', 'n_test', 'max_steps')] +
+                  [('batch_size', 2, False), ('ckpt_every_steps', 0, False), ('eval_every', 0, False), ('seed', 0, False)])
+        for name, lo, allow_none in checks:
             v = getattr(self, name)
-            if allow_none and v is None: return
+            if allow_none and v is None: continue
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= lo):
                 raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}")
+
+    def _check_numbers(self):
+        "The optimizer's numbers, the crop scale and the time limit: finite numbers in their ranges."
         number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        choice('backbone', ARCHS); choice('stem', STEMS); choice('data', tuple(GENERIC_PRESETS))
-        choice('progress', ('auto', 'bar', 'print', 'none'))
-        for n in ('tiny_width', 'image_size', 'epochs', 'log_every'): integer(n)
-        for n in ('n_train', 'n_test', 'max_steps'): integer(n, allow_none=True)
-        integer('batch_size', 2); integer('ckpt_every_steps', 0); integer('eval_every', 0); integer('seed', 0)
         if not (number(self.lr) and self.lr > 0): raise ValueError(f"`lr` must be a finite number > 0, got {self.lr!r}")
         if not (number(self.momentum) and 0 <= self.momentum < 1): raise ValueError(f"`momentum` must be in [0, 1), got {self.momentum!r}")
         if not (number(self.weight_decay) and self.weight_decay >= 0): raise ValueError(f"`weight_decay` must be a finite number >= 0, got {self.weight_decay!r}")
         if not (number(self.min_scale) and 0 < self.min_scale <= 1): raise ValueError(f"`min_scale` must be in (0, 1], got {self.min_scale!r}")
         mm = self.max_minutes
         if mm is not None and not (number(mm) and mm > 0): raise ValueError(f"`max_minutes` must be a positive number of minutes, got {mm!r}")
+
+    def _check_image_size(self):
+        "The crops must be at least as large as the stem's output stride."
         stride = 8 if self.stem == 'small' else 32
         if self.image_size < stride:
             raise ValueError(f"`image_size` {self.image_size} px is too small for stem={self.stem!r} (output stride {stride}): use at least {stride} px")
+
+    def _check_data(self):
+        "`data_kw` names `GenericConfig` fields, and the training split holds at least one batch."
         if not isinstance(self.data_kw, dict): raise TypeError(f"`data_kw` must be a dict of GenericConfig fields, got {type(self.data_kw).__name__}")
         gcfg, sizes = self.data_config()
         if sizes['train'] < self.batch_size:
             raise ValueError(f"the training split has {sizes['train']} images, fewer than one batch of {self.batch_size}: lower "
                              "batch_size or raise n_train")
-        return self
 
     def data_config(self):
         "`(GenericConfig, {'train': n, 'test': n})` of the generic set this run trains and evaluates on."
@@ -560,6 +638,7 @@ def pretrained_meta(path,  # a weights file written by `pretrain`
 
 # %% ../nbs/06a_pretrain.ipynb #c036
 def _fmt(rec):
+    "A metrics record as one line of `key=value` (floats to 4 significant digits), without its kind and time."
     return ' '.join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items() if k not in ('kind', 'time'))
 
 def _cached(path, cfg, say):
@@ -589,17 +668,28 @@ def pretrain(cfg:PretrainConfig|None=None,  # the run's configuration (None: `Pr
         return _pretrain(cfg, run, wfile, dev, t_start)
 
 def _pretrain(cfg, run, wfile, dev, t_start):
-    cuda = dev.type == 'cuda'
-    ckpt_path, metrics_path = run / 'checkpoint.pt', run / 'metrics.jsonl'
+    "Train the weights of `cfg` in the locked run folder `run`, continuing its checkpoint; `wfile`, or None when a limit stopped the run."
+    return _PretrainRun(cfg, run, wfile, dev, t_start).train()
+
+def _resume_state(ckpt_path, # the run folder's checkpoint.pt (it may not exist)
+                  cfg, # the run's configuration
+                 ):
+    "The checkpoint to continue from, checked to be this run's (kind and identity); None when there is none."
     remove_stale_temps(ckpt_path)
-    state = None
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        if state.get('kind') != 'pretrain':
-            raise CheckpointError(f"{ckpt_path} is not a checkpoint of a pretraining run (lcr_train writes that kind); it was left untouched")
-        diff = _differ(state.get('identity', {}), pretrain_identity(cfg))
-        if diff: raise CheckpointError(f"{ckpt_path} belongs to another run; these options differ: {'; '.join(diff)}. It was left untouched")
-    if cuda: torch.backends.cudnn.benchmark = True
+    if not ckpt_path.exists(): return None
+    state = load_checkpoint(ckpt_path)
+    if state.get('kind') != 'pretrain':
+        raise CheckpointError(f"{ckpt_path} is not a checkpoint of a pretraining run (lcr_train writes that kind); it was left untouched")
+    diff = _differ(state.get('identity', {}), pretrain_identity(cfg))
+    if diff: raise CheckpointError(f"{ckpt_path} belongs to another run; these options differ: {'; '.join(diff)}. It was left untouched")
+    return state
+
+def _pretrain_splits(cfg, # the run's configuration
+                     dev, # where to draw
+                     state, # the checkpoint being continued, or None
+                     ckpt_path, # its file, named in the error
+                    ):
+    "The generic set's configuration, training and held-out splits, and their description; the checkpoint must have seen the same images."
     gcfg, sizes = cfg.data_config()
     tr = GenericObjects(gcfg, 'train', n=sizes['train'], device=dev)
     te = GenericObjects(gcfg, 'test', n=sizes['test'], device=dev)
@@ -607,124 +697,212 @@ def _pretrain(cfg, run, wfile, dev, t_start):
     if state is not None and state['data']['fingerprint'] != data['fingerprint']:
         raise CheckpointError(f"{ckpt_path} was trained on other images (fingerprint {state['data']['fingerprint']} against "
                               f"{data['fingerprint']} drawn now: another version of the generator or device); it was left untouched")
+    return gcfg, tr, te, data
+
+def _pretrain_net(cfg, # the run's configuration
+                  n_classes, # outputs of the classifier
+                  dev, # where to train
+                  state, # the checkpoint being continued, or None
+                  ckpt_path, # its file, named in the error
+                 ):
+    "The network, initialised from `cfg.seed` and then given the checkpoint's parameters when the run continues."
     torch.manual_seed(cfg.seed)
-    net = PretrainNet(cfg.backbone, cfg.stem, gcfg.n_classes, cfg.tiny_width).to(dev)
+    net = PretrainNet(cfg.backbone, cfg.stem, n_classes, cfg.tiny_width).to(dev)
     if state is not None:
         if state['model_config'] != net.config: raise CheckpointError(f"{ckpt_path} holds another model configuration")
         load_model_state(net, state['model'], ckpt_path)
-    cache = tr.uint8_cache().to(dev)
-    if cfg.channels_last and cuda: net = net.to(memory_format=torch.channels_last)
-    aug = BatchTwoViews(AugmentConfig(size=cfg.image_size, scale=(cfg.min_scale, 1.0), p_jitter=0., p_gray=0., p_blur=0.),
-                        dtype=torch.float32, channels_last=cfg.channels_last and cuda)
-    steps_per_epoch = len(cache) // cfg.batch_size
-    total = cfg.epochs * steps_per_epoch
+    return net
+
+def _crop_flip_views(cfg, # the run's configuration (`image_size`, `min_scale`, `channels_last`)
+                     cuda, # whether the views are made on a GPU (channels-last there)
+                    ):
+    "The training views of supervised pretraining: chapter 4's random resized crops and flips, no colour jitter, grayscale or blur."
+    return BatchTwoViews(AugmentConfig(size=cfg.image_size, scale=(cfg.min_scale, 1.0), p_jitter=0., p_gray=0., p_blur=0.),
+                         dtype=torch.float32, channels_last=cfg.channels_last and cuda)
+
+def _sgd_cosine(net, # the network to train
+                cfg, # the run's configuration (`lr`, `momentum`, `weight_decay`)
+                total, # steps of the whole run
+                cuda, # fused SGD on a GPU, foreach on the CPU
+               ):
+    "SGD with momentum and weight decay, and its cosine schedule per step over `total` steps."
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                           **(dict(fused=True) if cuda else dict(foreach=True)))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lambda(total))
-    epoch, step, gstep, saved, train_s, epoch_vals = 0, 0, 0, None, 0.0, {}
-    if state is not None:
-        try: opt.load_state_dict(state['optimizer']); sched.load_state_dict(state['scheduler'])
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise CheckpointError(f"{ckpt_path}: its optimizer or scheduler state does not fit: {error_text(e, 300)}") from None
-        epoch, step, gstep = state['epoch'], state['step'], state['global_step']
-        saved, train_s = gstep, state.get('train_s', 0.0)
-        torch.set_rng_state(state['rng']['cpu'])
-        epoch_vals.update(state.get('epoch_logs', {}))
-    prepare_metrics(metrics_path, saved)
-    amp = torch.autocast('cuda', dtype=torch.bfloat16) if (cuda and cfg.amp) else contextlib.nullcontext()
-    bar = Progress(cfg.progress, cfg.epochs)
-    pending, t0, t_loop = [], time.time(), time.monotonic()
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, cosine_lambda(total))
 
-    def last_good():
-        return (f"{ckpt_path} holds the last good state (global step {saved})" if saved is not None else
+def _supervised_step(net, # the network (in training mode)
+                     opt, # its optimizer
+                     sched, # its schedule, stepped once
+                     x, # (B, 3, H, W) views
+                     y, # (B,) labels
+                     amp, # the autocast context (or a null one)
+                    ) -> dict:
+    "One cross-entropy step on views `x` with labels `y`; the loss and the batch accuracy, left on the device."
+    with amp: logits = net(x)
+    loss = F.cross_entropy(logits.float(), y)
+    opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+    return dict(loss=loss.detach(), acc=(logits.detach().argmax(1) == y).float().mean())
+
+class _PretrainRun:
+    "One pretraining run in its locked folder: what the loop advances (network, optimizer, position), its metrics file and checkpoint."
+    def __init__(self, cfg, run, wfile, dev, t_start):
+        self.cfg, self.wfile, self.dev, self.t_start, self.cuda = cfg, wfile, dev, t_start, dev.type == 'cuda'
+        self.ckpt_path, self.metrics_path = run / 'checkpoint.pt', run / 'metrics.jsonl'
+        state = _resume_state(self.ckpt_path, cfg)
+        if self.cuda: torch.backends.cudnn.benchmark = True
+        gcfg, tr, self.te, self.data = _pretrain_splits(cfg, dev, state, self.ckpt_path)
+        self.net = _pretrain_net(cfg, gcfg.n_classes, dev, state, self.ckpt_path)
+        self.cache = tr.uint8_cache().to(dev)
+        if cfg.channels_last and self.cuda: self.net = self.net.to(memory_format=torch.channels_last)
+        self.aug = _crop_flip_views(cfg, self.cuda)
+        self.steps_per_epoch = len(self.cache) // cfg.batch_size
+        self.total = cfg.epochs * self.steps_per_epoch
+        self.opt, self.sched = _sgd_cosine(self.net, cfg, self.total, self.cuda)
+        self.start_epoch, self.start_step, self.gstep, self.saved, self.train_s, self.epoch_vals = 0, 0, 0, None, 0.0, {}
+        if state is not None: self.restore(state)
+        prepare_metrics(self.metrics_path, self.saved)
+        self.amp = torch.autocast('cuda', dtype=torch.bfloat16) if (self.cuda and cfg.amp) else contextlib.nullcontext()
+        self.bar = Progress(cfg.progress, cfg.epochs)
+        self.pending, self.t0, self.t_loop = [], time.time(), time.monotonic()
+
+    def restore(self, state):
+        "Continue from checkpoint `state`: optimizer and schedule, position, training time, CPU generator, the epoch's logs so far."
+        try: self.opt.load_state_dict(state['optimizer']); self.sched.load_state_dict(state['scheduler'])
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise CheckpointError(f"{self.ckpt_path}: its optimizer or scheduler state does not fit: {error_text(e, 300)}") from None
+        self.start_epoch, self.start_step, self.gstep = state['epoch'], state['step'], state['global_step']
+        self.saved, self.train_s = self.gstep, state.get('train_s', 0.0)
+        torch.set_rng_state(state['rng']['cpu'])
+        self.epoch_vals.update(state.get('epoch_logs', {}))
+
+    def last_good(self):
+        "Where the run would continue from, for error messages."
+        return (f"{self.ckpt_path} holds the last good state (global step {self.saved})" if self.saved is not None else
                 "no checkpoint was written yet, so the run would start again from its first step")
 
-    def emit(rec, show=True):
+    def emit(self, rec, show=True):
+        "Append record `rec` to the metrics file (and show it)."
         try:
-            with open(metrics_path, 'a') as f: f.write(json.dumps(rec) + '\n')
-        except OSError as e: raise OutputWriteError(f"cannot append to {metrics_path}: {e.strerror or e}; {last_good()}") from None
-        if show: bar.write(_fmt(rec))
+            with open(self.metrics_path, 'a') as f: f.write(json.dumps(rec) + '\n')
+        except OSError as e: raise OutputWriteError(f"cannot append to {self.metrics_path}: {e.strerror or e}; {self.last_good()}") from None
+        if show: self.bar.write(_fmt(rec))
 
-    def flush():
+    def flush(self):
         "Read the pending per-step logs in one transfer, check them, log their means."
+        pending, spe = self.pending, self.steps_per_epoch
         if not pending: return
         keys = list(pending[0][2])
         vals = torch.stack([torch.stack([l[k].float() for k in keys]) for _, _, l in pending]).cpu()
         bad = ~torch.isfinite(vals[:, keys.index('loss')])
         if bad.any():
             pe, ps, _ = pending[int(bad.nonzero()[0])]
-            raise NonFiniteLossError(f"non-finite loss at epoch {pe + 1}, step {ps + 1} (global step {pe * steps_per_epoch + ps + 1}, "
-                                     f"counting from 1); {last_good()}. Lower the learning rate.")
-        for k, v in zip(keys, vals.double().sum(0).tolist()): epoch_vals[k] = epoch_vals.get(k, 0.0) + v
-        epoch_vals['_n'] = epoch_vals.get('_n', 0) + len(pending)
+            raise NonFiniteLossError(f"non-finite loss at epoch {pe + 1}, step {ps + 1} (global step {pe * spe + ps + 1}, "
+                                     f"counting from 1); {self.last_good()}. Lower the learning rate.")
+        for k, v in zip(keys, vals.double().sum(0).tolist()): self.epoch_vals[k] = self.epoch_vals.get(k, 0.0) + v
+        self.epoch_vals['_n'] = self.epoch_vals.get('_n', 0) + len(pending)
         e, s, _ = pending[-1]
-        rec = dict(kind='step', epoch=e + 1, step=s + 1, global_step=e * steps_per_epoch + s + 1, lr=sched.get_last_lr()[0],
-                   **dict(zip(keys, vals.double().mean(0).tolist())), time=time.time() - t0)
-        pending.clear(); emit(rec)
+        rec = dict(kind='step', epoch=e + 1, step=s + 1, global_step=e * spe + s + 1, lr=self.sched.get_last_lr()[0],
+                   **dict(zip(keys, vals.double().mean(0).tolist())), time=time.time() - self.t0)
+        pending.clear(); self.emit(rec)
 
-    def checkpoint(e, s, g):
-        nonlocal saved
-        flush()
-        if not all(torch.isfinite(p).all() for p in net.parameters()):
-            raise NonFiniteLossError(f"non-finite parameters after global step {g}; {last_good()}")
+    def checkpoint(self, e, s, g):
+        "Save the run at step `s` of epoch `e` (global step `g`) after checking its parameters are finite."
+        self.flush()
+        if not all(torch.isfinite(p).all() for p in self.net.parameters()):
+            raise NonFiniteLossError(f"non-finite parameters after global step {g}; {self.last_good()}")
         try:
-            save_checkpoint(ckpt_path, dict(format=CKPT_FORMAT, kind='pretrain', model=net.state_dict(), optimizer=opt.state_dict(),
-                                            scheduler=sched.state_dict(), epoch=e, step=s, global_step=g, rng=dict(cpu=torch.get_rng_state()),
-                                            train_config=asdict(cfg), identity=pretrain_identity(cfg), model_config=net.config, data=data,
-                                            train_s=train_s + time.monotonic() - t_loop, epoch_logs=dict(epoch_vals) if s else {}))
-        except OSError as err: raise OutputWriteError(f"cannot write {ckpt_path}: {err.strerror or err}; {last_good()}") from None
-        saved = g
+            save_checkpoint(self.ckpt_path, dict(
+                format=CKPT_FORMAT, kind='pretrain', model=self.net.state_dict(), optimizer=self.opt.state_dict(),
+                scheduler=self.sched.state_dict(), epoch=e, step=s, global_step=g, rng=dict(cpu=torch.get_rng_state()),
+                train_config=asdict(self.cfg), identity=pretrain_identity(self.cfg), model_config=self.net.config, data=self.data,
+                train_s=self.train_s + time.monotonic() - self.t_loop, epoch_logs=dict(self.epoch_vals) if s else {}))
+        except OSError as err: raise OutputWriteError(f"cannot write {self.ckpt_path}: {err.strerror or err}; {self.last_good()}") from None
+        self.saved = g
 
-    deadline = None if cfg.max_minutes is None else t_start + 60 * cfg.max_minutes
-    net.train()
-    stop = cfg.max_steps is not None and gstep >= cfg.max_steps
-    g0, timed_out, s = gstep, False, step
-    for e in ([] if stop or gstep >= total else bar.epochs_from(epoch)):
-        order = epoch_order(len(cache), cfg.seed, e)
-        first = step if e == epoch else 0
-        if first == 0: epoch_vals.clear()
-        t_epoch, n_steps = time.time(), 0
-        for s in bar.steps(first, steps_per_epoch):
-            idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            g = torch.Generator().manual_seed(derive_seed(cfg.seed, e, s))
-            x = aug.apply(cache.images[idx.to(dev)], aug.sample_params(cache.sizes.cpu()[idx], g))
-            y = cache.targets[idx.to(dev)]
-            with amp: logits = net(x)
-            loss = F.cross_entropy(logits.float(), y)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
-            pending.append((e, s, dict(loss=loss.detach(), acc=(logits.detach().argmax(1) == y).float().mean())))
-            gstep += 1; n_steps += 1
-            if len(pending) >= cfg.log_every: flush()
-            timed_out = deadline is not None and gstep < total and time.monotonic() >= deadline
-            stop = (cfg.max_steps is not None and gstep >= cfg.max_steps) or timed_out
-            if s + 1 < steps_per_epoch and (stop or (cfg.ckpt_every_steps and gstep % cfg.ckpt_every_steps == 0)):
-                checkpoint(e, s + 1, gstep)
+    def train(self):
+        "Run the remaining epochs; the weights file, or None when `max_steps` or `max_minutes` stopped the run first."
+        cfg = self.cfg
+        self.deadline = None if cfg.max_minutes is None else self.t_start + 60 * cfg.max_minutes
+        self.net.train()
+        stop = cfg.max_steps is not None and self.gstep >= cfg.max_steps
+        self.g0, self.timed_out, s = self.gstep, False, self.start_step
+        for e in ([] if stop or self.gstep >= self.total else self.bar.epochs_from(self.start_epoch)):
+            stop, s, n_steps, t_epoch = self.run_epoch(e, s)
+            if stop and s + 1 < self.steps_per_epoch: break
+            self.end_epoch(e, n_steps, t_epoch)
             if stop: break
-        if stop and s + 1 < steps_per_epoch: break
-        flush()
-        n = epoch_vals.pop('_n', 0)
-        emit(dict(kind='epoch', epoch=e + 1, global_step=gstep, lr=sched.get_last_lr()[0], **{k: v / max(n, 1) for k, v in epoch_vals.items()},
-                  images_per_s=n_steps * cfg.batch_size / max(time.time() - t_epoch, 1e-9), time=time.time() - t0))
-        checkpoint(e + 1, 0, gstep)
+        return self.stopped() if self.gstep < self.total else self.finish()
+
+    def batch(self, order, e, s):
+        "Views and labels of step `s` of epoch `e`: the crops come from a generator seeded by `(seed, e, s)` alone."
+        idx = order[s * self.cfg.batch_size:(s + 1) * self.cfg.batch_size]
+        g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, e, s))
+        x = self.aug.apply(self.cache.images[idx.to(self.dev)], self.aug.sample_params(self.cache.sizes.cpu()[idx], g))
+        return x, self.cache.targets[idx.to(self.dev)]
+
+    def limit_reached(self):
+        "Whether `max_steps` is reached or `max_minutes` has passed before the run's last step."
+        cfg = self.cfg
+        self.timed_out = self.deadline is not None and self.gstep < self.total and time.monotonic() >= self.deadline
+        return (cfg.max_steps is not None and self.gstep >= cfg.max_steps) or self.timed_out
+
+    def run_epoch(self, e, s):
+        "The steps of epoch `e` from where the run stands, up to its end or a limit; (stopped, last step, steps run, start time)."
+        cfg, spe = self.cfg, self.steps_per_epoch
+        order = epoch_order(len(self.cache), cfg.seed, e)
+        first = self.start_step if e == self.start_epoch else 0
+        if first == 0: self.epoch_vals.clear()
+        t_epoch, n_steps, stop = time.time(), 0, False
+        for s in self.bar.steps(first, spe):
+            x, y = self.batch(order, e, s)
+            self.pending.append((e, s, _supervised_step(self.net, self.opt, self.sched, x, y, self.amp)))
+            self.gstep += 1; n_steps += 1
+            if len(self.pending) >= cfg.log_every: self.flush()
+            stop = self.limit_reached()
+            if s + 1 < spe and (stop or (cfg.ckpt_every_steps and self.gstep % cfg.ckpt_every_steps == 0)):
+                self.checkpoint(e, s + 1, self.gstep)
+            if stop: break
+        return stop, s, n_steps, t_epoch
+
+    def end_epoch(self, e, n_steps, t_epoch):
+        "Log epoch `e`'s means and speed, checkpoint at its end, and classify the held-out split when `eval_every` asks."
+        cfg = self.cfg
+        self.flush()
+        n = self.epoch_vals.pop('_n', 0)
+        self.emit(dict(kind='epoch', epoch=e + 1, global_step=self.gstep, lr=self.sched.get_last_lr()[0],
+                       **{k: v / max(n, 1) for k, v in self.epoch_vals.items()},
+                       images_per_s=n_steps * cfg.batch_size / max(time.time() - t_epoch, 1e-9), time=time.time() - self.t0))
+        self.checkpoint(e + 1, 0, self.gstep)
         if cfg.eval_every and (e + 1) % cfg.eval_every == 0 and e + 1 < cfg.epochs:
-            emit(dict(kind='eval', epoch=e + 1, global_step=gstep, **held_out_accuracy(net, te, cfg.image_size, dev, amp=cfg.amp), time=time.time() - t0))
-        if stop: break
-    if gstep < total:
-        now = time.monotonic(); rate = (gstep - g0) / max(now - t_loop, 1e-9)
-        why = 'time_limit' if timed_out else 'max_steps'
-        emit(dict(kind=why, global_step=gstep, total_steps=total, elapsed_s=now - t_start, steps_per_s=rate,
-                  projected_remaining_s=(total - gstep) / max(rate, 1e-9), time=time.time() - t0), show=False)
-        bar.write(f"stopped ({why}) after global step {gstep} of {total}; {ckpt_path} continues the run: call pretrain again")
+            self.emit(dict(kind='eval', epoch=e + 1, global_step=self.gstep, **self.held_out(), time=time.time() - self.t0))
+
+    def held_out(self):
+        "Top-1 and top-5 accuracy on the held-out split."
+        return held_out_accuracy(self.net, self.te, self.cfg.image_size, self.dev, amp=self.cfg.amp)
+
+    def stopped(self):
+        "Log why the run stopped before its last step, with the projected remaining time; None."
+        now = time.monotonic(); rate = (self.gstep - self.g0) / max(now - self.t_loop, 1e-9)
+        why = 'time_limit' if self.timed_out else 'max_steps'
+        self.emit(dict(kind=why, global_step=self.gstep, total_steps=self.total, elapsed_s=now - self.t_start, steps_per_s=rate,
+                       projected_remaining_s=(self.total - self.gstep) / max(rate, 1e-9), time=time.time() - self.t0), show=False)
+        self.bar.write(f"stopped ({why}) after global step {self.gstep} of {self.total}; {self.ckpt_path} continues the run: call pretrain again")
         return None
-    total_s = train_s + (time.monotonic() - t_loop if gstep > g0 else 0.0)
-    ev = held_out_accuracy(net, te, cfg.image_size, dev, amp=cfg.amp)
-    emit(dict(kind='eval', epoch=cfg.epochs, global_step=gstep, **ev, time=time.time() - t0))
-    meta = dict(format=PRETRAIN_FORMAT, name=wfile.stem, identity=pretrain_identity(cfg), config=_plain(asdict(cfg)), data=data, held_out=ev, epochs=cfg.epochs,
-                global_step=gstep, train_s=total_s, device=str(dev), torch=str(torch.__version__), generic_version=GENERIC_VERSION)
-    try: save_checkpoint(wfile, dict(state_dict=net.weights(), meta=meta))
-    except OSError as err: raise OutputWriteError(f"cannot write {wfile}: {err.strerror or err}; {last_good()}") from None
-    emit(dict(kind='weights', file=wfile.name, held_out_top1=ev['top1'], held_out_top5=ev['top5'], train_s=total_s, time=time.time() - t0))
-    return wfile
+
+    def finish(self):
+        "Classify the held-out split, then write the weights file with its metadata (atomically); the file."
+        cfg, gstep, wfile = self.cfg, self.gstep, self.wfile
+        total_s = self.train_s + (time.monotonic() - self.t_loop if gstep > self.g0 else 0.0)
+        ev = self.held_out()
+        self.emit(dict(kind='eval', epoch=cfg.epochs, global_step=gstep, **ev, time=time.time() - self.t0))
+        meta = dict(format=PRETRAIN_FORMAT, name=wfile.stem, identity=pretrain_identity(cfg), config=_plain(asdict(cfg)), data=self.data,
+                    held_out=ev, epochs=cfg.epochs, global_step=gstep, train_s=total_s, device=str(self.dev), torch=str(torch.__version__),
+                    generic_version=GENERIC_VERSION)
+        try: save_checkpoint(wfile, dict(state_dict=self.net.weights(), meta=meta))
+        except OSError as err: raise OutputWriteError(f"cannot write {wfile}: {err.strerror or err}; {self.last_good()}") from None
+        self.emit(dict(kind='weights', file=wfile.name, held_out_top1=ev['top1'], held_out_top5=ev['top5'], train_s=total_s,
+                       time=time.time() - self.t0))
+        return wfile
 
 # %% ../nbs/06a_pretrain.ipynb #c051
 def feature_baseline(weights, # a weights file of `pretrain`, or None for the random initialisation of `seed`
