@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def patterns():
     tmp = re.escape(tempfile.gettempdir().rstrip('/'))
     return [(re.compile(tmp + r'/tmp[0-9A-Za-z_]+'), '<tmp>'),
+            (re.compile(tmp + r'/ipykernel_[0-9]+/[0-9]+\.py'), '<cell>'),     # a warning raised by a notebook cell
             (re.compile(re.escape(str(ROOT)) + '/?'), ''),
             (re.compile(re.escape(str(Path.home())) + '/?'), '~/')]
 
