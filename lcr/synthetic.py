@@ -131,15 +131,16 @@ def _wing_pattern(k, p, q):
     if k == 5: return (torch.sin(math.pi * 2.0 * (p + q)) > 0).float()
     raise ValueError(f"wing pattern {k} does not exist (there are {len(WING_PATTERNS)})")
 
-def _render_chunk(cfg, labels, g, with_masks, dev):
-    "Draw one chunk of images at the render size on `dev` (random numbers come from the CPU generator `g`)."
-    B = len(labels); Hr, Wr = _render_hw(cfg); Sr = min(Hr, Wr)
-    labels = labels.to(dev)
-    u01 = lambda *s: torch.rand(*s, generator=g).to(dev)
-    # --- background: smooth colour field + clutter layers of thresholded noise at decreasing scales
+def _background(cfg, # a `SynthConfig` (the clutter knobs)
+                B, # images in the chunk
+                u01, # draws uniform numbers of a shape from the chunk's generator, on the device
+                g, # the chunk's CPU generator
+                pal, # (n, 3) the crown and tail colours (the distractors)
+                dev, # where to draw
+               ):
+    "The background (B,3,Hr,Wr): a smooth colour field under clutter layers of thresholded noise at decreasing scales."
+    Hr, Wr = _render_hw(cfg); Sr = min(Hr, Wr)
     img = F.interpolate(u01(B, 3, 3, 4), size=(Hr, Wr), mode='bilinear', align_corners=True)
-    head_pal, tail_pal = (p.to(dev) for p in part_palettes(cfg))
-    pal = torch.cat([head_pal, tail_pal])
     z = 0.6 * math.sqrt(2) * torch.erfinv(torch.tensor(1 - 2 * cfg.clutter_density)).item()
     for l in range(cfg.clutter_layers):
         cell = max(1.5, cfg.clutter_scale * 0.6 ** l * Sr)
@@ -150,7 +151,15 @@ def _render_chunk(cfg, labels, g, with_masks, dev):
         use_pal = u01(B) < cfg.distractor_prob
         col[use_pal] = pal[torch.randint(len(pal), (int(use_pal.sum()),), generator=g).to(dev)]
         img.lerp_(col[:, :, None, None].expand_as(img), alpha)
-    # --- object pose: scale, position, rotation, mirror, thickness
+    return img
+
+def _bird_pose(cfg, # a `SynthConfig` (`scale_range`, `max_rotation`, `aspect_jitter`, `body_jitter`)
+               B, # images in the chunk
+               u01, # draws uniform numbers of a shape from the chunk's generator, on the device
+               dev, # where to draw
+              ) -> dict:
+    "Each bird's pose at the render size: scale s, half-length L (px), centre, rotation th, mirror, thickness, brightness; part factor k."
+    Hr, Wr = _render_hw(cfg); Sr = min(Hr, Wr)
     lo, hi = cfg.scale_range
     s = lo + (hi - lo) * u01(B)
     L = (s * Sr / 2)[:, None, None]                         # body half-length in pixels
@@ -162,56 +171,108 @@ def _render_chunk(cfg, labels, g, with_masks, dev):
     mirror = torch.where(u01(B) < 0.5, -1.0, 1.0).to(dev)
     thick = (0.45 * (1 + cfg.aspect_jitter * (2 * u01(B) - 1)))[:, None, None]
     bright = 1 + cfg.body_jitter * (2 * u01(B) - 1)
+    return dict(s=s, L=L, k=k, cx=cx, cy=cy, th=th, mirror=mirror, thick=thick, bright=bright)
+
+def _object_coords(pose, # the dict of `_bird_pose`
+                   Hr, Wr, # the render size
+                   dev, # where to draw
+                  ):
+    "Object coordinates (u, v) (B,Hr,Wr) of every pixel: u along the body (head at +1), v across it, in body half-lengths."
     xs = torch.arange(Wr, device=dev) + 0.5; ys = torch.arange(Hr, device=dev) + 0.5
-    dx = xs[None, None, :] - cx[:, None, None]; dy = ys[None, :, None] - cy[:, None, None]
-    c, sn = torch.cos(th)[:, None, None], torch.sin(th)[:, None, None]
-    u = (dx * c + dy * sn) / L
-    v = (-dx * sn + dy * c) / L * mirror[:, None, None]
-    # --- the object: body, tail, wing, crown (head), eye; parts are the class-bearing regions
-    body_col = torch.tensor([0.55, 0.5, 0.42], device=dev)[None] * bright[:, None]
-    body = _ellipse(u, v, 0.0, 0.0, 1.0, thick, L)
+    dx = xs[None, None, :] - pose['cx'][:, None, None]; dy = ys[None, :, None] - pose['cy'][:, None, None]
+    c, sn = torch.cos(pose['th'])[:, None, None], torch.sin(pose['th'])[:, None, None]
+    u = (dx * c + dy * sn) / pose['L']
+    v = (-dx * sn + dy * c) / pose['L'] * pose['mirror'][:, None, None]
+    return u, v
+
+def _part_ellipses(k, # the part size factor of `_part_scale`
+                  ) -> dict:
+    "The class-bearing parts as ellipses `(cu, cv, a, b)` in object units: crown, wing, tail."
+    return dict(crown=(0.95 + 0.1 * k, 0.1, 0.3 * k, 0.3 * k), wing=(-0.1, -0.05, 0.5 * k, 0.25 * k),
+                tail=(-(1.0 + 0.25 * k), 0.0, 0.35 * k, 0.16 * k))
+
+def _wing_colour(cfg, # a `SynthConfig` (`wing_patterns`)
+                 b, # (B,) each image's wing pattern index
+                 p, q, # (B,Hr,Wr) wing-local coordinates
+                 dev, # where to draw
+                ):
+    "The wing's colour (B,3,Hr,Wr): pale, with the dark pattern of each image's class."
+    pat = torch.zeros_like(p)
+    for kk in range(cfg.wing_patterns):
+        m = b == kk
+        if m.any(): pat[m] = _wing_pattern(kk, p[m], q[m])
+    return torch.tensor([0.9, 0.86, 0.72], device=dev)[:, None, None] * (1 - pat[:, None]) + torch.tensor([0.12, 0.1, 0.08], device=dev)[:, None, None] * pat[:, None]
+
+def _draw_bird(cfg, # a `SynthConfig`
+               img, # (B,3,Hr,Wr) the backgrounds, drawn over in place
+               labels, # (B,) class ids, on the device
+               pose, # the dict of `_bird_pose`
+               u, v, # object coordinates of `_object_coords`
+               head_pal, tail_pal, # crown and tail-tip colours of `part_palettes`, on the device
+              ) -> dict:
+    "Draw body, tail, wing, crown (head) and eye over `img`, the parts in the colours and pattern of each class; their soft masks."
+    dev, L, k, P = img.device, pose['L'], pose['k'], _part_ellipses(pose['k'])
+    body_col = torch.tensor([0.55, 0.5, 0.42], device=dev)[None] * pose['bright'][:, None]
+    body = _ellipse(u, v, 0.0, 0.0, 1.0, pose['thick'], L)
     shade = (1 - 0.35 * v.clamp(-1, 1))[:, None]             # light from one side: a 3-D look
     img.lerp_(body_col[:, :, None, None] * shade, body[:, None])
     a = labels % cfg.head_colors
     b = (labels // cfg.head_colors) % cfg.wing_patterns
     t = labels // (cfg.head_colors * cfg.wing_patterns)
-    tail = _ellipse(u, v, -(1.0 + 0.25 * k), 0.0, 0.35 * k, 0.16 * k, L)
+    tail = _ellipse(u, v, *P['tail'], L)
     tail_col = tail_pal[t] if cfg.tail_colors > 1 else body_col * 0.7
     img.lerp_(tail_col[:, :, None, None].expand_as(img), tail[:, None])
-    wcu, wcv, wa, wb = -0.1, -0.05, 0.5 * k, 0.25 * k
+    wcu, wcv, wa, wb = P['wing']
     wing = _ellipse(u, v, wcu, wcv, wa, wb, L)
-    p, q = (u - wcu) / wa, (v - wcv) / wb
-    pat = torch.zeros_like(p)
-    for kk in range(cfg.wing_patterns):
-        m = b == kk
-        if m.any(): pat[m] = _wing_pattern(kk, p[m], q[m])
-    wing_col = torch.tensor([0.9, 0.86, 0.72], device=dev)[:, None, None] * (1 - pat[:, None]) + torch.tensor([0.12, 0.1, 0.08], device=dev)[:, None, None] * pat[:, None]
-    img.lerp_(wing_col, wing[:, None])
-    hcu, hcv, hr = 0.95 + 0.1 * k, 0.1, 0.3 * k
+    img.lerp_(_wing_colour(cfg, b, (u - wcu) / wa, (v - wcv) / wb, dev), wing[:, None])
+    hcu, hcv, hr, _ = P['crown']
     head = _ellipse(u, v, hcu, hcv, hr, hr, L)
     img.lerp_(head_pal[a][:, :, None, None].expand_as(img), head[:, None])
     eye = _ellipse(u, v, hcu + 0.45 * hr, hcv + 0.2 * hr, 0.22 * hr, 0.22 * hr, L)
     img.mul_(1 - eye[:, None])
-    out = dict(images=img.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8))
-    if with_masks:
-        parts = torch.zeros_like(body)
-        if cfg.head_colors > 1: parts = torch.maximum(parts, head)
-        if cfg.wing_patterns > 1: parts = torch.maximum(parts, wing)
-        if cfg.tail_colors > 1: parts = torch.maximum(parts, tail)
-        out['part_masks'] = parts
-        out['object_masks'] = torch.maximum(torch.maximum(body, head), torch.maximum(tail, wing))
-    # exact part boxes of the rotated ellipses, in output pixels (x0, y0, x1, y1)
-    H, W = cfg.image_size; sy, sx = H / Hr, W / Wr
+    return dict(body=body, tail=tail, wing=wing, head=head)
+
+def _masks(cfg, # a `SynthConfig`: only parts that carry the class count as parts
+           m, # the soft masks of `_draw_bird`
+          ) -> dict:
+    "Soft part masks (the class-bearing parts) and object masks (the whole bird)."
+    parts = torch.zeros_like(m['body'])
+    if cfg.head_colors > 1: parts = torch.maximum(parts, m['head'])
+    if cfg.wing_patterns > 1: parts = torch.maximum(parts, m['wing'])
+    if cfg.tail_colors > 1: parts = torch.maximum(parts, m['tail'])
+    return dict(part_masks=parts, object_masks=torch.maximum(torch.maximum(m['body'], m['head']), torch.maximum(m['tail'], m['wing'])))
+
+def _part_boxes(cfg, # a `SynthConfig` (`image_size` and render size)
+                pose, # the dict of `_bird_pose`
+               ):
+    "Exact boxes (B,3,4) of the rotated part ellipses (crown, wing, tail), in output pixels (x0, y0, x1, y1)."
+    H, W = cfg.image_size; Hr, Wr = _render_hw(cfg); sy, sx = H / Hr, W / Wr
+    cx, cy, th, mirror, Lf = pose['cx'], pose['cy'], pose['th'], pose['mirror'], pose['L'][:, 0, 0]
     boxes = []
-    for (pu, pv, pa, pb) in [(hcu, hcv, hr, hr), (wcu, wcv, wa, wb), (-(1.0 + 0.25 * k), 0.0, 0.35 * k, 0.16 * k)]:
-        Lf = L[:, 0, 0]; pv_ = pv * mirror
+    for (pu, pv, pa, pb) in _part_ellipses(pose['k']).values():
+        pv_ = pv * mirror
         ccx = cx + (pu * torch.cos(th) - pv_ * torch.sin(th)) * Lf
         ccy = cy + (pu * torch.sin(th) + pv_ * torch.cos(th)) * Lf
         hw = torch.sqrt((pa * torch.cos(th)) ** 2 + (pb * torch.sin(th)) ** 2) * Lf
         hh = torch.sqrt((pa * torch.sin(th)) ** 2 + (pb * torch.cos(th)) ** 2) * Lf
         boxes.append(torch.stack([(ccx - hw) * sx, (ccy - hh) * sy, (ccx + hw) * sx, (ccy + hh) * sy], -1))
-    out['part_boxes'] = torch.stack(boxes, 1)
-    out['pose'] = torch.stack([cx * sx, cy * sy, s, torch.rad2deg(th), mirror], -1)
+    return torch.stack(boxes, 1)
+
+def _render_chunk(cfg, labels, g, with_masks, dev):
+    "Draw one chunk of images at the render size on `dev` (random numbers come from the CPU generator `g`)."
+    B = len(labels); Hr, Wr = _render_hw(cfg)
+    labels = labels.to(dev)
+    u01 = lambda *s: torch.rand(*s, generator=g).to(dev)
+    head_pal, tail_pal = (p.to(dev) for p in part_palettes(cfg))
+    img = _background(cfg, B, u01, g, torch.cat([head_pal, tail_pal]), dev)
+    pose = _bird_pose(cfg, B, u01, dev)
+    u, v = _object_coords(pose, Hr, Wr, dev)
+    m = _draw_bird(cfg, img, labels, pose, u, v, head_pal, tail_pal)
+    out = dict(images=img.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8))
+    if with_masks: out.update(_masks(cfg, m))
+    H, W = cfg.image_size; sy, sx = H / Hr, W / Wr
+    out['part_boxes'] = _part_boxes(cfg, pose)
+    out['pose'] = torch.stack([pose['cx'] * sx, pose['cy'] * sy, pose['s'], torch.rad2deg(pose['th']), pose['mirror']], -1)
     return out
 
 # %% ../nbs/03_synthetic.ipynb #c008
