@@ -117,6 +117,7 @@ def crop_boxes(hw,                    # (N, 2) valid (h, w) of each image, in pi
     j = torch.where(found, torch.floor(uj * (W - w + 1)), torch.floor((W - w) / 2))
     return torch.stack([j, i, j + w, i + h], 1)
 
+# %% ../nbs/04_augment.ipynb #c010_1
 def resized_crops(images,             # (B, C, H, W) float images
                   boxes,              # (N, 4) boxes (x0, y0, x1, y1) in pixel edges, e.g. from `crop_boxes`
                   size,               # side of the square output crops, in pixels
@@ -167,6 +168,7 @@ def adjust_hue(x,   # (N, 3, H, W) RGB images with values in [0, 1]
     ch = lambda n: v - v * s * torch.clamp(torch.minimum(k(n), 4 - k(n)), 0, 1)
     return torch.stack([ch(5.), ch(3.), ch(1.)], 1)
 
+# %% ../nbs/04_augment.ipynb #c014_1
 COLOR_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 
 def gaussian_blur(x,             # (N, C, H, W) float images
@@ -287,6 +289,7 @@ def _time_loader(ds, transform, batch_size, n_batches, workers):
     del it, dl
     return n_batches * batch_size / dt
 
+# %% ../nbs/04_augment.ipynb #c030_1
 def bench_pipelines(root=None,        # a folder with a <root>/train/<class>/<image> tree, or where the synthetic set is written (None: ~/.cache/lcr/synthetic_<preset>)
                     preset='cub',     # synthetic preset written when `root` holds no training split: 'cub' or 'small'
                     size=224,         # side of the views, in pixels

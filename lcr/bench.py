@@ -59,6 +59,7 @@ def time_step(fn,              # the function to time, called without arguments
         t0 = time.perf_counter(); fn(); times.append((time.perf_counter() - t0) * 1e3)
     return _summary(times)
 
+# %% ../nbs/09_bench.ipynb #c007_1
 def time_round_robin(fns:dict,        # name -> function to time, called without arguments
                      warmup:int=3,    # untimed rounds first (each function once per round)
                      repeats:int=10,  # timed rounds
@@ -107,6 +108,7 @@ def _check_step_options(backbone, stem, image_size, batch_size):
            f"`image_size` must be an integer of at least {stride} px for stem={stem!r}, got {image_size!r}")
     _check_int('batch_size', batch_size, 2)    # batch norm needs two images
 
+# %% ../nbs/09_bench.ipynb #c012_1
 def training_step(method:str='lcr',        # one of METHODS
                   backbone:str='resnet50', # one of ARCHS, randomly initialised
                   image_size:int=224,      # side of the two random views, in pixels
@@ -142,6 +144,7 @@ def training_step(method:str='lcr',        # one of METHODS
         return loss
     return step, model, opt
 
+# %% ../nbs/09_bench.ipynb #c012_2
 def ceiling_step(backbone:str='resnet50', # one of ARCHS, randomly initialised
                  image_size:int=224,      # side of the two random views, in pixels
                  batch_size:int=128,      # images per view (at least 2, for batch norm)
@@ -203,6 +206,7 @@ def step_ratios(rows:list,  # rows of `bench_steps`: '<method> step' for each me
             out[f'{m}/mocov2 peak memory'] = mem[f'{m} step'] / mem['mocov2 step']
     return out
 
+# %% ../nbs/09_bench.ipynb #c018_1
 def bench_steps(backbone:str='resnet50',   # one of ARCHS, randomly initialised
                 image_size:int=224,        # side of the random views, in pixels
                 batch_size:int=128,        # images per view (at least 2, for batch norm)
@@ -373,6 +377,7 @@ def format_table(res:dict,  # a result of `run_bench`
     L.append(f"  (whole benchmark: {res['seconds']:.0f} s)")
     return '\n'.join(L)
 
+# %% ../nbs/09_bench.ipynb #c031_1
 def run_bench(mode:str='cpu',     # 'cpu', 'gpu' or 'auto' (gpu where CUDA is available)
               out=None,          # folder for bench.json (None: nothing written)
               verbose:bool=True, # print the table
@@ -480,6 +485,7 @@ def profile_step(step,          # the step to profile, called without arguments,
                     calls=e.count / steps) for e in ops]
     return dict(phases=phases, top_ops=top_ops, time=('device' if cuda else 'cpu'))
 
+# %% ../nbs/09_bench.ipynb #c043_1
 def format_profile(p:dict,  # a result of `profile_step`
                   ) -> str:
     "The phases and top operators of `profile_step` as text."
@@ -613,6 +619,7 @@ def format_gpu_record(rec:dict,  # a GPU record (checked first)
         L += [f"- {p}: `{c}`" for c in cmds]
     return '\n'.join(L)
 
+# %% ../nbs/09_bench.ipynb #g08_1
 def gpu_record_section(folder,  # the folder of the committed record
                       ) -> str:
     "Markdown for this chapter: the record committed in `folder` as tables, or a plain statement that none exists."

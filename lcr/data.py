@@ -190,6 +190,7 @@ def _decode_one(path, H, W, fit):
           if (th, tw) != (H, W) else a
     return out, (th, tw)
 
+# %% ../nbs/02_data.ipynb #c011_1
 def decode_images(paths,             # image files
                   size=256,          # side of the square output in pixels, or an (H, W) pair
                   fit='pad',         # 'pad': scaled to fit inside, bottom and right filled by repeating edge pixels; 'crop': scaled to cover, centre-cropped
@@ -228,6 +229,7 @@ def _cub_root(root):
     raise FileNotFoundError(f"CUB-200-2011 not found under {root}: expected {root / 'CUB_200_2011' / 'images.txt'} "
                             f"(or images.txt directly in {root})")
 
+# %% ../nbs/02_data.ipynb #c015_1
 class CUB200(LabelledImages):
     "CUB-200-2011 from its official archive layout; `split` is 'train', 'test' or 'all'."
     def __init__(self,
@@ -397,6 +399,7 @@ def save_subset(path,     # the text file to write (its folder is created)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(head + ''.join(f"{int(i)}\t{_rel(dataset, int(i))}\n" for i in indices))
 
+# %% ../nbs/02_data.ipynb #c035_1
 def load_subset(path,          # a file written by `save_subset`
                 dataset=None):  # the data set the indices must still fit (range and file names); None: not checked
     "Indices saved by `save_subset`; with `dataset`, check that they still name the same files."

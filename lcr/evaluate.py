@@ -133,6 +133,7 @@ def _query_chunk(x, # (N, D) normalised features
     prec = torch.where(pos[None, :] <= m[:, None], pos[None, :] / rank, 0.)
     return prec.sum(1) / m.clamp(min=1), rank[:, 0] <= 1, rank[:, 0] <= 5, m
 
+# %% ../nbs/05_evaluate.ipynb #c008_1
 @torch.no_grad()
 def retrieval_metrics(features, # (N, D) features of one split, a tensor or an array
                       labels, # (N,) integer class ids
@@ -463,6 +464,7 @@ def _train_probe_head(model, # the frozen model (in eval mode), whose `encode` g
         sched.step(); losses.append(tot / max(cnt, 1))
     return head, losses
 
+# %% ../nbs/05_evaluate.ipynb #c045_1
 def linear_probe(model:nn.Module, # a model with an `encode` method, kept frozen
                  train_data, # Dataset of (image, label) with PIL or uint8 tensor images
                  test_data, # the test split, same kind
@@ -541,6 +543,7 @@ def knn_predict(features, # (Q, D) query features
         out.append(torch.zeros(len(q), n_classes, device=b.device).scatter_add_(1, yb[idx], w))
     return torch.cat(out)
 
+# %% ../nbs/05_evaluate.ipynb #c054_1
 def knn_accuracy(features, # (Q, D) query features
                  labels, # (Q,) their class ids
                  bank, # (B, D) memory bank
@@ -555,6 +558,7 @@ def knn_accuracy(features, # (Q, D) query features
     scores = knn_predict(features, bank, bank_labels, n_classes, k, temperature, chunk_size)
     return float((scores.argmax(1).cpu() == labels.cpu()).double().mean())
 
+# %% ../nbs/05_evaluate.ipynb #c054_2
 class KNNMonitor:
     "Call with a model after each epoch: kNN top-1 (bank = `train_data`, queries = `test_data`) from `model.encode`."
     def __init__(self,

@@ -72,6 +72,7 @@ BUDGETS = {
                            seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics'), probe_epochs=100),
 }
 
+# %% ../nbs/10_experiments.ipynb #c008_1
 def study_runs(budget:str='cpu',  # a key of `BUDGETS`
                groups=None,         # groups to run (default: the budget's)
                seeds=None,          # seeds to run (default: the budget's)
@@ -108,6 +109,7 @@ def prepare_start(budget:str,                   # a key of `BUDGETS`
     if 'pretrain' not in b: return start_weights(budget)
     return str(pretrain(PretrainConfig(**b['pretrain'], out=str(pretrained_out), device=device, progress=progress)))
 
+# %% ../nbs/10_experiments.ipynb #c008_2
 def run_config(c:dict,               # a configuration of `STUDY`
                seed:int,             # the run's seed
                budget:str,           # a key of `BUDGETS`: the recipe
@@ -152,6 +154,7 @@ def _in_turn(todo, args, over_time):
         if over_time(): return
         yield i, c, seed, _study_run(c, seed, *args)
 
+# %% ../nbs/10_experiments.ipynb #c012_1
 def _in_workers(todo, jobs, args, threads, over_time):
     "Run `_study_run` on `todo` [(i, c, seed)] in `jobs` spawned processes; yields (i, c, seed, metrics) as runs end."
     import multiprocessing as mp
@@ -172,6 +175,7 @@ def _in_workers(todo, jobs, args, threads, over_time):
                     error = error or e
     if error is not None: raise error
 
+# %% ../nbs/10_experiments.ipynb #c012_2
 def run_study(out='runs/study',          # the study folder
               budget:str='cpu',          # a key of `BUDGETS`
               groups=None,               # groups to run (default: the budget's)
@@ -249,6 +253,7 @@ def summarize(results:dict,  # {name: [run metrics]}, as `collect` returns
                          **{k: dict(mean=float(np.mean(v)), std=float(np.std(v, ddof=1)) if len(v) > 1 else 0.0) for k, v in m.items()})
     return out
 
+# %% ../nbs/10_experiments.ipynb #c014_1
 def study_table(results:dict,     # {name: [run metrics]}, as `collect` or `record_results` return
                 names=None,        # the rows, in order (default: every configuration)
                 paper:bool=True,  # a column with the paper's CUB figures
@@ -328,6 +333,7 @@ def k_sweep_figure(results:dict,       # {name: [run metrics]}, with `lcr` and `
     fig.tight_layout()
     return fig
 
+# %% ../nbs/10_experiments.ipynb #c019_1
 def write_study(results:dict,  # {name: [run metrics]}, as `collect` returns
                 out,           # the study folder
                ) -> Path:
@@ -387,6 +393,7 @@ def run_entry(run,               # an evaluated run folder of a study
     if parts: e['parts'] = _parts(Path(run), n_images)
     return e
 
+# %% ../nbs/10_experiments.ipynb #c419c080_1
 def _parts(run, n_images):
     "The GradCAM's mass on the parts in both conventions, and the branch's attention's; cached beside the run's metrics."
     cache = run / 'eval' / f'parts_{n_images}.json'
@@ -408,6 +415,7 @@ def _weights_summary(path):
     m = pretrained_meta(path)
     return dict(weights=Path(path).name, held_out=m['held_out'], pretrain_seconds=round(m['train_s'], 1))
 
+# %% ../nbs/10_experiments.ipynb #c419c080_2
 def study_record(out,              # the study folder
                  study:str,        # the record's name
                  regime:str,       # how the runs start, e.g. 'random start' or 'pretrained start'
@@ -431,7 +439,6 @@ def study_record(out,              # the study folder
     rec = dict(format=RECORD_FORMAT, study=study, regime=regime, budgets=budgets,
                recipes={b: BUDGETS[b]['recipe'] for b in budgets if b in BUDGETS}, runs=entries)
     return {**rec, 'starts': starts} if starts else rec
-
 
 # %% ../nbs/10_experiments.ipynb #rec_files
 def write_record(record:dict,  # a record from `study_record`
@@ -506,7 +513,7 @@ def paired_summary(results:dict,  # {name: [runs]}, as `record_results` returns
                    f"above `{base}` in {int((v > 0).sum())} of {len(v)})")
     return f"`{name}` against `{base}`: " + '; '.join(out) + '.'
 
-
+# %% ../nbs/10_experiments.ipynb #714181ef_1
 def selection_table(results:dict,  # {name: [runs]} whose runs carry `selected_on_test` (trained with `select_every`)
                     names=None,     # the configurations (default: every one that has selections)
                    ) -> str:
@@ -524,7 +531,6 @@ def selection_table(results:dict,  # {name: [runs]} whose runs carry `selected_o
                         f"{d.mean():+.2f}" + (f" ± {d.std(ddof=1):.2f}" if len(d) > 1 else '') +
                         f" | {','.join(str(r['selected_on_test'][m]['epoch']) for r in rs)} |")
     return '\n'.join(rows) + '\n'
-
 
 # %% ../nbs/10_experiments.ipynb #ee983dd3
 CALIBRATION_FORMAT = 'lcr-calibration-v1'
@@ -563,6 +569,7 @@ def _mocov2_calibration(run, w, n_images):
                 part_area=after['part_area'], gradcam_before={c: before[c]['gradcam'] for c in before},
                 gradcam_after=dict(score=after['gradcam_score'], loss=after['gradcam_loss']))
 
+# %% ../nbs/10_experiments.ipynb #ee983dd3_1
 def calibration_record(trials:list,  # rows of `calibration_trial`
                       ) -> dict:
     "The committed form of a calibration: its trials, the fine-grained set's chance level and the library commit."
@@ -663,6 +670,7 @@ def fit_table(results:dict,  # {name: [record entries]} with their per-epoch `cu
         rows.append(f"| {_cell(n)} | {','.join(str(r['seed']) for r in rs)} | " + ' | '.join(_msr([l.get(k) for l in last], spec(k)) for k in FIT_COLUMNS) + ' |')
     return '\n'.join(rows) + '\n'
 
+# %% ../nbs/10_experiments.ipynb #b79034a3_1
 def fit_curves_figure(results:dict,  # {name: [record entries]} with their per-epoch `curve`
                       names,          # one line per configuration
                       keys=('fit_target_entropy', 'fit_pred_entropy'),  # one panel per diagnostic, keys of `FIT_COLUMNS`

@@ -109,6 +109,7 @@ def _strip_prefixes(sd:dict) -> dict:
                 sd = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
     return sd
 
+# %% ../nbs/01_models.ipynb #c010_1
 def load_backbone_weights(backbone:nn.Module,  # a `Backbone`; its `arch` chooses the torchvision weights
                           weights:str):         # a torchvision weights name (hub cache) or a local checkpoint path
     "Load torchvision weights from the hub cache, or a local checkpoint, into `backbone`; never downloads."

@@ -20,7 +20,7 @@ from .data import ImageCache
 from .synthetic import SYNTH_PRESETS, SyntheticFineGrained, RenderedImages, part_palettes, render_synthetic, balanced_labels
 from .augment import AugmentConfig, BatchTwoViews
 from .evaluate import test_transform, split_features, retrieval_metrics, linear_probe_features
-from .train import (CKPT_FORMAT, CheckpointError, NonFiniteLossError, OutputWriteError, RunLockedError, derive_seed,
+from .train import (CKPT_FORMAT, format_record, CheckpointError, NonFiniteLossError, OutputWriteError, RunLockedError, derive_seed,
                        epoch_order, cosine_lambda, resolve_device, prepare_out, lock_run, remove_stale_temps,
                        save_checkpoint, load_checkpoint, load_model_state, prepare_metrics, error_text, Progress)
 
@@ -165,6 +165,7 @@ def _sd_ring(u, v, cu, cv, r, w):
     x, y = u - cu, v - cv
     return (torch.sqrt(x * x + y * y) - r).abs() - w / 2, x / (r + w / 2), y / (r + w / 2)
 
+# %% ../nbs/06a_pretrain.ipynb #c010_1
 def _sd_star(u, v, cu, cv, r, n, amp, rot):
     "Star of n petals or arms of depth amp: an approximate signed distance and coordinates in its radius."
     x, y = u - cu, v - cv
@@ -282,6 +283,7 @@ def _draw_kind(img, parts, u, v, L, slots, pattern):
         img.lerp_(col * shade, m)
     return img
 
+# %% ../nbs/06a_pretrain.ipynb #c015_1
 def _clutter(cfg, # a `GenericConfig` (the clutter knobs)
              B, # images in the chunk
              u01, # draws uniform numbers of a shape from the chunk's generator, on the device
@@ -320,6 +322,7 @@ def _pose(cfg, # a `GenericConfig` (`scale_range`, `max_rotation`, `aspect_jitte
     thick = 1 + cfg.aspect_jitter * (2 * u01(B) - 1)
     return dict(L=L, cx=cx, cy=cy, th=th, mirror=mirror, thick=thick)
 
+# %% ../nbs/06a_pretrain.ipynb #c015_2
 def _slot_colours(fc, # the fine-grained `SynthConfig` (its palettes and attribute levels)
                   B, # images in the chunk
                   u01, # draws uniform numbers of a shape from the chunk's generator, on the device
@@ -357,6 +360,7 @@ def _draw_kinds(cfg, # a `GenericConfig` (its `kinds`)
         img[i] = _draw_kind(img[i], parts, u, v, Li, {n: t[i] for n, t in slots.items()}, pattern[i])
     return img
 
+# %% ../nbs/06a_pretrain.ipynb #c015_3
 def _lay_bird(cfg, # a `GenericConfig`
               out, # (B, 3, S, S) uint8 images on the CPU, drawn over in place
               labels, # (B,) kind indices
@@ -381,6 +385,7 @@ def _lay_bird(cfg, # a `GenericConfig`
     boxes[i] = r['part_boxes'] / 2
     return boxes
 
+# %% ../nbs/06a_pretrain.ipynb #c015_4
 def _render_chunk(cfg, labels, stream, chunk, dev):
     "One chunk of images on `dev`; every random number comes from the chunk's CPU generator, in a fixed order and number."
     B, fc = len(labels), cfg.fine_config
@@ -541,6 +546,7 @@ class PretrainConfig:
         cfg = replace(cfg, **self.data_kw)
         return cfg, {'train': self.n_train or sizes['train'], 'test': self.n_test or sizes['test']}
 
+# %% ../nbs/06a_pretrain.ipynb #c031_1
 def _plain(x):
     "`x` as JSON reads it back (tuples become lists): configurations compare equal whatever their container types."
     return json.loads(json.dumps(x))
@@ -600,6 +606,7 @@ class PretrainNet(nn.Module):
         sd = {k: v.detach().cpu().contiguous() for k, v in self.backbone.state_dict().items()}
         return {**sd, **{f'fc.{k}': v.detach().cpu().contiguous() for k, v in self.fc.state_dict().items()}}
 
+# %% ../nbs/06a_pretrain.ipynb #c034_1
 def held_out_accuracy(net:nn.Module, # a classifier (eval mode is set for the call)
                       ds, # a split with uint8 `images` and `targets`
                       image_size:int, # crop size of `test_transform`
@@ -637,10 +644,6 @@ def pretrained_meta(path,  # a weights file written by `pretrain`
     return d['meta']
 
 # %% ../nbs/06a_pretrain.ipynb #c036
-def _fmt(rec):
-    "A metrics record as one line of `key=value` (floats to 4 significant digits), without its kind and time."
-    return ' '.join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items() if k not in ('kind', 'time'))
-
 def _cached(path, cfg, say):
     "The weights file `path` when its metadata names the options of `cfg`; a CheckpointError otherwise."
     meta = pretrained_meta(path)
@@ -671,6 +674,7 @@ def _pretrain(cfg, run, wfile, dev, t_start):
     "Train the weights of `cfg` in the locked run folder `run`, continuing its checkpoint; `wfile`, or None when a limit stopped the run."
     return _PretrainRun(cfg, run, wfile, dev, t_start).train()
 
+# %% ../nbs/06a_pretrain.ipynb #c036_1
 def _resume_state(ckpt_path, # the run folder's checkpoint.pt (it may not exist)
                   cfg, # the run's configuration
                  ):
@@ -699,6 +703,7 @@ def _pretrain_splits(cfg, # the run's configuration
                               f"{data['fingerprint']} drawn now: another version of the generator or device); it was left untouched")
     return gcfg, tr, te, data
 
+# %% ../nbs/06a_pretrain.ipynb #c036_2
 def _pretrain_net(cfg, # the run's configuration
                   n_classes, # outputs of the classifier
                   dev, # where to train
@@ -730,6 +735,7 @@ def _sgd_cosine(net, # the network to train
                           **(dict(fused=True) if cuda else dict(foreach=True)))
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, cosine_lambda(total))
 
+# %% ../nbs/06a_pretrain.ipynb #c036_3
 def _supervised_step(net, # the network (in training mode)
                      opt, # its optimizer
                      sched, # its schedule, stepped once
@@ -743,6 +749,7 @@ def _supervised_step(net, # the network (in training mode)
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
     return dict(loss=loss.detach(), acc=(logits.detach().argmax(1) == y).float().mean())
 
+# %% ../nbs/06a_pretrain.ipynb #c036_4
 class _PretrainRun:
     "One pretraining run in its locked folder: what the loop advances (network, optimizer, position), its metrics file and checkpoint."
     def __init__(self, cfg, run, wfile, dev, t_start):
@@ -785,7 +792,7 @@ class _PretrainRun:
         try:
             with open(self.metrics_path, 'a') as f: f.write(json.dumps(rec) + '\n')
         except OSError as e: raise OutputWriteError(f"cannot append to {self.metrics_path}: {e.strerror or e}; {self.last_good()}") from None
-        if show: self.bar.write(_fmt(rec))
+        if show: self.bar.write(format_record(rec))
 
     def flush(self):
         "Read the pending per-step logs in one transfer, check them, log their means."

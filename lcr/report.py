@@ -104,6 +104,7 @@ def _selected_on_test(run):
                                   for m in SELECTION_METRICS},
                 selection_seconds=float(np.mean([r['seconds'] for r in sel])))
 
+# %% ../nbs/08_report.ipynb #c008_1
 def evaluate_run(run,                       # a training run folder (holds checkpoint.pt)
                  probe:str='fast',          # 'fast': the linear probe on cached test-transform features; 'paper': on augmented images, frozen backbone
                  fractions=PROBE_FRACTIONS, # label proportions of the linear probe, each in (0, 1]
@@ -162,6 +163,7 @@ PAPER_TABLE_2 = {   # data set -> method -> {label %: (Top-1, Top-5)} and retrie
 
 def _fmt_pct(v): return '–' if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
 
+# %% ../nbs/08_report.ipynb #c010_1
 def metrics_table(results,          # one `evaluate_run` result, or several
                   paper:bool=True,  # add the paper's Table 2 rows for the data sets it reports
                  ) -> str:
@@ -248,6 +250,7 @@ def _test_images(test_ds, n, size=224):
     tf = test_transform(size)
     return idx, torch.stack([tf(test_ds[i][0]) for i in idx]), None
 
+# %% ../nbs/08_report.ipynb #c012_1
 def run_figures(runs:dict,        # name -> training run folder, all trained on the same data
                 out,              # folder of the PNGs (created)
                 n_images:int=4,   # test images of the attention figure
@@ -408,6 +411,7 @@ def _one_line_warnings(prog):
         warnings.showwarning = lambda m, *a, **k: print(f"{prog}: warning: {error_text(m, 2000)}", file=sys.stderr, flush=True)
         yield
 
+# %% ../nbs/08_report.ipynb #c034_1
 @call_parse
 def eval_cli(run:str,                        # training run folder (holds checkpoint.pt)
              out:str=None,                   # output folder (default: <run>/eval)
@@ -433,6 +437,7 @@ def eval_cli(run:str,                        # training run folder (holds checkp
     except OSError as e: sys.exit(f"lcr_eval: error: cannot write the metrics into {out}: {e.strerror or e}")
     print(metrics_table(res)); print(f"wrote {paths['json']} and {paths['md']}")
 
+# %% ../nbs/08_report.ipynb #c034_2
 @call_parse
 def viz_cli(runs:Param("training run folders (trained on the same data)", str, nargs='+'),  # training run folders, trained on the same data
             out:str='figures',              # output folder of the PNGs
@@ -499,6 +504,7 @@ def demo(out='runs/demo',         # output folder: a run folder per method, repo
     return report({m: Path(out) / m for m in methods}, out, probe_epochs=probe_epochs, device=device,
                   title='lcr demo: MoCo v2 and LCR on the small embedded data set')
 
+# %% ../nbs/08_report.ipynb #c036_1
 @call_parse
 def demo_cli(out:str='runs/demo',       # output folder: a run folder per method, report.md
              epochs:int=None,           # training epochs per method (default: DEMO_RECIPE's)

@@ -131,6 +131,7 @@ def _wing_pattern(k, p, q):
     if k == 5: return (torch.sin(math.pi * 2.0 * (p + q)) > 0).float()
     raise ValueError(f"wing pattern {k} does not exist (there are {len(WING_PATTERNS)})")
 
+# %% ../nbs/03_synthetic.ipynb #c007_1
 def _background(cfg, # a `SynthConfig` (the clutter knobs)
                 B, # images in the chunk
                 u01, # draws uniform numbers of a shape from the chunk's generator, on the device
@@ -153,6 +154,7 @@ def _background(cfg, # a `SynthConfig` (the clutter knobs)
         img.lerp_(col[:, :, None, None].expand_as(img), alpha)
     return img
 
+# %% ../nbs/03_synthetic.ipynb #c007_2
 def _bird_pose(cfg, # a `SynthConfig` (`scale_range`, `max_rotation`, `aspect_jitter`, `body_jitter`)
                B, # images in the chunk
                u01, # draws uniform numbers of a shape from the chunk's generator, on the device
@@ -191,6 +193,7 @@ def _part_ellipses(k, # the part size factor of `_part_scale`
     return dict(crown=(0.95 + 0.1 * k, 0.1, 0.3 * k, 0.3 * k), wing=(-0.1, -0.05, 0.5 * k, 0.25 * k),
                 tail=(-(1.0 + 0.25 * k), 0.0, 0.35 * k, 0.16 * k))
 
+# %% ../nbs/03_synthetic.ipynb #c007_3
 def _wing_colour(cfg, # a `SynthConfig` (`wing_patterns`)
                  b, # (B,) each image's wing pattern index
                  p, q, # (B,Hr,Wr) wing-local coordinates
@@ -203,6 +206,7 @@ def _wing_colour(cfg, # a `SynthConfig` (`wing_patterns`)
         if m.any(): pat[m] = _wing_pattern(kk, p[m], q[m])
     return torch.tensor([0.9, 0.86, 0.72], device=dev)[:, None, None] * (1 - pat[:, None]) + torch.tensor([0.12, 0.1, 0.08], device=dev)[:, None, None] * pat[:, None]
 
+# %% ../nbs/03_synthetic.ipynb #c007_4
 def _draw_bird(cfg, # a `SynthConfig`
                img, # (B,3,Hr,Wr) the backgrounds, drawn over in place
                labels, # (B,) class ids, on the device
@@ -242,6 +246,7 @@ def _masks(cfg, # a `SynthConfig`: only parts that carry the class count as part
     if cfg.tail_colors > 1: parts = torch.maximum(parts, m['tail'])
     return dict(part_masks=parts, object_masks=torch.maximum(torch.maximum(m['body'], m['head']), torch.maximum(m['tail'], m['wing'])))
 
+# %% ../nbs/03_synthetic.ipynb #c007_5
 def _part_boxes(cfg, # a `SynthConfig` (`image_size` and render size)
                 pose, # the dict of `_bird_pose`
                ):
@@ -309,6 +314,7 @@ def _render_range(cfg, labels, split, start, stop, device=None, with_masks=False
     res['targets'] = labels[start:stop]
     return res
 
+# %% ../nbs/03_synthetic.ipynb #c008_1
 def render_synthetic(cfg: SynthConfig, # the generator's knobs
                      labels, # class id of each image to draw
                      split='train', # 'train' or 'test': an independent random stream each
@@ -397,6 +403,7 @@ def write_synthetic(root, # folder to write (created)
     mf.write_text(json.dumps(meta))
     return root
 
+# %% ../nbs/03_synthetic.ipynb #c021_1
 def synthetic_folder(root, # folder of the set (written first if needed)
                      split='train', # 'train' or 'test'
                      preset='cub', # a preset name of `SYNTH_PRESETS`, or a `SynthConfig`

@@ -163,6 +163,7 @@ def train_split(cfg:TrainConfig,  # the run's configuration: `dataset`, `root` o
     if cfg.n_images is not None: ds.samples = ds.samples[:cfg.n_images]
     return ds
 
+# %% ../nbs/06_train.ipynb #c010_1
 def train_cache(cfg:TrainConfig,  # the run's configuration
                 ds=None,          # its training split, when `train_split(cfg)` was already called (None: made here)
                ) -> ImageCache:
@@ -202,6 +203,7 @@ def eval_splits(cfg:TrainConfig,          # the run's configuration
     cls, skip = getattr(data, name), cfg.skip_corrupt
     return cls(cfg.root, split=tr, verify=verify_train, skip_corrupt=skip), cls(cfg.root, split=te, verify=verify_test, skip_corrupt=skip)
 
+# %% ../nbs/06_train.ipynb #c010_2
 def batch_views(cache:ImageCache,       # the training split's uint8 cache
                 augment:BatchTwoViews,  # the batch augmentation
                 order:torch.Tensor,     # the epoch's permutation of the images (`epoch_order`)
@@ -242,6 +244,7 @@ class _Writes:
         except OSError as e: self.error = e; raise
     def flush(self): return self.f.flush()
 
+# %% ../nbs/06_train.ipynb #c013_1
 def _atomic_write(path, write):
     "Call `write(f)` on a temporary file beside `path`, fsync it, and move it over `path` (atomic on POSIX): never a half-written `path`."
     path = Path(path)
@@ -269,6 +272,7 @@ def save_checkpoint(path,         # the file to write (replaced whole, or left a
     "Write `state` to `path` atomically: temporary file in the same folder, fsync, `os.replace`."
     return _atomic_write(path, lambda f: torch.save(state, f))
 
+# %% ../nbs/06_train.ipynb #c013_2
 def load_checkpoint(path,               # a run's `checkpoint.pt`
                     map_location='cpu', # where the tensors are loaded (`torch.load`'s map_location)
                    ) -> dict:
@@ -306,6 +310,7 @@ def check_compatible(state:dict,        # a checkpoint, as `load_checkpoint` ret
         raise CheckpointError(f"{path} belongs to another run; these options differ: " + '; '.join(diff) +
                               ". Resume with the checkpoint's options, or choose another output folder.")
 
+# %% ../nbs/06_train.ipynb #c013_3
 def check_data(state:dict,        # a checkpoint, as `load_checkpoint` returns it
                cfg:TrainConfig,    # the configuration of the run about to resume it
                fingerprint:str,    # `data_fingerprint` of the training split found now
@@ -341,7 +346,6 @@ def load_model_state(model:torch.nn.Module,  # the module to load into
     if problems: raise CheckpointError(f"{source} does not fit the model: {'; '.join(problems)}.")
     model.load_state_dict(sd)
     return model
-
 
 # %% ../nbs/06_train.ipynb #c_runfolder
 class RunLockedError(RuntimeError):
@@ -411,6 +415,7 @@ def read_metrics(path,  # a run's `metrics.jsonl`
     if torn is not None: _warn_torn(path, torn)
     return [current_log_names(r) for r in recs]       # an older version's log reads in today's names
 
+# %% ../nbs/06_train.ipynb #c_metrics_log_1
 def prepare_metrics(path,                  # the run's `metrics.jsonl` (nothing to do where it does not exist)
                     global_step:int|None,  # the checkpoint's global step: later records are dropped; None: no checkpoint, the log is moved aside
                    ):
@@ -429,7 +434,6 @@ def prepare_metrics(path,                  # the run's `metrics.jsonl` (nothing 
     keep = [l for l, r in zip(lines, recs) if r.get('global_step', 0) <= global_step]
     text = ''.join(l + '\n' for l in keep)
     if text.encode() != path.read_bytes(): _atomic_write(path, lambda f: f.write(text.encode()))
-
 
 # %% ../nbs/06_train.ipynb #c017
 def resolve_device(device:str='auto',  # 'auto', 'cpu', 'cuda' or 'cuda:i'
@@ -464,6 +468,7 @@ def initial_model(cfg:TrainConfig,  # the run's configuration (method, backbone,
     torch.manual_seed(cfg.seed)
     return make_method(cfg.method, cfg.backbone, cfg.preset, weights=cfg.weights, stem=cfg.stem, **cfg.method_kw)
 
+# %% ../nbs/06_train.ipynb #c017_1
 def init_distributed(device:torch.device,  # the run's device; under torchrun a CUDA run takes cuda:LOCAL_RANK in each process
                     ):
     "Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK): gloo on the CPU, nccl on CUDA; returns (rank, world, device)."
@@ -686,6 +691,7 @@ class StepLog(Callback):
                        images_per_s=self.n_steps * learn.cfg.batch_size / max(time.time() - self.t_epoch, 1e-9),
                        time=learn.elapsed()))
 
+# %% ../nbs/06_train.ipynb #c_steplog_1
 class MetricsFile(Callback):
     "Every record of the run appended to the run's `metrics.jsonl`, one JSON line each (rank 0 only)."
     def __init__(self,
@@ -737,6 +743,7 @@ class MaxSteps(Callback):
     def after_step(self, learn):
         if learn.gstep >= self.n: learn.stop = True
 
+# %% ../nbs/06_train.ipynb #c_stop_1
 class TimeLimit(Callback):
     "Stop at the first step boundary after `minutes` since `t_start`, and log a `time_limit` record that projects the full run."
     order = 15
@@ -854,6 +861,7 @@ class KnnMonitor(Callback):
                            time=learn.elapsed()))
         if learn.world > 1: dist.barrier()
 
+# %% ../nbs/06_train.ipynb #c_monitors_1
 class TestSelection(Callback):
     "The released code's protocol: test-split retrieval every `select_every` epochs, `best_<metric>.pt` kept whenever a metric improves."
     order = 40
@@ -956,6 +964,7 @@ def train(cfg:TrainConfig|None=None,  # the run's configuration (None: `TrainCon
     with lock_run(out) if lead else contextlib.nullcontext():     # the run owns its folder until it returns or raises
         return _train(cfg, out, rank, world, dev, t_start)
 
+# %% ../nbs/06_train.ipynb #c019_1
 def _train(cfg, out, rank, world, dev, t_start):
     "Everything is checked (checkpoint, weights, data, the monitors' data) before the training split is decoded."
     lead, cuda, ckpt_path = rank == 0, dev.type == 'cuda', out / 'checkpoint.pt'
@@ -1001,6 +1010,7 @@ def _json_dict(v):
     if not isinstance(d, dict): raise ValueError(f"--method_kw must be a JSON object, got {v!r}")
     return d
 
+# %% ../nbs/06_train.ipynb #c033_1
 @call_parse
 def train_cli(method:str='lcr',            # method: one of METHODS (mocov2, lcr, ...)
               preset:str='paper',          # method preset: paper or reference

@@ -93,6 +93,7 @@ def _check_models(models):
     for n, m in models.items():
         if not hasattr(m, 'gradcam'): raise TypeError(f"model {n!r} ({type(m).__name__}) has no `gradcam` method")
 
+# %% ../nbs/07_viz.ipynb #c012_1
 def compute_maps(model, # a model of `lcr.models` (has `gradcam`; `gfb` optional)
                  images, # (N, 3, H, W) normalised floats or uint8
                  views=None, # key views for the GradCAM (default: the flipped images)
@@ -195,6 +196,7 @@ def _read_metrics(metrics):
 
 def _num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
 
+# %% ../nbs/07_viz.ipynb #c021_1
 def training_curves(metrics, # list of record dicts, or the path of a metrics.jsonl file
                     keys=None, # key or keys to plot (default: numeric keys starting with 'loss')
                     x:str='step', # key of the horizontal axis (records without it are skipped)
@@ -243,6 +245,7 @@ def top_k_neighbours(features, # (N, D) features
     s[torch.arange(len(q)), q] = -float('inf')      # a query is not part of its own gallery
     return torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
 
+# %% ../nbs/07_viz.ipynb #c027_1
 def retrieval_panel(features, # (N, D) features
                     labels, # (N,) class ids
                     images, # (N, 3, H, W) images of the items, normalised floats or uint8
@@ -311,6 +314,7 @@ def explorer_figure(model, # a model `compute_maps` reads (GradCAM; GFB maps whe
     fig.tight_layout()
     return fig
 
+# %% ../nbs/07_viz.ipynb #c036_1
 def explorer(models:dict, # name -> model, chosen with a dropdown
              dataset, # a `SyntheticFineGrained`, or a data set of (image, label)
              views=None, # key views for the GradCAM (default: the flipped image)
