@@ -669,13 +669,16 @@ class StepLog(Callback):
                  every:int):  # steps per step record (`log_every`): the loop reads the device this often
         self.every = every
     def before_epoch(self, learn):
+        "Clear the epoch's sums (unless the epoch resumes inside) and start its clock."
         if learn.first == 0: learn.epoch_sums.clear()    # a resumed epoch keeps the sums before its checkpoint
         self.t_epoch, self.n_steps = time.time(), 0
     def after_step(self, learn):
+        "Flush every `every` steps; `learn.synced` says whether this step did."
         self.n_steps += 1
         learn.synced = len(learn.pending) >= self.every
         if learn.synced: learn.flush()
     def after_flush(self, learn):
+        "Add the flushed steps to the epoch's sums and log their means as a `step` record."
         f = learn.flushed
         for k, v in zip(f.keys, f.values.double().sum(0).tolist()): learn.epoch_sums[k] = learn.epoch_sums.get(k, 0.0) + v
         learn.epoch_sums['_n'] = learn.epoch_sums.get('_n', 0) + len(f.at)
@@ -684,6 +687,7 @@ class StepLog(Callback):
                        lr=learn.sched.get_last_lr()[0], **dict(zip(f.keys, f.values.double().mean(0).tolist())),
                        time=learn.elapsed()))
     def after_epoch(self, learn):
+        "Flush the rest and log the epoch's means and images per second as an `epoch` record."
         learn.flush()
         n = learn.epoch_sums.pop('_n', 0)
         learn.log(dict(kind='epoch', epoch=learn.epoch + 1, global_step=learn.gstep, lr=learn.sched.get_last_lr()[0],
@@ -698,6 +702,7 @@ class MetricsFile(Callback):
                  path):  # the run's `metrics.jsonl`
         self.path = Path(path)
     def after_log(self, learn):
+        "Append the record; a failed write is an `OutputWriteError` that says where the last good state is."
         try:
             with open(self.path, 'a') as f: f.write(json.dumps(learn.record) + '\n')
         except OSError as e:
@@ -710,15 +715,21 @@ class ProgressCB(Callback):
                  mode:str):  # a `Progress` mode: 'auto', 'bar', 'print' or 'none'
         self.mode = mode
     def before_fit(self, learn):
+        "Make the bars; the epochs come from them."
         self.bar = Progress(self.mode, learn.cfg.epochs)
         learn.epoch_iter = self.bar.epochs_from(learn.epoch)
-    def before_epoch(self, learn): learn.step_iter = self.bar.steps(learn.first, learn.steps_per_epoch)
-    def after_log(self, learn): self.bar.write(learn.line)
+    def before_epoch(self, learn):
+        "The epoch's steps come from its bar."
+        learn.step_iter = self.bar.steps(learn.first, learn.steps_per_epoch)
+    def after_log(self, learn):
+        "Write the record's line under the bars."
+        self.bar.write(learn.line)
 
 # %% ../nbs/06_train.ipynb #c_guard
 class NonFiniteGuard(Callback):
     "`NonFiniteLossError` at the first non-finite loss among the flushed steps, and before a checkpoint of non-finite parameters."
     def after_flush(self, learn):
+        "Raise at the first flushed step whose loss is NaN or infinite."
         f = learn.flushed
         loss = f.values[:, f.keys.index('loss')]
         bad = (~torch.isfinite(loss)).nonzero()
@@ -728,6 +739,7 @@ class NonFiniteGuard(Callback):
                 f"non-finite loss ({loss[i].item()}) at epoch {e + 1}, step {s + 1} (global step "
                 f"{e * learn.steps_per_epoch + s + 1}, counting from 1); {learn.last_good()}. Lower the learning rate or check the data.")
     def before_save(self, learn):
+        "Raise if any parameter is NaN or infinite (one device sync, at checkpoints only)."
         if not all(torch.isfinite(p).all() for p in learn.model.parameters()):   # one more sync, at checkpoint time only
             raise NonFiniteLossError(f"non-finite parameters after global step {learn.gstep}; {learn.last_good()}")
 
@@ -739,8 +751,10 @@ class MaxSteps(Callback):
                  n:int):  # the last global step to run
         self.n = n
     def before_fit(self, learn):
+        "Stop at once when a resumed run is already there."
         if learn.gstep >= self.n: learn.stop = True
     def after_step(self, learn):
+        "Stop after step `n`."
         if learn.gstep >= self.n: learn.stop = True
 
 # %% ../nbs/06_train.ipynb #c_stop_1
@@ -751,8 +765,11 @@ class TimeLimit(Callback):
                  minutes:float,   # the limit (`max_minutes`)
                  t_start:float):  # `time.monotonic()` when the run was called: set-up counts
         self.minutes, self.t_start, self.deadline, self.timed_out = minutes, t_start, t_start + 60 * minutes, False
-    def before_fit(self, learn): self.g0, self.t_loop = learn.gstep, time.monotonic()
+    def before_fit(self, learn):
+        "Note where and when the loop starts, for the measured rate."
+        self.g0, self.t_loop = learn.gstep, time.monotonic()
     def after_step(self, learn):
+        "Stop when the limit has passed (and steps remain)."
         self.timed_out = learn.gstep < learn.total and self.time_up(learn)   # host clock only: no device sync on one process
         if self.timed_out: learn.stop = True
     def time_up(self,
@@ -765,6 +782,7 @@ class TimeLimit(Callback):
             f = torch.tensor([float(up)], device=learn.dev); dist.all_reduce(f, op=dist.ReduceOp.MAX); up = bool(f.item())
         return up
     def after_fit(self, learn):
+        "Log the `time_limit` record when the limit stopped the run."
         if not self.timed_out: return
         now = time.monotonic()                # after the checkpoint: its flush waited for the device
         g, total, spe = learn.gstep, learn.total, learn.steps_per_epoch
@@ -789,10 +807,13 @@ class Checkpointer(Callback):
                  write:bool=True):  # whether this process writes (rank 0); every process takes part in the save
         self.path, self.every, self.data, self.write = Path(path), every, data, write
     def after_step(self, learn):
+        "Save inside the epoch every `every` global steps, and where a callback stopped the run."
         s = learn.step + 1
         if s < learn.steps_per_epoch and (learn.stop or (self.every and learn.gstep % self.every == 0)):
             self.save(learn, learn.epoch, s)
-    def after_epoch(self, learn): self.save(learn, learn.epoch + 1, 0)   # before the monitors: a failing one cannot cost the epoch
+    def after_epoch(self, learn):
+        "Save at the epoch's end, before the monitors: a failing one cannot cost the epoch."
+        self.save(learn, learn.epoch + 1, 0)
 
     def state(self,
               learn,        # the `Learner` whose state is taken
@@ -855,6 +876,7 @@ class KnnMonitor(Callback):
         fte, yte = split_features(model, self.te, self.cfg.image_size, self.dev)
         return knn_accuracy(fte, yte, ftr, ytr, k=min(self.cfg.knn_k, len(ytr)))
     def after_epoch(self, learn):
+        "Log a `knn` record every `knn_every` epochs (rank 0), then wait for it on every rank."
         if (learn.epoch + 1) % self.cfg.knn_every: return
         if self.lead:
             learn.log(dict(kind='knn', epoch=learn.epoch + 1, global_step=learn.gstep, knn_top1=self.top1(learn.model),
@@ -899,6 +921,7 @@ class TestSelection(Callback):
                                                                 model_config=model.config, train_config=asdict(self.cfg)))
         return rec
     def after_epoch(self, learn):
+        "Log a `selection` record every `select_every` epochs (rank 0), then wait for it on every rank."
         if (learn.epoch + 1) % self.cfg.select_every: return     # evaluation mode: the run is unchanged
         if self.lead: learn.log({**self.select(learn.model, learn.epoch + 1, learn.gstep), 'time': learn.elapsed()})
         if learn.world > 1: dist.barrier()
