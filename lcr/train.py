@@ -10,7 +10,7 @@ __all__ = ['DATASETS', 'RESUME_FREE', 'DATASET_SPLITS', 'CKPT_FORMAT', 'Flushed'
            'resolve_device', 'cosine_lambda', 'prepare_out', 'initial_model', 'init_distributed', 'Progress',
            'NonFiniteLossError', 'OutputWriteError', 'Callback', 'format_record', 'Learner', 'set_determinism',
            'make_optimizer', 'StepLog', 'MetricsFile', 'ProgressCB', 'NonFiniteGuard', 'MaxSteps', 'TimeLimit',
-           'Checkpointer', 'KnnMonitor', 'TestSelection', 'loop_callbacks', 'train', 'train_cli', 'run_cli']
+           'Checkpointer', 'KnnLog', 'TestSelection', 'loop_callbacks', 'train', 'train_cli', 'run_cli']
 
 # %% ../nbs/06_train.ipynb #c004
 import os, sys, math, json, time, contextlib, functools, hashlib, pickle, warnings
@@ -856,7 +856,7 @@ class Checkpointer(Callback):
 # %% ../nbs/06_train.ipynb #c_monitors
 SELECTION_METRICS = ('rank1', 'rank5', 'mAP')
 
-class KnnMonitor(Callback):
+class KnnLog(Callback):
     "kNN top-1 on the test split every `knn_every` epochs (training split as the bank, test-transform features), as `knn` records."
     order = 30
     def __init__(self,
@@ -874,7 +874,7 @@ class KnnMonitor(Callback):
         "kNN top-1 of `model`'s test-split features against its training-split features (evaluation mode, no random numbers)."
         ftr, ytr = split_features(model, self.tr, self.cfg.image_size, self.dev)
         fte, yte = split_features(model, self.te, self.cfg.image_size, self.dev)
-        return knn_accuracy(fte, yte, ftr, ytr, k=min(self.cfg.knn_k, len(ytr)))
+        return knn_accuracy(fte, yte, ftr, ytr, neighbours=min(self.cfg.knn_k, len(ytr)))
     def after_epoch(self, learn):
         "Log a `knn` record every `knn_every` epochs (rank 0), then wait for it on every rank."
         if (learn.epoch + 1) % self.cfg.knn_every: return
@@ -938,7 +938,7 @@ def loop_callbacks(cfg:TrainConfig,     # the run's configuration
     if lead: cbs.append(MetricsFile(Path(out) / 'metrics.jsonl'))
     if cfg.max_steps is not None: cbs.append(MaxSteps(cfg.max_steps))
     if cfg.max_minutes is not None: cbs.append(TimeLimit(cfg.max_minutes, time.monotonic() if t_start is None else t_start))
-    if cfg.knn_every: cbs.append(KnnMonitor(cfg, dev, lead))
+    if cfg.knn_every: cbs.append(KnnLog(cfg, dev, lead))
     if cfg.select_every: cbs.append(TestSelection(cfg, dev, out, lead))
     return cbs
 
