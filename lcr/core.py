@@ -10,8 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['GRADCAM_GRAPHS', 'check_arg', 'check_choice', 'upcast', 'info_nce_loss', 'gradcam_of_loss', 'MaxOutGFB',
-           'normalize_attention', 'kl_fit_loss', 'fit_stats', 'gap', 'weighted_pool', 'bilinear_pool',
+__all__ = ['GRADCAM_GRAPHS', 'check_arg', 'check_choice', 'finite_number', 'upcast', 'info_nce_loss', 'gradcam_of_loss',
+           'MaxOutGFB', 'normalize_attention', 'kl_fit_loss', 'fit_stats', 'gap', 'weighted_pool', 'bilinear_pool',
            'spatial_entropy']
 
 # %% ../nbs/00_core.ipynb #c006
@@ -30,6 +30,11 @@ def check_choice(name:str,    # the option's name, as the user wrote it
                  choices):    # the allowed values
     "Raise a ValueError naming the option and its allowed values unless `value` is one of `choices`."
     check_arg(value in choices, f"`{name}` must be one of {choices}, got {value!r}")
+
+def finite_number(v,  # a value an option was given
+                 ) -> bool:
+    "Whether `v` is a finite int or float (a bool is not a number here)."
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 # %% ../nbs/00_core.ipynb #dd3865a5
 def upcast(x:torch.Tensor  # tensor to compute in, e.g. bf16 under autocast

@@ -366,7 +366,7 @@ class MethodConfig:
         "Temperatures, momentum and loss weights are finite numbers in their ranges."
         for name in ('temperature', 'tau', 'key_momentum', 'lam', 'nu'):
             v = getattr(self, name)
-            check_arg(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+            check_arg(finite_number(v),
                       f"`{name}` must be a finite number, got {v!r}")
         check_arg(self.temperature > 0, f"`temperature` must be > 0, got {self.temperature}")
         check_arg(self.tau > 0, f"`tau` must be > 0, got {self.tau}")

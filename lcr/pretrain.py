@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
+from .core import finite_number
 from .models import Backbone, ARCHS, STEMS, make_method
 from .data import ImageCache
 from .synthetic import SYNTH_PRESETS, SyntheticFineGrained, RenderedImages, part_palettes, render_synthetic, balanced_labels
@@ -515,13 +516,12 @@ class PretrainConfig:
 
     def _check_numbers(self):
         "The optimizer's numbers, the crop scale and the time limit: finite numbers in their ranges."
-        number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        if not (number(self.lr) and self.lr > 0): raise ValueError(f"`lr` must be a finite number > 0, got {self.lr!r}")
-        if not (number(self.momentum) and 0 <= self.momentum < 1): raise ValueError(f"`momentum` must be in [0, 1), got {self.momentum!r}")
-        if not (number(self.weight_decay) and self.weight_decay >= 0): raise ValueError(f"`weight_decay` must be a finite number >= 0, got {self.weight_decay!r}")
-        if not (number(self.min_scale) and 0 < self.min_scale <= 1): raise ValueError(f"`min_scale` must be in (0, 1], got {self.min_scale!r}")
+        if not (finite_number(self.lr) and self.lr > 0): raise ValueError(f"`lr` must be a finite number > 0, got {self.lr!r}")
+        if not (finite_number(self.momentum) and 0 <= self.momentum < 1): raise ValueError(f"`momentum` must be in [0, 1), got {self.momentum!r}")
+        if not (finite_number(self.weight_decay) and self.weight_decay >= 0): raise ValueError(f"`weight_decay` must be a finite number >= 0, got {self.weight_decay!r}")
+        if not (finite_number(self.min_scale) and 0 < self.min_scale <= 1): raise ValueError(f"`min_scale` must be in (0, 1], got {self.min_scale!r}")
         mm = self.max_minutes
-        if mm is not None and not (number(mm) and mm > 0): raise ValueError(f"`max_minutes` must be a positive number of minutes, got {mm!r}")
+        if mm is not None and not (finite_number(mm) and mm > 0): raise ValueError(f"`max_minutes` must be a positive number of minutes, got {mm!r}")
 
     def _check_image_size(self):
         "The crops must be at least as large as the stem's output stride."

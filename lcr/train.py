@@ -17,7 +17,7 @@ import os, sys, math, json, time, contextlib, functools, hashlib, pickle, warnin
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, torch
-from .core import check_arg, check_choice
+from .core import check_arg, check_choice, finite_number
 from .models import make_method, method_config, METHODS, ARCHS, STEMS, PRESETS, current_log_names, current_config_names
 from .augment import BatchTwoViews, AugmentConfig
 from .data import ImageCache, CorruptImageError
@@ -27,8 +27,6 @@ from .evaluate import split_features, knn_accuracy, retrieval_metrics
 
 # %% ../nbs/06_train.ipynb #c005
 DATASETS = ('synthetic', 'cub', 'cars', 'aircraft', 'inat2019', 'folder')
-
-def _finite(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 @dataclass
 class TrainConfig:
@@ -92,14 +90,14 @@ class TrainConfig:
         for n in ('ckpt_every_steps', 'knn_every', 'select_every'): count(n, allow_zero=True)
         for n in ('n_images', 'max_steps'): count(n, allow_none=True)
         mm = self.max_minutes
-        check_arg(mm is None or (_finite(mm) and mm > 0), f"`max_minutes` must be a positive number of minutes, got {mm!r}")
+        check_arg(mm is None or (finite_number(mm) and mm > 0), f"`max_minutes` must be a positive number of minutes, got {mm!r}")
         check_arg(isinstance(self.seed, int), f"`seed` must be an integer, got {self.seed!r}")
         check_arg(self.batch_size >= 2, f"`batch_size` must be >= 2 (batch norm), got {self.batch_size}")
 
     def _check_optimizer(self):
-        check_arg(_finite(self.lr) and self.lr > 0, f"`lr` must be a finite number > 0, got {self.lr!r}")
-        check_arg(_finite(self.momentum) and 0 <= self.momentum < 1, f"`momentum` must be in [0, 1), got {self.momentum!r}")
-        check_arg(_finite(self.weight_decay) and self.weight_decay >= 0,
+        check_arg(finite_number(self.lr) and self.lr > 0, f"`lr` must be a finite number > 0, got {self.lr!r}")
+        check_arg(finite_number(self.momentum) and 0 <= self.momentum < 1, f"`momentum` must be in [0, 1), got {self.momentum!r}")
+        check_arg(finite_number(self.weight_decay) and self.weight_decay >= 0,
                   f"`weight_decay` must be a finite number >= 0, got {self.weight_decay!r}")
 
     def _check_inputs(self):

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
-from .core import MaxOutGFB, normalize_attention
+from .core import MaxOutGFB, normalize_attention, finite_number
 from .evaluate import IMAGENET_MEAN, IMAGENET_STD
 
 # %% auto #0
@@ -194,8 +194,6 @@ def _read_metrics(metrics):
     if not metrics: raise ValueError("metrics is empty: no records to plot")
     return list(metrics)
 
-def _num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-
 # %% ../nbs/07_viz.ipynb #c021_1
 def training_curves(metrics, # list of record dicts, or the path of a metrics.jsonl file
                     keys=None, # key or keys to plot (default: numeric keys starting with 'loss')
@@ -204,7 +202,7 @@ def training_curves(metrics, # list of record dicts, or the path of a metrics.js
                    ) -> Figure:
     "One panel per loss term (default: numeric keys starting with 'loss') against `x`, from a list of dicts or a .jsonl path."
     recs = _read_metrics(metrics)
-    found = sorted({k for r in recs for k, v in r.items() if _num(v)})
+    found = sorted({k for r in recs for k, v in r.items() if finite_number(v)})
     if keys is None: keys = [k for k in found if k.startswith('loss')]
     elif isinstance(keys, str): keys = [keys]
     if not keys: raise ValueError(f"no loss terms in the records (numeric keys: {found}); pass keys=[...]")
@@ -212,13 +210,13 @@ def training_curves(metrics, # list of record dicts, or the path of a metrics.js
     if missing: raise ValueError(f"keys {missing} are in no record; numeric keys are {found}")
     fig, axes = plt.subplots(len(keys), 1, figsize=(panel_size[0], panel_size[1] * len(keys)), sharex=True, squeeze=False)
     # records without `x` (e.g. evaluation records) are skipped; if no record has it, the record index serves
-    xlabel = x if any(_num(r.get(x)) for r in recs) else 'record'
+    xlabel = x if any(finite_number(r.get(x)) for r in recs) else 'record'
     xs_all = [r.get(x) if xlabel == x else i for i, r in enumerate(recs)]
-    ok = [i for i in range(len(recs)) if _num(xs_all[i])]
+    ok = [i for i in range(len(recs)) if finite_number(xs_all[i])]
     bounds = [xs_all[j] for i, j in zip(ok, ok[1:])
-              if _num(recs[i].get('epoch')) and _num(recs[j].get('epoch')) and recs[i]['epoch'] != recs[j]['epoch']]
+              if finite_number(recs[i].get('epoch')) and finite_number(recs[j].get('epoch')) and recs[i]['epoch'] != recs[j]['epoch']]
     for ax, k in zip(axes[:, 0], keys):
-        pts = [(xs_all[i], recs[i][k]) for i in ok if _num(recs[i].get(k))]
+        pts = [(xs_all[i], recs[i][k]) for i in ok if finite_number(recs[i].get(k))]
         if not pts: raise ValueError(f"no record has both {x!r} and {k!r}")
         ax.plot(*zip(*pts), lw=1, marker='.' if len(pts) < 30 else None)
         for b in bounds: ax.axvline(b, color='0.5', ls='--', lw=0.8, zorder=0)
