@@ -206,7 +206,8 @@ def decode_images(paths,             # image files
     def work(i):
         try: img, hw = _decode_one(paths[i], H, W, fit)
         except FileNotFoundError as e: raise FileNotFoundError(f"image file not found: {paths[i]}") from e
-        except (OSError, SyntaxError, ValueError) as e:
+        except CorruptImageError: raise                   # `_decode_one` named the file already
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:    # a bomb: a header of absurd size
             raise CorruptImageError(f"cannot decode image {paths[i]}: {e}") from e
         out[i] = img; sizes[i] = torch.tensor(hw)
     with ThreadPoolExecutor(num_workers or os.cpu_count()) as ex: list(ex.map(work, range(len(paths))))
@@ -424,6 +425,14 @@ def _cars_root(root):
     root = Path(root)
     return root if (root / 'devkit').is_dir() else root / 'stanford_cars'
 
+def _check_mat(path):
+    "Raise a ValueError naming `path` unless it reads as a MATLAB file (a truncated download does not)."
+    import scipy.io
+    try: scipy.io.loadmat(path)
+    except Exception as e:      # scipy raises MatReadError, OSError, IndexError or ValueError, depending on where the file ends
+        raise ValueError(f"{path} is not a readable MATLAB file ({type(e).__name__}: {e}): it is truncated or damaged; "
+                         "download it again") from None
+
 class StanfordCars(LabelledImages):
     "Stanford Cars (196 classes) in torchvision's devkit layout; `split` is 'train' or 'test'."
     def __init__(self,
@@ -437,8 +446,12 @@ class StanfordCars(LabelledImages):
         _need(base / 'devkit' / 'cars_meta.mat', 'Stanford Cars class list')
         ann = base / ('devkit/cars_train_annos.mat' if split == 'train' else 'cars_test_annos_withlabels.mat')
         _need(ann, f'Stanford Cars {split} annotations'); _need(base / f'cars_{split}', f'Stanford Cars {split} image folder')
+        for m in (base / 'devkit' / 'cars_meta.mat', ann): _check_mat(m)
         import torchvision
-        tv = torchvision.datasets.StanfordCars(base.parent, split=split, download=False)
+        try: tv = torchvision.datasets.StanfordCars(base.parent, split=split, download=False)
+        except (KeyError, IndexError, ValueError, TypeError) as e:   # readable files without the devkit's fields
+            raise ValueError(f"{ann} or {base / 'devkit' / 'cars_meta.mat'} does not hold the devkit's annotations "
+                             f"({type(e).__name__}: {e})") from None
         super().__init__(tv._samples, tv.classes, transform, target_transform, split, base, source=str(ann), **kwargs)
 
 # %% ../nbs/02_data.ipynb #c024
@@ -527,7 +540,20 @@ class ImageFolderSplit(LabelledImages):
         samples = [(f, i) for i, c in enumerate(classes) if (d / c).is_dir()
                    for f in sorted((d / c).iterdir()) if f.suffix.lower() in extensions]
         if not samples: raise FileNotFoundError(f"no images with extensions {extensions} under {d}/<class>/")
+        _warn_absent_classes(d, classes, {t for _, t in samples})
         super().__init__(samples, classes, transform, target_transform, split, root, source=str(d), **kwargs)
+
+def _warn_absent_classes(d,        # the split folder
+                         classes,  # the class names of all splits, in label order
+                         seen,     # the labels this split has images of
+                        ):
+    "One warning line naming the classes without images in the split folder `d`: an empty folder, or a class of other splits only."
+    absent = [f"{c!r} ({'an empty folder' if (d / c).is_dir() else 'only in other splits'})"
+              for i, c in enumerate(classes) if i not in seen]
+    if absent:
+        warnings.warn(f"{d}: {len(absent)} of {len(classes)} classes have no image in this split: {', '.join(absent[:5])}"
+                      f"{', ...' if len(absent) > 5 else ''}; check the data set's folders")
+
 
 # %% ../nbs/02_data.ipynb #c035
 def label_subset(targets,   # the class label of each image
