@@ -6,7 +6,7 @@
 __all__ = ['GENERIC_PARTS', 'GENERIC_KINDS', 'GENERIC_SLOTS', 'GENERIC_VERSION', 'GENERIC_PRESETS', 'RUN_FREE', 'PRETRAIN_FORMAT',
            'GenericConfig', 'generic_class_names', 'render_generic', 'GenericObjects', 'PretrainConfig',
            'pretrain_identity', 'pretrain_name', 'weights_file', 'run_folder', 'PretrainNet', 'held_out_accuracy',
-           'pretrained_meta', 'pretrain', 'feature_baseline', 'pretrain_cli']
+           'weights_digest', 'verify_weights', 'pretrained_meta', 'pretrain', 'feature_baseline', 'pretrain_cli']
 
 # %% ../nbs/06a_pretrain.ipynb #c004
 import sys, math, json, time, hashlib, warnings, contextlib
@@ -23,7 +23,7 @@ from .augment import AugmentConfig, BatchTwoViews
 from .evaluate import test_transform, split_features, retrieval_metrics, linear_probe_features
 from .train import (CKPT_FORMAT, format_record, CheckpointError, NonFiniteLossError, OutputWriteError, RunLockedError, derive_seed,
                        epoch_order, cosine_lambda, resolve_device, prepare_out, lock_run, remove_stale_temps,
-                       save_checkpoint, load_checkpoint, load_model_state, prepare_metrics, error_text, Progress)
+                       save_checkpoint, load_checkpoint, load_model_state, prepare_metrics, read_metrics, error_text, Progress)
 
 # %% ../nbs/06a_pretrain.ipynb #c006
 def _ell(cu, cv, a, b, p=2, rot=0.): return ('ell', cu, cv, a, b, p, rot)   # superellipse (p=2: an ellipse; large p: a rounded box)
@@ -515,8 +515,14 @@ class PretrainConfig:
                 raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}")
 
     def _check_numbers(self):
-        "The optimizer's numbers, the crop scale and the time limit: finite numbers in their ranges."
+        "The optimizer's numbers, the crop scale and the time limit: finite numbers in their ranges; and a cache folder with a name."
         if not (finite_number(self.lr) and self.lr > 0): raise ValueError(f"`lr` must be a finite number > 0, got {self.lr!r}")
+        big = float(torch.finfo(torch.float32).max)     # the optimizer's kernels take lr and weight decay as float32
+        for n in ('lr', 'weight_decay'):
+            if finite_number(getattr(self, n)) and getattr(self, n) > big:
+                raise ValueError(f"`{n}` must be at most {big:.3g} (the largest float32, which the optimizer computes in), got {getattr(self, n)!r}")
+        if not (isinstance(self.out, (str, Path)) and str(self.out).strip()):
+            raise ValueError(f"`out` must name the cache folder, got {self.out!r} (an empty name would write into the current folder)")
         if not (finite_number(self.momentum) and 0 <= self.momentum < 1): raise ValueError(f"`momentum` must be in [0, 1), got {self.momentum!r}")
         if not (finite_number(self.weight_decay) and self.weight_decay >= 0): raise ValueError(f"`weight_decay` must be a finite number >= 0, got {self.weight_decay!r}")
         if not (finite_number(self.min_scale) and 0 < self.min_scale <= 1): raise ValueError(f"`min_scale` must be in (0, 1], got {self.min_scale!r}")
@@ -629,9 +635,35 @@ def held_out_accuracy(net:nn.Module, # a classifier (eval mode is set for the ca
     finally: net.train(was)
     return dict(top1=c1 / len(y), top5=c5 / len(y), n=len(y))
 
+def weights_digest(sd:dict,  # a state dict of tensors
+                  ) -> str:
+    "The sha256 (hex) of the tensors of `sd`: each one's name, dtype, shape and bytes, in name order."
+    h = hashlib.sha256()
+    for k in sorted(sd):
+        v = sd[k].detach().cpu().contiguous()
+        h.update(f"{k}\0{v.dtype}\0{tuple(v.shape)}\0".encode()); h.update(v.view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+def verify_weights(path,  # a weights file written by `pretrain`
+                  ) -> dict:
+    "The `meta` of the weights file `path` once its tensors match the sha256 written with them (files written before checksums: once they are finite); a CheckpointError otherwise."
+    d = _weights_file_dict(path)
+    want, sd = d['meta'].get('sha256'), d['state_dict']
+    if want is not None and weights_digest(sd) != want:
+        raise CheckpointError(f"{path}: its tensors do not match the sha256 written with them (the file was changed after "
+                              "pretraining); it was left untouched: move it away to train the weights again")
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad: raise CheckpointError(f"{path} holds NaN or infinite values in {len(bad)} tensors (e.g. {', '.join(bad[:3])}); it was "
+                                  "left untouched: move it away to train the weights again")
+    return d['meta']
+
 def pretrained_meta(path,  # a weights file written by `pretrain`
                    ) -> dict:
     "The `meta` dict of a weights file written by `pretrain`; a CheckpointError says why a file is not one."
+    return _weights_file_dict(path)['meta']
+
+def _weights_file_dict(path):
+    "The dict a weights file of `pretrain` holds (`state_dict`, `meta`); a CheckpointError says why a file is not one."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
     try: d = torch.load(path, map_location='cpu', weights_only=True)
@@ -641,12 +673,12 @@ def pretrained_meta(path,  # a weights file written by `pretrain`
     if not (isinstance(d, dict) and isinstance(d.get('meta'), dict) and isinstance(d.get('state_dict'), dict)
             and d['meta'].get('format') == PRETRAIN_FORMAT):
         raise CheckpointError(f"{path} is not a weights file of lcr's pretraining (format {PRETRAIN_FORMAT!r}); it was left untouched")
-    return d['meta']
+    return d
 
 # %% ../nbs/06a_pretrain.ipynb #c036
 def _cached(path, cfg, say):
-    "The weights file `path` when its metadata names the options of `cfg`; a CheckpointError otherwise."
-    meta = pretrained_meta(path)
+    "The weights file `path` when its metadata names the options of `cfg` and its tensors are those written (`verify_weights`); a CheckpointError otherwise."
+    meta = verify_weights(path)
     diff = _differ(meta.get('identity', {}), pretrain_identity(cfg), 'file')
     if meta.get('name') != path.stem or diff:
         raise CheckpointError(f"{path} holds the weights of another configuration ({'; '.join(diff) or 'another name'}); it was "
@@ -768,6 +800,8 @@ class _PretrainRun:
         self.start_epoch, self.start_step, self.gstep, self.saved, self.train_s, self.epoch_vals = 0, 0, 0, None, 0.0, {}
         if state is not None: self.restore(state)
         prepare_metrics(self.metrics_path, self.saved)
+        # an epoch's end checkpointed, its held-out evaluation not logged: the run was interrupted between them
+        self.redo_eval = state is not None and state['step'] == 0 and self.eval_due(state['epoch']) and not self.logged('eval')
         self.amp = torch.autocast('cuda', dtype=torch.bfloat16) if (self.cuda and cfg.amp) else contextlib.nullcontext()
         self.bar = Progress(cfg.progress, cfg.epochs)
         self.pending, self.t0, self.t_loop = [], time.time(), time.monotonic()
@@ -781,6 +815,19 @@ class _PretrainRun:
         self.saved, self.train_s = self.gstep, state.get('train_s', 0.0)
         torch.set_rng_state(state['rng']['cpu'])
         self.epoch_vals.update(state.get('epoch_logs', {}))
+
+    def eval_due(self, epoch):
+        "Whether a held-out `eval` record follows epoch `epoch` (counted from 1), every `eval_every` epochs but the last (whose comes with the weights)."
+        return bool(self.cfg.eval_every) and epoch % self.cfg.eval_every == 0 and epoch < self.cfg.epochs
+
+    def logged(self, kind):
+        "Whether the log holds a record of `kind` at the current global step (written before an interruption)."
+        return self.metrics_path.exists() and any(r.get('kind') == kind and r.get('global_step') == self.gstep
+                                                  for r in read_metrics(self.metrics_path))
+
+    def emit_eval(self, epoch):
+        "Log the held-out accuracy after `epoch` (counted from 1)."
+        self.emit(dict(kind='eval', epoch=epoch, global_step=self.gstep, **self.held_out(), time=time.time() - self.t0))
 
     def last_good(self):
         "Where the run would continue from, for error messages."
@@ -833,6 +880,7 @@ class _PretrainRun:
         self.net.train()
         stop = cfg.max_steps is not None and self.gstep >= cfg.max_steps
         self.g0, self.timed_out, s = self.gstep, False, self.start_step
+        if self.redo_eval: self.emit_eval(self.start_epoch)
         for e in ([] if stop or self.gstep >= self.total else self.bar.epochs_from(self.start_epoch)):
             stop, s, n_steps, t_epoch = self.run_epoch(e, s)
             if stop and s + 1 < self.steps_per_epoch: break
@@ -880,8 +928,7 @@ class _PretrainRun:
                        **{k: v / max(n, 1) for k, v in self.epoch_vals.items()},
                        images_per_s=n_steps * cfg.batch_size / max(time.time() - t_epoch, 1e-9), time=time.time() - self.t0))
         self.checkpoint(e + 1, 0, self.gstep)
-        if cfg.eval_every and (e + 1) % cfg.eval_every == 0 and e + 1 < cfg.epochs:
-            self.emit(dict(kind='eval', epoch=e + 1, global_step=self.gstep, **self.held_out(), time=time.time() - self.t0))
+        if self.eval_due(e + 1): self.emit_eval(e + 1)
 
     def held_out(self):
         "Top-1 and top-5 accuracy on the held-out split."
@@ -901,11 +948,13 @@ class _PretrainRun:
         cfg, gstep, wfile = self.cfg, self.gstep, self.wfile
         total_s = self.train_s + (time.monotonic() - self.t_loop if gstep > self.g0 else 0.0)
         ev = self.held_out()
-        self.emit(dict(kind='eval', epoch=cfg.epochs, global_step=gstep, **ev, time=time.time() - self.t0))
+        if not self.logged('eval'):      # a run interrupted after it logged the final evaluation, before the file
+            self.emit(dict(kind='eval', epoch=cfg.epochs, global_step=gstep, **ev, time=time.time() - self.t0))
         meta = dict(format=PRETRAIN_FORMAT, name=wfile.stem, identity=pretrain_identity(cfg), config=_plain(asdict(cfg)), data=self.data,
                     held_out=ev, epochs=cfg.epochs, global_step=gstep, train_s=total_s, device=str(self.dev), torch=str(torch.__version__),
                     generic_version=GENERIC_VERSION)
-        try: save_checkpoint(wfile, dict(state_dict=self.net.weights(), meta=meta))
+        sd = self.net.weights(); meta['sha256'] = weights_digest(sd)     # checked whenever the cache is used
+        try: save_checkpoint(wfile, dict(state_dict=sd, meta=meta))
         except OSError as err: raise OutputWriteError(f"cannot write {wfile}: {err.strerror or err}; {self.last_good()}") from None
         self.emit(dict(kind='weights', file=wfile.name, held_out_top1=ev['top1'], held_out_top5=ev['top5'], train_s=total_s,
                        time=time.time() - self.t0))
