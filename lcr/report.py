@@ -17,12 +17,13 @@ from .evaluate import (split_features, retrieval_metrics, linear_probe_features,
 from .train import (TrainConfig, train, load_checkpoint, CheckpointError, resolve_device, prepare_out, eval_splits,
                        read_metrics, load_model_state, error_text, train_split, data_fingerprint, NonFiniteLossError,
                        RunLockedError, SELECTION_METRICS)
-from .viz import attention_figure, retrieval_panel, save_figure, attention_mass_on_parts, compute_maps, upsample_maps
+from .viz import (attention_figure, retrieval_panel, save_figure, attention_mass_on_parts, compute_maps, upsample_maps,
+                     MAX_ROWS, MAX_MAPS)
 
 # %% auto #0
 __all__ = ['PROBE_FRACTIONS', 'PAPER_TABLE_2', 'DEMO_RECIPE', 'DEMO_METHODS', 'load_run', 'evaluate_run', 'metrics_table',
            'write_metrics', 'loss_curves', 'run_figures', 'parts_mass', 'model_parts_mass', 'cached_metrics', 'report',
-           'eval_cli', 'viz_cli', 'report_cli', 'demo', 'demo_cli']
+           'one_line_warnings', 'eval_cli', 'viz_cli', 'report_cli', 'demo', 'demo_cli']
 
 # %% ../nbs/08_report.ipynb #c006
 def load_run(run,           # a training run folder (holds checkpoint.pt)
@@ -251,34 +252,55 @@ def _test_images(test_ds, n, size=224):
     return idx, torch.stack([tf(test_ds[i][0]) for i in idx]), None
 
 # %% ../nbs/08_report.ipynb #c012_1
+def _figure_sizes(n_images, n_queries, k_maps):
+    "Check the sizes `run_figures` is asked for against what one figure holds (viz's MAX_ROWS, MAX_MAPS)."
+    for name, v, lo, hi in (('n_images', n_images, 1, MAX_ROWS), ('n_queries', n_queries, 1, MAX_ROWS), ('k_maps', k_maps, 0, MAX_MAPS)):
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ValueError(f"{name} must be an integer in {lo}..{hi} (what one figure holds), got {v!r}")
+
+def _at_most(n, total, name):
+    "`n`, or the test split's size `total` with a one-line warning when it has fewer items."
+    if n <= total: return n
+    warnings.warn(f"{name}={n}, but the test split has {total} images: drawing {total}")
+    return total
+
+def _queries(n, total):
+    "`n` distinct query indices spread over 0..total-1 (n <= total), the first and last left out where there is room."
+    if n + 2 <= total: return np.linspace(0, total - 1, n + 2).round().astype(int)[1:-1].tolist()
+    return list(range(n))
+
 def run_figures(runs:dict,        # name -> training run folder, all trained on the same data
                 out,              # folder of the PNGs (created)
-                n_images:int=4,   # test images of the attention figure
-                n_queries:int=4,  # queries of each retrieval panel
-                k_maps:int=4,     # projection maps shown per model in the attention figure
+                n_images:int=4,   # test images of the attention figure, 1..MAX_ROWS (at most the test split's)
+                n_queries:int=4,  # queries of each retrieval panel, 1..MAX_ROWS (at most the test split's)
+                k_maps:int=4,     # projection maps shown per model in the attention figure, 0..MAX_MAPS
                 device='cpu',     # where to compute the maps and features
                ) -> dict:
-    "Write `loss_curves.png`, `attention.png` and `retrieval_<name>.png` for runs (name -> folder) on the same data into `out`."
+    """Write `loss_curves.png`, `attention.png` and `retrieval_<name>.png` for runs (name -> folder) on the same data into `out`.
+
+    Sizes beyond what a figure holds are refused before anything is written; more images or queries than the test
+    split has are drawn as many as it has, with a warning. Only the test images drawn are decoded."""
     if not runs: raise ValueError("no runs given")
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    _figure_sizes(n_images, n_queries, k_maps)
     loaded = {n: load_run(r, device) for n, r in runs.items()}
     data = {(c.dataset, c.synth_preset, c.root) for _, c, _ in loaded.values()}
     if len(data) > 1: raise ValueError(f"the runs were trained on different data ({sorted(map(str, data))}); draw them separately")
     _, cfg, _ = next(iter(loaded.values()))
     tr, te = eval_splits(cfg)
+    n_images, n_queries = _at_most(n_images, len(te), 'n_images'), _at_most(n_queries, len(te), 'n_queries')
+    idx, imgs, masks = _test_images(te, n_images, cfg.image_size)
+    att = attention_figure({n: m for n, (m, _, _) in loaded.items()}, imgs, part_masks=masks, k_maps=k_maps)  # refuses a figure too wide
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
     paths = {}
     fig = loss_curves(runs); paths['loss_curves'] = save_figure(fig, out / 'loss_curves.png'); plt.close(fig)
-    idx, imgs, masks = _test_images(te, n_images, cfg.image_size)
-    fig = attention_figure({n: m for n, (m, _, _) in loaded.items()}, imgs, part_masks=masks, k_maps=k_maps)
-    paths['attention'] = save_figure(fig, out / 'attention.png'); plt.close(fig)
+    paths['attention'] = save_figure(att, out / 'attention.png'); plt.close(att)
     tf = test_transform(cfg.image_size)
-    q = np.linspace(0, len(te) - 1, n_queries + 2).round().astype(int)[1:-1].tolist()
-    mem = isinstance(getattr(te, 'images', None), torch.Tensor)
-    shown = te.images if mem else None
+    q = _queries(n_queries, len(te))
+    shown = te.images if isinstance(getattr(te, 'images', None), torch.Tensor) else \
+            (lambda ids: torch.stack([tf(te[i][0]) for i in ids]))     # only the images a panel draws are decoded
     for n, (m, c, _) in loaded.items():
         f, y = split_features(m, te, cfg.image_size, device)
-        if shown is None: shown = torch.stack([tf(te[i][0]) for i in range(len(te))])
-        fig = retrieval_panel(f, y, shown, q)
+        fig = retrieval_panel(f, y, shown, q, k=min(5, len(te) - 1))
         paths[f'retrieval_{n}'] = save_figure(fig, out / f"retrieval_{re.sub(r'[^0-9A-Za-z_.-]+', '_', n)}.png"); plt.close(fig)
     return paths
 
@@ -404,7 +426,8 @@ def _check_opts(prog, probe='fast', probe_epochs=1, fractions='1'):
     except ValueError as e: sys.exit(f"{prog}: error: {e}")
 
 @contextlib.contextmanager
-def _one_line_warnings(prog):
+def one_line_warnings(prog:str,  # the program's name, the first word of each line
+                     ):
     "Warnings printed as `<prog>: warning: ...`, one line each, while the block runs."
     with warnings.catch_warnings():
         warnings.simplefilter('always')
@@ -429,7 +452,7 @@ def eval_cli(run:str,                        # training run folder (holds checkp
     out = Path(out) if out else Path(run) / 'eval'
     try: prepare_out(out)
     except (ValueError, OSError) as e: sys.exit(f"lcr_eval: error: {e}")
-    with _one_line_warnings('lcr_eval'):
+    with one_line_warnings('lcr_eval'):
         try: res = evaluate_run(run, probe, fr, probe_epochs, device=device, seed=seed, out=out, root=root)
         except (ValueError, OSError, CheckpointError) as e: sys.exit(f"lcr_eval: error: {error_text(e, 2000)}")
     res['options'] = dict(probe=probe, probe_epochs=probe_epochs, fractions=list(fr), seed=seed)
@@ -441,15 +464,17 @@ def eval_cli(run:str,                        # training run folder (holds checkp
 @call_parse
 def viz_cli(runs:Param("training run folders (trained on the same data)", str, nargs='+'),  # training run folders, trained on the same data
             out:str='figures',              # output folder of the PNGs
-            n_images:int=4,                 # test images in the attention figure
-            n_queries:int=4,                # queries in each retrieval panel
-            k_maps:int=4):                  # projection maps shown per model
+            n_images:int=4,                 # test images in the attention figure (1..16)
+            n_queries:int=4,                # queries in each retrieval panel (1..16)
+            k_maps:int=4):                  # projection maps shown per model (0..16)
     "Loss curves, the attention figure (GradCAM, GFB attention, projection maps) and retrieval panels of runs, as PNGs."
     runs = _check_runs(runs, 'lcr_viz')
-    if min(n_images, n_queries) < 1 or k_maps < 0: sys.exit("lcr_viz: error: --n_images and --n_queries must be >= 1, --k_maps >= 0")
+    if not (1 <= n_images <= MAX_ROWS and 1 <= n_queries <= MAX_ROWS and 0 <= k_maps <= MAX_MAPS):
+        sys.exit(f"lcr_viz: error: --n_images and --n_queries must be >= 1 and <= {MAX_ROWS} (the rows one figure holds), "
+                 f"--k_maps >= 0 and <= {MAX_MAPS}; got {n_images}, {n_queries} and {k_maps}")
     try: prepare_out(out)
     except (ValueError, OSError) as e: sys.exit(f"lcr_viz: error: {e}")
-    with _one_line_warnings('lcr_viz'):
+    with one_line_warnings('lcr_viz'):
         try: paths = run_figures({Path(r).name: r for r in runs}, out, n_images, n_queries, k_maps)
         except (ValueError, OSError, CheckpointError) as e: sys.exit(f"lcr_viz: error: {error_text(e, 2000)}")
     for p in paths.values(): print(f"wrote {p}")
@@ -469,7 +494,7 @@ def report_cli(runs:Param("training run folders", str, nargs='+'),  # training r
     fr = _check_opts('lcr_report', probe, probe_epochs, fractions)
     try: resolve_device(device); prepare_out(out)
     except (ValueError, RuntimeError, OSError) as e: sys.exit(f"lcr_report: error: {e}")
-    with _one_line_warnings('lcr_report'):
+    with one_line_warnings('lcr_report'):
         try: path = report(runs, out, probe, probe_epochs, fr, device, seed, figures, reuse)
         except (ValueError, OSError, CheckpointError) as e: sys.exit(f"lcr_report: error: {error_text(e, 2000)}")
     print(f"report: {path}")

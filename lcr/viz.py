@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_viz.ipynb #c003
 from __future__ import annotations
-import json, os
+import json, os, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -15,8 +15,9 @@ from .core import MaxOutGFB, normalize_attention, finite_number
 from .evaluate import IMAGENET_MEAN, IMAGENET_STD
 
 # %% auto #0
-__all__ = ['upsample_maps', 'attention_mass_on_parts', 'gradcam_title', 'compute_maps', 'attention_figure', 'training_curves',
-           'top_k_neighbours', 'retrieval_panel', 'explorer_figure', 'explorer', 'save_figure']
+__all__ = ['MAX_ROWS', 'MAX_COLS', 'MAX_MAPS', 'upsample_maps', 'attention_mass_on_parts', 'check_figure_size', 'gradcam_title',
+           'compute_maps', 'attention_figure', 'training_curves', 'top_k_neighbours', 'retrieval_panel',
+           'explorer_figure', 'explorer', 'save_figure']
 
 # %% ../nbs/07_viz.ipynb #c006
 def _as_images(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
@@ -60,10 +61,27 @@ def attention_mass_on_parts(att, # (N, h, w) non-negative maps
     if not bool(torch.isfinite(att.float()).all()): raise ValueError("att contains NaN or infinite values")
     if bool((att < 0).any()):
         raise ValueError("att must be non-negative (apply a ReLU or normalize_attention to signed maps first)")
-    a = upsample_maps(att, masks.shape[-2:]).double().clamp(min=0)  # bilinear weights are convex: stays >= 0
-    m = (masks > 0.5).double() if masks.is_floating_point() else (masks != 0).double()
-    total = a.sum((1, 2))
-    return torch.where(total > 0, (a * m).sum((1, 2)) / total, torch.full_like(total, float('nan')))
+    on, total = torch.empty(len(att), dtype=torch.float64), torch.empty(len(att), dtype=torch.float64)
+    for s in range(0, len(att), 64):      # 64 images at a time: memory does not grow with N
+        a = upsample_maps(att[s:s + 64], masks.shape[-2:]).double().clamp(min=0)  # bilinear weights are convex: stays >= 0
+        mb = masks[s:s + 64]
+        m = (mb > 0.5).double() if mb.is_floating_point() else (mb != 0).double()
+        on[s:s + 64], total[s:s + 64] = (a * m).sum((1, 2)), a.sum((1, 2))
+    return torch.where(total > 0, on / total, torch.full_like(total, float('nan')))
+
+# %% ../nbs/07_viz.ipynb #c_limits
+MAX_ROWS = 16   # the most rows one figure draws: images (attention figure), queries (retrieval panel), loss terms (curves)
+MAX_COLS = 32   # the most panels in one row of a figure
+MAX_MAPS = 16   # the most projection maps per model in the attention figure
+
+def check_figure_size(what:str,    # the figure, as the message names it
+                      rows:int,    # rows it would draw
+                      cols:int,    # panels per row it would draw
+                      fix:str,     # what the caller can lower, said when the figure is too big
+                     ):
+    "A one-line ValueError unless `rows` x `cols` panels fit one figure (at most MAX_ROWS x MAX_COLS)."
+    if rows > MAX_ROWS or cols > MAX_COLS:
+        raise ValueError(f"{what} would be {rows} rows x {cols} panels; one figure holds at most {MAX_ROWS} x {MAX_COLS}: {fix}")
 
 # %% ../nbs/07_viz.ipynb #c012
 def gradcam_title(model,  # a method of `lcr.models`
@@ -129,18 +147,29 @@ def _overlay(ax, img, amap, mask=None, mass=None, title=None, cmap='jet', alpha=
 
 # %% ../nbs/07_viz.ipynb #c013
 def attention_figure(models:dict, # name -> model, one group of columns each, in order
-                     images, # (N, 3, H, W) normalised floats or uint8: one row each
+                     images, # (N, 3, H, W) normalised floats or uint8: one row each, N <= MAX_ROWS
                      part_masks=None, # (N, H, W): outline the true parts and print each panel's mass on them
                      views=None, # key views for the GradCAM (default: the flipped images)
-                     k_maps:int=4, # projection maps shown per max-out GFB
+                     k_maps:int=4, # projection maps shown per max-out GFB, 0..MAX_MAPS (at most the GFB's K are shown)
                      panel_size:float=1.6, # side of one panel, in inches
                     ) -> Figure:
     """One row per image: the image, then per model its GradCAM of the SSL loss, GFB attention and first `k_maps` projection maps.
 
     `images` (N, 3, H, W), normalised floats or uint8; `views` the key views for GradCAM (default: the flipped images);
-    `part_masks` (N, H, W) draws the true part outlines and each panel's attention mass on parts."""
+    `part_masks` (N, H, W) draws the true part outlines and each panel's attention mass on parts.
+    At most `MAX_ROWS` images and `MAX_COLS` panels a row (`check_figure_size`), checked before anything is computed."""
     _check_models(models)
-    if not isinstance(k_maps, int) or k_maps < 0: raise ValueError(f"k_maps must be a non-negative integer, got {k_maps!r}")
+    if not isinstance(k_maps, int) or isinstance(k_maps, bool) or not 0 <= k_maps <= MAX_MAPS:
+        raise ValueError(f"k_maps must be an integer in 0..{MAX_MAPS}, got {k_maps!r}")
+    cols = [('image', None, 'image', None)]
+    for name, m in models.items():
+        cols += [(kind, k, t, name) for kind, k, t in _model_columns(name, m, k_maps)]
+        gfb = getattr(m, 'gfb', None)
+        if isinstance(gfb, MaxOutGFB) and k_maps > gfb.k:
+            warnings.warn(f"k_maps={k_maps}, but model {name!r} has K={gfb.k} projections: showing {gfb.k}", stacklevel=2)
+    n = images.shape[0] if len(getattr(images, 'shape', ())) else 0
+    check_figure_size('the attention figure', n, len(cols),
+                      f"draw at most {MAX_ROWS} images a figure, and fewer models or a lower k_maps for fewer panels a row")
     x, shown = _as_images(images)
     N, H, W = x.shape[0], x.shape[2], x.shape[3]
     if N == 0: raise ValueError("images is empty")
@@ -152,10 +181,7 @@ def attention_figure(models:dict, # name -> model, one group of columns each, in
         if tuple(masks.shape[1:]) != (H, W):
             masks = F.interpolate(masks[:, None].float(), size=(H, W), mode='nearest')[:, 0]
         masks = (masks.float() > 0.5).numpy()
-    cols, maps = [('image', None, 'image', None)], {}
-    for name, m in models.items():
-        maps[name] = compute_maps(m, x, views, k_maps)
-        cols += [(kind, k, t, name) for kind, k, t in _model_columns(name, m, k_maps)]
+    maps = {name: compute_maps(m, x, views, k_maps) for name, m in models.items()}
     shows = {}
     for name, d in maps.items():
         g, a = normalize_attention(d['gradcam']), d.get('attention')
@@ -208,6 +234,7 @@ def training_curves(metrics, # list of record dicts, or the path of a metrics.js
     if not keys: raise ValueError(f"no loss terms in the records (numeric keys: {found}); pass keys=[...]")
     missing = [k for k in keys if k not in found]
     if missing: raise ValueError(f"keys {missing} are in no record; numeric keys are {found}")
+    check_figure_size('the training curves', len(keys), 1, f"pass at most {MAX_ROWS} keys")
     fig, axes = plt.subplots(len(keys), 1, figsize=(panel_size[0], panel_size[1] * len(keys)), sharex=True, squeeze=False)
     # records without `x` (e.g. evaluation records) are skipped; if no record has it, the record index serves
     xlabel = x if any(finite_number(r.get(x)) for r in recs) else 'record'
@@ -239,36 +266,48 @@ def top_k_neighbours(features, # (N, D) features
     if bool(((q < 0) | (q >= n)).any()): raise ValueError(f"queries must be indices in 0..{n - 1}, got {q.tolist()}")
     if not isinstance(k, int) or not 1 <= k <= n - 1: raise ValueError(f"k must be an integer in 1..{n - 1} (N - 1), got {k!r}")
     x = F.normalize(f.double(), dim=1)
-    s = x[q] @ x.T
-    s[torch.arange(len(q)), q] = -float('inf')      # a query is not part of its own gallery
-    return torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
+    block, out = max(1, 2 ** 22 // n), []           # queries per block: 4M similarities (32 MB) at a time
+    for b in range(0, len(q), block):
+        qb = q[b:b + block]
+        s = x[qb] @ x.T
+        s[torch.arange(len(qb)), qb] = -float('inf')      # a query is not part of its own gallery
+        out.append(torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k])
+    return torch.cat(out)
 
 # %% ../nbs/07_viz.ipynb #c027_1
 def retrieval_panel(features, # (N, D) features
                     labels, # (N,) class ids
-                    images, # (N, 3, H, W) images of the items, normalised floats or uint8
-                    queries, # indices of the queries: one row each
-                    k:int=5, # neighbours shown per query
+                    images, # (N, 3, H, W) images of the items, normalised floats or uint8; or a function of a list of indices giving their images
+                    queries, # indices of the queries: one row each, at most MAX_ROWS
+                    k:int=5, # neighbours shown per query, at most MAX_COLS - 1
                     panel_size:float=1.3, # side of one panel, in inches
                     hit_color='green', # border of a neighbour of the query's class
                     miss_color='red', # border of a neighbour of another class
                     query_color='black', # border of the query
                    ) -> Figure:
-    "Each query (row) with its top-`k` cosine neighbours; borders `hit_color` for the query's class, `miss_color` otherwise."
+    "Each query (row) with its top-`k` cosine neighbours; borders `hit_color` for the query's class, `miss_color` otherwise. Only the images drawn are read."
     labels = torch.as_tensor(labels)
-    nb = top_k_neighbours(features, queries, k)
+    q = torch.as_tensor(queries, dtype=torch.long).flatten()
+    if isinstance(k, int): check_figure_size('the retrieval panel', len(q), k + 1,
+                                             f"pass at most {MAX_ROWS} queries and k <= {MAX_COLS - 1} a figure")
+    nb = top_k_neighbours(features, q, k)
     n = torch.as_tensor(features).shape[0]
     if labels.ndim != 1 or len(labels) != n:
         raise ValueError(f"labels must be 1-D with one entry per feature row ({n}), got shape {tuple(labels.shape)}")
-    _, shown = _as_images(images)
-    if len(shown) != n: raise ValueError(f"images must hold one image per feature row ({n}), got {len(shown)}")
-    q = torch.as_tensor(queries, dtype=torch.long).flatten()
+    drawn = sorted(set(q.tolist()) | set(nb.flatten().tolist()))    # the queries and their neighbours: all it reads
+    if callable(images): sub = images(drawn)
+    else:
+        if len(images) != n: raise ValueError(f"images must hold one image per feature row ({n}), got {len(images)}")
+        sub = images[drawn]
+    _, shown = _as_images(sub)
+    if len(shown) != len(drawn): raise ValueError(f"images({len(drawn)} indices) gave {len(shown)} images")
+    at = {g: j for j, g in enumerate(drawn)}
     fig, axes = plt.subplots(len(q), k + 1, figsize=(panel_size * (k + 1), panel_size * len(q) + 0.3), squeeze=False)
     for r, qi in enumerate(q.tolist()):
         row = [(qi, query_color, f"query {qi}")]
         row += [(g, hit_color if labels[g] == labels[qi] else miss_color, f"{j + 1}: {g}") for j, g in enumerate(nb[r].tolist())]
         for ax, (g, c, t) in zip(axes[r], row):
-            ax.imshow(shown[g]); ax.set_xticks([]); ax.set_yticks([])
+            ax.imshow(shown[at[g]]); ax.set_xticks([]); ax.set_yticks([])
             for sp in ax.spines.values(): sp.set_edgecolor(c); sp.set_linewidth(3); sp.set_visible(True)
             ax.set_title(t, fontsize=9)
     fig.tight_layout()
