@@ -15,20 +15,26 @@ from .train import TrainConfig, train, initial_model, prepare_out, resolve_devic
 from .augment import BatchTwoViews, AugmentConfig
 from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, model_parts_mass, load_run, cached_metrics
 from .pretrain import PretrainConfig, pretrain, weights_file, pretrained_meta, feature_baseline
+from .synthetic import SYNTH_PRESETS
 from .viz import save_figure
 
 # %% auto #0
-__all__ = ['STUDY', 'GROUPS', 'PRETRAIN_CPU', 'PRETRAIN_GPU', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS', 'RECORD_CURVE_KEYS',
-           'RECORD_FORMAT', 'CALIBRATION_FORMAT', 'FIT_COLUMNS', 'RANDOM_START', 'PRETRAINED_START', 'REAL_DATASETS',
-           'study_runs', 'start_weights', 'prepare_start', 'run_config', 'library_commit', 'run_study', 'collect',
-           'summarize', 'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'record_path', 'run_entry',
-           'start_entry', 'study_record', 'write_record', 'load_record', 'record_results', 'record_overview',
-           'paired_diffs', 'paired_summary', 'selection_table', 'calibration_trial', 'calibration_record',
-           'load_calibration', 'calibration_table', 'replay_steps', 'parts_mass_table', 'fit_table',
-           'fit_curves_figure', 'rerun_record', 'real_recipe', 'experiments_cli']
+__all__ = ['TEACHER_RUN', 'STUDY', 'GROUPS', 'PRETRAIN_CPU', 'PRETRAIN_GPU', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS',
+           'RECORD_CURVE_KEYS', 'RECORD_FORMAT', 'CALIBRATION_FORMAT', 'FIT_COLUMNS', 'RANDOM_START',
+           'PRETRAINED_START', 'REAL_DATASETS', 'study_runs', 'start_weights', 'prepare_start', 'run_config',
+           'library_commit', 'claim_run', 'StudyInterrupted', 'RunsSkippedError', 'run_study', 'collect', 'summarize',
+           'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'record_path', 'run_entry', 'start_entry',
+           'study_record', 'write_record', 'load_record', 'record_results', 'record_overview', 'paired_diffs',
+           'paired_summary', 'selection_table', 'calibration_trial', 'calibration_record', 'load_calibration',
+           'calibration_table', 'replay_steps', 'parts_mass_table', 'fit_table', 'fit_curves_figure', 'rerun_record',
+           'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
-def _cfg(name, group, method, preset='paper', **kw): return dict(name=name, group=group, method=method, preset=preset, overrides=kw)
+def _cfg(name, group, method, preset='paper', recipe=None, **kw):
+    "A configuration: method options `kw`; `recipe`: options of the run (`TrainConfig` fields) that replace the budget's."
+    return dict(name=name, group=group, method=method, preset=preset, overrides=kw, **({'recipe': recipe} if recipe else {}))
+
+TEACHER_RUN = '{study}/supervised/seed0'   # the teacher of `lcr-teacher_target`: the study's supervised run of seed 0
 
 STUDY = (
     [_cfg('mocov2', 'main', 'mocov2', log_gradcam=True), _cfg('lcr', 'main', 'lcr'), _cfg('lcr-reference', 'main', 'lcr', 'reference')]
@@ -46,8 +52,15 @@ STUDY = (
        _cfg('abl-pred_batch_norm', 'ablations', 'lcr', pred_norm='batch'),
        _cfg('abl-att_batch_norm', 'ablations', 'lcr', att_norm='batch'),
        _cfg('abl-nu0.01_sum', 'ablations', 'lcr', nu=0.01, kl_reduction='sum')]
-    + [_cfg('lcr-gfb_detached', 'diagnostics', 'lcr', gfb_detach_input=True)])
-GROUPS = ('main', 'fit_target', 'variants', 'k_sweep', 'ablations', 'diagnostics')
+    + [_cfg('lcr-gfb_detached', 'diagnostics', 'lcr', gfb_detach_input=True)]
+    # chapter 11's chain: the labelled classifier, then LCR's branch fitted to targets that hold the parts (oracles)
+    + [_cfg('supervised', 'chain', 'supervised'),
+       _cfg('lcr-parts_target', 'chain', 'lcr', fit_target='parts', gradcam_norm='image'),
+       _cfg('lcr-teacher_target', 'chain', 'lcr', fit_target='teacher', gradcam_norm='image', teacher=TEACHER_RUN)]
+    # where the contrastive GradCAM's part signal could come from: screens of one seed (longer training, a finer map)
+    + [_cfg('mocov2-48ep', 'chain_screen', 'mocov2', recipe=dict(epochs=48), log_gradcam=True),
+       _cfg('mocov2-96px', 'chain_screen', 'mocov2', recipe=dict(image_size=96), log_gradcam=True)])
+GROUPS = ('main', 'fit_target', 'variants', 'k_sweep', 'ablations', 'diagnostics', 'chain', 'chain_screen')
 
 # %% ../nbs/10_experiments.ipynb #c008
 PRETRAIN_CPU = dict(backbone='tiny', stem='small', data='small', image_size=64, epochs=10)   # the calibrated CPU start (below)
@@ -64,12 +77,12 @@ BUDGETS = {
     'minimal-select': dict(recipe=dict(_MINIMAL, select_every=1), seeds=(0,), groups=('main',), probe_epochs=5),
     # the paper's starting point: the backbone pretrained on the generic-objects set (chapter 6a), then the same recipe
     'cpu-pretrained': dict(recipe=dict(DEMO_RECIPE, select_every=1), pretrain=PRETRAIN_CPU, seeds=(0, 1, 2),
-                           groups=('main', 'fit_target', 'diagnostics'), probe_epochs=100),
+                           groups=('main', 'fit_target', 'diagnostics', 'chain'), probe_epochs=100),
     'minimal-pretrained': dict(recipe=dict(_MINIMAL, select_every=1), seeds=(0,), groups=('main',), probe_epochs=5,
                                pretrain=dict(PRETRAIN_CPU, tiny_width=8, image_size=32, epochs=1, n_train=256, n_test=64)),
     'gpu-pretrained': dict(recipe=dict(DEMO_RECIPE, backbone='resnet50', stem='standard', synth_preset='cub', image_size=224,
                                        epochs=100, batch_size=128, select_every=10), pretrain=PRETRAIN_GPU,
-                           seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics'), probe_epochs=100),
+                           seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics', 'chain', 'chain_screen'), probe_epochs=100),
 }
 
 # %% ../nbs/10_experiments.ipynb #c008_1
@@ -119,12 +132,19 @@ def run_config(c:dict,               # a configuration of `STUDY`
                pretrained_out='runs/pretrained',  # where a pretrained start's weights are cached
               ) -> TrainConfig:
     "The `TrainConfig` of configuration `c` with `seed` under `budget`, writing to `out/<name>/seed<seed>`."
-    r = dict(BUDGETS[budget]['recipe'], weights=start_weights(budget, pretrained_out))
+    r = dict(BUDGETS[budget]['recipe'], weights=start_weights(budget, pretrained_out), **c.get('recipe', {}))
     mk = {**r.pop('method_kw', {}), **c['overrides']}
+    if 'teacher' in mk: mk['teacher'] = mk['teacher'].format(study=Path(out).as_posix())   # the study folder's own teacher
+    if c['method'] == 'supervised' and r['dataset'] == 'synthetic':    # its classifier: one output per class of the set
+        mk.setdefault('n_classes', SYNTH_PRESETS[r['synth_preset']][0].n_classes)
     return TrainConfig(method=c['method'], preset=c['preset'], method_kw=mk, seed=seed, device=device, resume=True,
                        out=str(Path(out) / c['name'] / f'seed{seed}'), progress=progress, log_every=10, **r).validate()
 
 # %% ../nbs/10_experiments.ipynb #c012
+import contextlib, os, signal, threading
+from .train import RunLockedError, CheckpointError, NonFiniteLossError, error_text
+from .report import one_line_warnings
+
 def library_commit() -> str:
     "The git commit the package runs from, '+dirty' when its tracked library files differ from it; 'unknown' outside a checkout."
     root = Path(lcr.__file__).resolve().parents[1]
@@ -135,47 +155,117 @@ def library_commit() -> str:
     dirty = git('status', '--porcelain', '--untracked-files=no', '--', 'lcr').stdout.strip()
     return head.stdout.strip() + ('+dirty' if dirty else '')
 
-def _study_run(c:dict, seed:int, budget:str, out, device, progress, opts:dict, pretrained_out, threads:int|None=None) -> dict:
-    "Train and evaluate one run of the study (in this process, or in a worker of `run_study`); returns its metrics."
+@contextlib.contextmanager
+def claim_run(run,  # a run folder of a study (created if absent)
+             ):
+    "Hold `run/.study.lock` while a study trains and evaluates the run; a RunLockedError if another study holds it."
+    import fcntl, socket
+    run = Path(run); run.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run / '.study.lock', os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 300, 0).decode(errors='replace').strip() or 'another process'
+            raise RunLockedError(f"{run} is in use by another study ({owner})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        yield run
+    finally: os.close(fd)
+
+def _study_run(c:dict, seed:int, budget:str, out, device, progress, opts:dict, pretrained_out, threads:int|None=None) -> tuple:
+    """Train and evaluate one run of the study (in this process, or in a worker of `run_study`): `(metrics, True)`.
+
+    The study claims the run first (`claim_run`); a run that another process finished meanwhile is `(its metrics, False)`,
+    and one that another process holds (a study's claim, `lcr_train`'s lock) raises RunLockedError."""
     if threads is not None: torch.set_num_threads(threads)
     cfg = run_config(c, seed, budget, out, device, progress, pretrained_out)
-    t1 = time.time()
-    train(cfg)
-    res = evaluate_run(cfg.out, 'fast', PROBE_FRACTIONS, opts['probe_epochs'], device=device, seed=0)
-    res.update(options=opts, name=c['name'], group=c['group'], budget=budget, train_seconds=time.time() - t1,
-               torch_threads=torch.get_num_threads(),  # CPU results depend on it at rounding level
-               commit=library_commit())
-    write_metrics(res, Path(cfg.out) / 'eval')
-    return res
+    with claim_run(cfg.out):
+        if (Path(cfg.out) / 'checkpoint.pt').exists() and (done := cached_metrics(cfg.out, opts)) is not None: return done, False
+        t1 = time.time()
+        train(cfg)
+        res = evaluate_run(cfg.out, 'fast', PROBE_FRACTIONS, opts['probe_epochs'], device=device, seed=0)
+        res.update(options=opts, name=c['name'], group=c['group'], budget=budget, train_seconds=time.time() - t1,
+                   torch_threads=torch.get_num_threads(),  # CPU results depend on it at rounding level
+                   commit=library_commit())
+        write_metrics(res, Path(cfg.out) / 'eval')
+    return res, True
 
 def _in_turn(todo, args, over_time):
-    "Run `_study_run` on `todo` [(i, c, seed)] one after the other in this process; yields (i, c, seed, metrics)."
+    "Run `_study_run` on `todo` [(i, c, seed)] one after the other in this process; yields (i, c, seed, outcome): `_study_run`'s result, or the RunLockedError of a run another process holds."
     for i, c, seed in todo:
         if over_time(): return
-        yield i, c, seed, _study_run(c, seed, *args)
+        try: outcome = _study_run(c, seed, *args)
+        except RunLockedError as e: outcome = e
+        yield i, c, seed, outcome
 
 # %% ../nbs/10_experiments.ipynb #c012_1
-def _in_workers(todo, jobs, args, threads, over_time):
-    "Run `_study_run` on `todo` [(i, c, seed)] in `jobs` spawned processes; yields (i, c, seed, metrics) as runs end."
+def _worker(conn, c, seed, args, threads, prog):
+    "The body of a spawned worker: `_study_run`, its result (or exception) sent back through `conn`; warnings one line each when `prog` is given."
+    with one_line_warnings(prog) if prog else contextlib.nullcontext():
+        try: out = ('ok', _study_run(c, seed, *args, threads))
+        except BaseException as e: out = ('error', e)      # KeyboardInterrupt too: the study decides
+    try: conn.send(out)
+    except Exception as e: conn.send(('error', RuntimeError(error_text(out[1], 2000))))   # an exception that does not pickle
+    conn.close()
+
+def _stop_workers(procs, grace:float=30):
+    "Terminate the worker processes (SIGTERM), wait up to `grace` seconds for them to end, then kill those left."
+    procs = [p for p in procs if p.is_alive()]
+    for p in procs: p.terminate()
+    end = time.monotonic() + grace
+    for p in procs: p.join(max(0., end - time.monotonic()))
+    for p in procs:
+        if p.is_alive(): p.kill(); p.join()
+
+def _in_workers(todo, jobs, args, threads, over_time, prog=None):
+    """Run `_study_run` on `todo` [(i, c, seed)] in `jobs` spawned processes, one per run; yields (i, c, seed, outcome) as runs end.
+
+    An outcome is `_study_run`'s result, or the RunLockedError of a run another process holds. Another error lets the
+    runs already started finish (nothing is lost), then is raised. However the generator ends — an exception, a signal
+    turned into one, `close()` — its workers are stopped: none is left behind."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
-    from lcr.experiments import _study_run as run   # the workers import it by name from the package
-    todo, running, error = list(todo), {}, None
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn')) as pool:   # spawn: safe with CUDA
+    from multiprocessing.connection import wait
+    from lcr.experiments import _worker as work      # the workers import it by name from the package
+    ctx = mp.get_context('spawn')                      # spawn: safe with CUDA
+    todo, running, error = list(todo), {}, None        # running: the result pipe's end -> (process, (i, c, seed))
+    try:
         while todo or running:
             while todo and len(running) < jobs and error is None and not over_time():
                 i, c, seed = todo.pop(0)
-                running[pool.submit(run, c, seed, *args, threads)] = (i, c, seed)
+                recv, send = ctx.Pipe(duplex=False)
+                p = ctx.Process(target=work, args=(send, c, seed, args, threads, prog), name=f"lcr-study-{c['name']}-seed{seed}")
+                p.start(); send.close()
+                running[recv] = (p, (i, c, seed))
             if not running: break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for f in done:
-                i, c, seed = running.pop(f)
-                try: yield i, c, seed, f.result()
-                except Exception as e:             # let the other runs finish (nothing is lost), then raise
-                    error = error or e
+            for conn in wait(list(running)):
+                p, (i, c, seed) = running.pop(conn)
+                try: kind, value = conn.recv()
+                except EOFError: kind, value = 'error', RuntimeError(f"the worker of {c['name']} seed {seed} ended without a result (exit code {p.exitcode})")
+                conn.close(); p.join()
+                if kind == 'ok' or isinstance(value, RunLockedError): yield i, c, seed, value
+                else: error = error or value
+    finally: _stop_workers([p for p, _ in running.values()])
     if error is not None: raise error
 
 # %% ../nbs/10_experiments.ipynb #c012_2
+class StudyInterrupted(KeyboardInterrupt):
+    "A study stopped by SIGTERM (SIGINT raises KeyboardInterrupt itself); `signal` names it."
+    signal = 'SIGTERM'
+
+class RunsSkippedError(RunLockedError):
+    "A study ended with runs it skipped because another process held them; `skipped` lists them as 'name/seedN'."
+    def __init__(self, msg, skipped=()): super().__init__(msg); self.skipped = list(skipped)
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    "While the block runs, SIGTERM raises StudyInterrupted, as SIGINT raises KeyboardInterrupt (in the main thread; elsewhere nothing changes)."
+    if threading.current_thread() is not threading.main_thread():
+        yield; return
+    def stop(signum, frame): raise StudyInterrupted('SIGTERM')
+    old = signal.signal(signal.SIGTERM, stop)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
 def run_study(out='runs/study',          # the study folder
               budget:str='cpu',          # a key of `BUDGETS`
               groups=None,               # groups to run (default: the budget's)
@@ -187,8 +277,13 @@ def run_study(out='runs/study',          # the study folder
               verbose:bool=True,         # print a line per finished run
               jobs:int=1,       # runs trained at once, each in a spawned process
               pretrained_out='runs/pretrained',  # where a pretrained start's weights are cached (pretrained first if absent)
+              prog:str|None=None,        # a program's name: the workers print warnings as one line '<prog>: warning: ...' (None: as Python does)
              ) -> dict:
-    "Train and evaluate the runs of `budget` under `out` (skipping finished ones), `jobs` at a time; write the study's tables; returns `collect(out)`."
+    """Train and evaluate the runs of `budget` under `out` (skipping finished ones), `jobs` at a time; write the study's tables; returns `collect(out)`.
+
+    A run another process holds (another study, or `lcr_train`) is skipped with a line saying so, the others go on,
+    and the study ends with a RunsSkippedError naming the skipped runs once its tables are written. SIGTERM, like
+    SIGINT, stops the study and its workers at once (StudyInterrupted, a KeyboardInterrupt); finished runs are kept."""
     runs = study_runs(budget, groups, seeds, names)
     if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1): raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     resolve_device(device)
@@ -202,19 +297,32 @@ def run_study(out='runs/study',          # the study folder
     t0 = time.time()
     over_time = lambda: max_minutes is not None and (time.time() - t0) / 60 > max_minutes
     args = (budget, str(out), device, progress, opts, str(pretrained_out))
-    if jobs == 1 or not todo: ended = _in_turn(todo, args, over_time)
-    else:   # the threads of this process shared out between the workers, by `jobs` alone so that a resumed study matches
-        ended = _in_workers(todo, min(jobs, len(todo)), args, max(1, torch.get_num_threads() // jobs), over_time)
-    done = 0
-    for i, c, seed, res in ended:
-        done += 1
-        if verbose: print(f"[{i + 1}/{len(runs)}] {c['name']} seed {seed}: rank-1 {res['retrieval']['rank1']:.3f}, "
-                          f"probe {res['linear_probe']['100%']['top1']:.3f} ({res['train_seconds']:.0f} s)", flush=True)
-    if verbose and done < len(todo):
-        print(f"time budget of {max_minutes} min reached; {len(todo) - done} runs left: run the same command to continue")
+    done, meanwhile, skipped = 0, 0, []
+    with _sigterm_raises():
+        if jobs == 1 or not todo: ended = _in_turn(todo, args, over_time)
+        else:   # the threads of this process shared out between the workers, by `jobs` alone so that a resumed study matches
+            ended = _in_workers(todo, min(jobs, len(todo)), args, max(1, torch.get_num_threads() // jobs), over_time, prog)
+        try:
+            for i, c, seed, outcome in ended:
+                head = f"[{i + 1}/{len(runs)}] {c['name']} seed {seed}"
+                if isinstance(outcome, RunLockedError):
+                    skipped.append(f"{c['name']}/seed{seed}")
+                    print(f"{head}: skipped: {error_text(outcome, 500)}", flush=True)
+                    continue
+                res, trained = outcome
+                done, meanwhile = done + trained, meanwhile + (not trained)
+                if verbose: print(f"{head}: " + (f"rank-1 {res['retrieval']['rank1']:.3f}, probe {res['linear_probe']['100%']['top1']:.3f} "
+                                                 f"({res['train_seconds']:.0f} s)" if trained else "finished meanwhile by another process"), flush=True)
+        finally: ended.close()            # stops any worker still running (an exception, a signal)
+    left = len(todo) - done - meanwhile - len(skipped)
+    if verbose and left:
+        print(f"time budget of {max_minutes} min reached; {left} runs left: run the same command to continue")
     results = collect(out)
     write_study(results, out)
-    if verbose: print(f"{done} runs trained, {len(runs) - len(todo)} already done, {time.time() - t0:.0f} s; tables in {out / 'study.md'}")
+    if verbose: print(f"{done} runs trained, {len(runs) - len(todo) + meanwhile} already done" + (f", {len(skipped)} skipped" if skipped else '') +
+                      f", {time.time() - t0:.0f} s; tables in {out / 'study.md'}")
+    if skipped: raise RunsSkippedError(f"{len(skipped)} run{'s' * (len(skipped) > 1)} skipped, held by another process: {', '.join(skipped)}; "
+                                       "run the same command again once they are free", skipped)
     return results
 
 def collect(out,  # a study folder
@@ -694,7 +802,9 @@ def fit_curves_figure(results:dict,  # {name: [record entries]} with their per-e
 # %% ../nbs/10_experiments.ipynb #e61c39d2
 RANDOM_START = ('mocov2', 'lcr', 'lcr-reference', 'lcr-uniform_target', 'lcr-gradcam_image_norm', 'abl-gradcam_graph_features',
                 'abl-pred_batch_norm', 'abl-gfb_bn_relu', 'lcr-gfb_detached', 'abl-gfb_bn_relu_key_stats')   # the record's configurations
-PRETRAINED_START = tuple(c['name'] for c, s in study_runs('cpu-pretrained') if s == 0)   # the pretrained-start record's
+PRETRAINED_START = tuple(c['name'] for c, s in study_runs('cpu-pretrained', groups=('main', 'fit_target', 'diagnostics'))
+                         if s == 0)   # the pretrained-start record's (chapter 11's chain has a record of its own)
+
 
 def rerun_record(study:str,              # the record's name
                  out,                    # the study folder (runs resume there)
@@ -755,7 +865,12 @@ def experiments_cli(out:str=None,          # output folder (default runs/study_<
                     epochs:int=None,      # override the epochs of the real-data recipe
                     pretrained_out:str='runs/pretrained',  # cache folder of a pretrained start's weights (pretrained first if absent)
                    ):
-    "The experiments study on the embedded data set (resumable, with a budget), or the real-data recipe."
+    """The experiments study on the embedded data set (resumable, with a budget), or the real-data recipe.
+
+    Errors and warnings are one line each. A run held by another process is skipped (a line), the others go on, and
+    the command ends with status 1 naming the skipped runs. SIGINT and SIGTERM stop the study and its workers: one
+    line, status 130 or 143; the same command continues the study."""
+    prog = 'lcr_experiments'
     try:
         resolve_device(device)
         if dataset == 'synthetic':
@@ -769,12 +884,19 @@ def experiments_cli(out:str=None,          # output folder (default runs/study_<
         else:
             if not root: raise ValueError(f"--dataset {dataset} needs --root, the folder that holds it")
             out = out or 'runs/real'
-    except (ValueError, FileNotFoundError) as e: sys.exit(f"lcr_experiments: error: {e}")
+    except (ValueError, FileNotFoundError) as e: sys.exit(f"{prog}: error: {e}")
     try:
-        if dataset == 'synthetic':
-            run_study(out, budget, *sel, device, max_minutes, jobs=jobs, pretrained_out=pretrained_out)
-            print(f"study: {Path(out) / 'study.md'}")
-        else:
-            kw = {} if epochs is None else dict(epochs=epochs)
-            print(f"report: {real_recipe(dataset, root, out, weights=None if weights in ('None', 'none', '') else weights, device=device, **kw)}")
-    except (ValueError, FileNotFoundError) as e: sys.exit(f"lcr_experiments: error: {e}")
+        with _sigterm_raises(), one_line_warnings(prog):
+            if dataset == 'synthetic':
+                try: run_study(out, budget, *sel, device, max_minutes, jobs=jobs, pretrained_out=pretrained_out, prog=prog)
+                except RunsSkippedError: print(f"study: {Path(out) / 'study.md'}"); raise
+                print(f"study: {Path(out) / 'study.md'}")
+            else:
+                kw = {} if epochs is None else dict(epochs=epochs)
+                print(f"report: {real_recipe(dataset, root, out, weights=None if weights in ('None', 'none', '') else weights, device=device, **kw)}")
+    except (ValueError, OSError, CheckpointError, NonFiniteLossError, RunLockedError) as e: sys.exit(f"{prog}: error: {error_text(e, 2000)}")
+    except KeyboardInterrupt as e:          # SIGINT, or SIGTERM turned into StudyInterrupted
+        sig = getattr(e, 'signal', 'SIGINT')
+        print(f"{prog}: interrupted by {sig}: the study's workers are stopped and its finished runs kept; the same command "
+              "continues it", file=sys.stderr, flush=True)
+        sys.exit(143 if sig == 'SIGTERM' else 130)
