@@ -254,7 +254,10 @@ class StudyInterrupted(KeyboardInterrupt):
 
 class RunsSkippedError(RunLockedError):
     "A study ended with runs it skipped because another process held them; `skipped` lists them as 'name/seedN'."
-    def __init__(self, msg, skipped=()): super().__init__(msg); self.skipped = list(skipped)
+    def __init__(self,
+                 msg,           # what the study says: how many runs, which, and what to do
+                 skipped=()):   # the skipped runs, each 'name/seedN'
+        super().__init__(msg); self.skipped = list(skipped)
 
 @contextlib.contextmanager
 def _sigterm_raises():
