@@ -15,11 +15,13 @@ from torchvision.models.resnet import BasicBlock, conv1x1
 from .core import *
 
 # %% auto #0
-__all__ = ['ARCHS', 'STEMS', 'PRESETS', 'METHOD_SPECS', 'LEGACY_LOG_NAMES', 'LEGACY_CONFIG_NAMES', 'METHODS', 'Backbone',
-           'weights_is_path', 'torchvision_weights_file', 'load_backbone_weights', 'SplitBatchNorm', 'convert_split_bn',
-           'is_distributed', 'concat_all_gather', 'batch_shuffle', 'batch_unshuffle', 'projection_head', 'MLPGFB',
-           'MethodConfig', 'current_log_names', 'current_config_names', 'method_config', 'make_method', 'from_config',
-           'mean_pairwise_cosine', 'side_stream_seed', 'SSLMethod', 'MoCo', 'BYOL']
+__all__ = ['ARCHS', 'STEMS', 'MAX_WEIGHT', 'FIT_TARGETS', 'PRESETS', 'METHOD_SPECS', 'LEGACY_LOG_NAMES', 'LEGACY_CONFIG_NAMES',
+           'METHODS', 'Backbone', 'weights_is_path', 'torchvision_weights_file', 'load_backbone_weights',
+           'check_weights_values', 'SplitBatchNorm', 'convert_split_bn', 'is_distributed', 'concat_all_gather',
+           'batch_shuffle', 'batch_unshuffle', 'projection_head', 'MLPGFB', 'MethodConfig', 'current_log_names',
+           'current_config_names', 'config_differences', 'method_config', 'make_method', 'from_config',
+           'mean_pairwise_cosine', 'side_stream_seed', 'cell_means', 'oracle_target', 'SSLMethod', 'MoCo', 'BYOL',
+           'Supervised']
 
 # %% ../nbs/01_models.ipynb #c007
 ARCHS = ('tiny', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')
@@ -137,8 +139,26 @@ def load_backbone_weights(backbone:nn.Module,  # a `Backbone`; its `arch` choose
     check_arg(not missing, f"{source} lacks {len(missing)} backbone tensors for {backbone.arch}, e.g. {missing[:3]}")
     bad = [f"{k}: {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if sd[k].shape != v.shape]
     check_arg(not bad, f"{source} does not fit {backbone.arch}: {bad[:3]}")
+    check_weights_values({k: sd[k] for k in own}, source)
     backbone.load_state_dict({k: sd[k] for k in own})
     return backbone
+
+# %% ../nbs/01_models.ipynb #c010_3
+MAX_WEIGHT = 1e3    # the largest |value| a weight or bias of a trained network is taken to have (see the text)
+
+def check_weights_values(sd:dict,  # the backbone's tensors about to be loaded
+                         source,   # where they come from, named in the error
+                        ):
+    "A ValueError naming `source` when a tensor holds NaN or infinity, or a weight or bias (not a BN running statistic) exceeds `MAX_WEIGHT` in magnitude."
+    floats = {k: v for k, v in sd.items() if torch.is_tensor(v) and v.is_floating_point()}
+    bad = [k for k, v in floats.items() if not torch.isfinite(v).all()]
+    check_arg(not bad, f"{source} holds NaN or infinite values in {len(bad)} tensors (e.g. {', '.join(bad[:3])}): the file is "
+                       "damaged; these weights cannot start a run")
+    params = {k: float(v.abs().max()) for k, v in floats.items() if v.numel() and not k.rsplit('.', 1)[-1].startswith('running_')}
+    big = sorted((k for k, m in params.items() if m > MAX_WEIGHT), key=lambda k: -params[k])
+    if big: raise ValueError(f"{source} has weights far larger than a trained network's: {big[0]} reaches {params[big[0]]:.3g} in "
+                             f"magnitude ({len(big)} tensors exceed the bound of {MAX_WEIGHT:g}); were they scaled, or saved from a "
+                             "diverged run?")
 
 # %% ../nbs/01_models.ipynb #c015
 class SplitBatchNorm(nn.BatchNorm2d):
@@ -246,6 +266,8 @@ class MLPGFB(nn.Module):
         return self.act(self.conv2(F.relu(self.bn(self.conv1(fmap))))).squeeze(1)
 
 # %% ../nbs/01_models.ipynb #c027
+FIT_TARGETS = ('gradcam', 'uniform', 'parts', 'teacher')   # what the GFB can be fitted to (MethodConfig.fit_target)
+
 PRESETS = {
     'paper': dict(proj_bn=True, proj_last_bn=True, gfb_bn=False, gfb_relu=False, gradcam_sign=-1, gradcam_loss='sum',
                   gradcam_graph='none', gradcam_norm='none', pred_norm='none', gfb_key_stats=False,
@@ -269,6 +291,8 @@ METHOD_SPECS = {
     'lcr_mlp_gfb':      dict(gfb='mlp', gfb_hidden=32, fit_gradcam=True, train_pool='gap', test_pool='weighted'),
     'byol':             dict(_BYOL, gfb='none', fit_gradcam=False, train_pool='gap', test_pool='gap'),
     'byol_lcr':         dict(_BYOL, gfb='maxout', fit_gradcam=True, train_pool='gap', test_pool='weighted'),
+    # Table 3's first row, and the labelled teacher of the fit-target study (chapter 11): cross-entropy with the labels
+    'supervised':       dict(objective='supervised', gfb='none', fit_gradcam=False, train_pool='gap', test_pool='gap'),
 }
 
 # %% ../nbs/01_models.ipynb #c028
@@ -283,7 +307,8 @@ class MethodConfig:
     stem: str = 'standard'            # 'standard' (stride 32) or 'small' (stride 8, for ~64 px images)
     tiny_width: int = 16              # width of the 'tiny' backbone's first stage (C = 8 * tiny_width)
     # self-supervised objective
-    objective: str = 'moco'           # 'moco' (InfoNCE with a queue) or 'byol'
+    objective: str = 'moco'           # 'moco' (InfoNCE with a queue), 'byol' or 'supervised' (cross-entropy with the labels)
+    n_classes: int|None = None        # classes of the 'supervised' objective's linear classifier (required there, unused elsewhere)
     proj_hidden: int|None = None      # projector hidden width; None: C
     proj_dim: int = 256               # embedding dimension
     proj_bn: bool = True              # BN after the projector's hidden layer
@@ -306,7 +331,9 @@ class MethodConfig:
     gfb_key_stats: bool = False       # released code: a MoCo GFB also runs (train mode) on the key map and again on the query map
     # GradCAM and its fit
     fit_gradcam: bool = True          # add the KL fit of the GFB to the GradCAM (Eq. 7)
-    fit_target: str = 'gradcam'       # what the GFB is fitted to: 'gradcam' (Eq. 5) or 'uniform' (a control)
+    fit_target: str = 'gradcam'       # what the GFB is fitted to: 'gradcam' (Eq. 5), 'uniform' (a control), or an oracle:
+                                      # 'parts' (the view's true part mask) or 'teacher' (a supervised classifier's GradCAM)
+    teacher: str|None = None          # fit_target='teacher': the run folder (or checkpoint.pt) of a finished 'supervised' run
     gradcam_sign: int = -1            # +1: the gradient of the loss; -1: the gradient of the score -loss
     gradcam_loss: str = 'sum'         # 'sum': per-image loss gradients; 'mean': gradient of the batch-mean loss
     gradcam_graph: str = 'none'       # the target's graph: 'none' (constant), 'features' (released code) or 'full'
@@ -337,14 +364,14 @@ class MethodConfig:
         check_choice('preset', self.preset, tuple(PRESETS))
         check_choice('backbone', self.backbone, ARCHS)
         check_choice('stem', self.stem, STEMS)
-        check_choice('objective', self.objective, ('moco', 'byol'))
+        check_choice('objective', self.objective, ('moco', 'byol', 'supervised'))
         check_choice('gfb', self.gfb, ('none', 'maxout', 'mlp'))
         check_choice('gradcam_sign', self.gradcam_sign, (1, -1))
         check_choice('gradcam_loss', self.gradcam_loss, ('sum', 'mean'))
         check_choice('gradcam_norm', self.gradcam_norm, ('none', 'image', 'batch'))
         check_choice('pred_norm', self.pred_norm, ('none', 'image', 'batch'))
         check_choice('gradcam_graph', self.gradcam_graph, GRADCAM_GRAPHS)
-        check_choice('fit_target', self.fit_target, ('gradcam', 'uniform'))
+        check_choice('fit_target', self.fit_target, FIT_TARGETS)
         check_choice('softmax_axis', self.softmax_axis, ('spatial', 'row'))
         check_choice('kl_direction', self.kl_direction, ('pred||target', 'target||pred'))
         check_choice('kl_reduction', self.kl_reduction, ('mean', 'sum'))
@@ -376,7 +403,18 @@ class MethodConfig:
     def _check_consistency(self):
         "The options agree with each other: the fit's target and graph, the GFB and the poolings that need it."
         check_arg(self.fit_target == 'gradcam' or self.gradcam_graph == 'none',
-               f"fit_target='uniform' is a constant target: it needs gradcam_graph='none', got {self.gradcam_graph!r}")
+               f"fit_target={self.fit_target!r} is not the model's own GradCAM: it needs gradcam_graph='none', "
+               f"got {self.gradcam_graph!r}")
+        check_arg((self.fit_target == 'teacher') == (self.teacher is not None),
+               f"fit_target='teacher' needs `teacher` (a supervised run folder), and `teacher` needs fit_target='teacher'; "
+               f"got fit_target={self.fit_target!r}, teacher={self.teacher!r}")
+        check_arg(self.teacher is None or (isinstance(self.teacher, str) and self.teacher != ''),
+               f"`teacher` must be the path of a supervised run folder, got {self.teacher!r}")
+        if self.objective == 'supervised':
+            check_arg(isinstance(self.n_classes, int) and not isinstance(self.n_classes, bool) and self.n_classes >= 2,
+                   f"objective='supervised' needs `n_classes` (an integer >= 2: the data set's classes), got {self.n_classes!r}")
+            check_arg(self.gfb == 'none' and not self.fit_gradcam,
+                   "objective='supervised' has no GradCAM fit: it needs gfb='none' and fit_gradcam=False")
         uses = [n for n in ('train_pool', 'test_pool') if getattr(self, n) != 'gap']
         if 'bilinear' in (self.train_pool, self.test_pool):
             check_arg(self.gfb == 'maxout' and self.k >= 1,
@@ -412,6 +450,14 @@ def current_config_names(config:dict,  # a stored `MethodConfig` dict or `method
         c.setdefault('gradcam_graph', 'none' if c.pop('detach_target') else 'full')
     return c
 
+def config_differences(stored:dict,   # a stored `MethodConfig` dict (a checkpoint's), in any version's names
+                       current:dict,  # a model's `config`
+                      ) -> list:      # the names of the fields that differ, sorted
+    "The fields in which two method configurations differ; a field an older version did not store counts as its default."
+    default = {f.name: f.default for f in fields(MethodConfig)}
+    a, b = current_config_names(stored), current_config_names(current)
+    return sorted(k for k in set(a) | set(b) if a.get(k, default.get(k)) != b.get(k, default.get(k)))
+
 # %% ../nbs/01_models.ipynb #c030
 def method_config(name:str,              # the method, a key of METHODS
                   backbone:str='resnet50',  # one of ARCHS
@@ -433,10 +479,11 @@ def make_method(name:str,                # the method, a key of METHODS
                 backbone:str='resnet50',  # one of ARCHS
                 preset:str='paper',       # 'paper' or 'reference', a key of PRESETS
                 **overrides,              # any field of `MethodConfig`; these win over preset and method
-               ) -> nn.Module:            # a `MoCo`, or a `BYOL` for objective 'byol'
+               ) -> nn.Module:            # a `MoCo`; a `BYOL` for objective 'byol', a `Supervised` for 'supervised'
     "Build method `name` (a key of METHODS) on `backbone` with `preset` ('paper' or 'reference') and any knob overridden."
     cfg = method_config(name, backbone, preset, **overrides)
-    return (BYOL if cfg.objective == 'byol' else MoCo)(cfg)
+    return {'byol': BYOL, 'supervised': Supervised}.get(cfg.objective, MoCo)(cfg)
+
 
 def from_config(config:dict,    # a model's `config` (`asdict` of its `MethodConfig`), e.g. from a checkpoint; old names are translated
                 **overrides,    # any field of `MethodConfig` (today's names), replacing the stored value
@@ -467,6 +514,22 @@ def side_stream_seed(tag:str='gfb'  # names the stream: different tags give diff
     h = hashlib.sha256(torch.get_rng_state().numpy().tobytes() + tag.encode()).digest()
     return int.from_bytes(h[:8], 'little') >> 1
 
+# %% ../nbs/01_models.ipynb #c033_oracle
+def cell_means(maps:torch.Tensor,  # (N, H, W) maps, e.g. masks at the image's resolution
+               hw,                 # (h, w) the grid, e.g. a feature map's
+              ) -> torch.Tensor:   # (N, h, w) float
+    "Each grid cell's mean of the map over the pixels it covers (area pooling; exact where the grid divides the map)."
+    return F.adaptive_avg_pool2d(torch.as_tensor(maps)[:, None].float(), tuple(hw))[:, 0]
+
+def oracle_target(fit_map:torch.Tensor|None,  # (M, h, w) maps of the step's views (view1's, then view2's), M >= N
+                  G:torch.Tensor,              # (N, H, W) the GradCAM whose rows and grid the target takes
+                  kind:str='parts',            # the fit target's name, for the error message
+                 ) -> torch.Tensor:            # (N, H, W) float, detached
+    "An oracle fit target on the GradCAM's grid: the first N maps of `fit_map`, each cell the mean of its map over the cell (area pooling)."
+    check_arg(fit_map is not None, f"fit_target={kind!r} needs the step's `fit_map`: the training loop supplies it (chapter 6)")
+    check_arg(isinstance(fit_map, torch.Tensor) and fit_map.ndim == 3 and fit_map.shape[0] >= G.shape[0],
+              f"`fit_map` must be (M, h, w) with M >= {G.shape[0]} (the views' maps), got {tuple(getattr(fit_map, 'shape', ()))}")
+    return cell_means(fit_map[:G.shape[0]].to(G.device), G.shape[-2:]).to(G.dtype).detach()
 
 # %% ../nbs/01_models.ipynb #c033b
 class SSLMethod(nn.Module):
@@ -489,6 +552,11 @@ class SSLMethod(nn.Module):
         self.feature_dim = C * cfg.k if cfg.test_pool == 'bilinear' else C
         self.key_momentum = cfg.key_momentum     # an attribute, so a schedule may change it
         self._pairs = []
+
+    @property
+    def needs(self) -> tuple:
+        "What a training step needs besides the two views: ('fit_map',) for an oracle fit target, else nothing."
+        return ('fit_map',) if self.cfg.fit_gradcam and self.cfg.fit_target in ('parts', 'teacher') else ()
 
     @property
     def config(self) -> dict:
@@ -537,10 +605,11 @@ class SSLMethod(nn.Module):
         return gradcam_of_loss(loss_ssl * scale, fmap, sign=cfg.gradcam_sign,
                                graph=cfg.gradcam_graph if cfg.fit_gradcam else 'none')
 
-    def _fit_target(self, G):
-        "The map the GFB is fitted to: G, G min-max normalised, or (the control) a constant map, whose softmax is uniform."
+    def _fit_target(self, G, fit_map=None):
+        "The map the GFB is fitted to: G, a constant map (uniform softmax) or the oracle `fit_map` on G's grid; `gradcam_norm` min-max normalises."
         cfg = self.cfg
         if cfg.fit_target == 'uniform': return torch.zeros_like(G).detach()
+        if cfg.fit_target != 'gradcam': G = oracle_target(fit_map, G, cfg.fit_target)
         return G if cfg.gradcam_norm == 'none' else normalize_attention(G, per=cfg.gradcam_norm)
 
     def _kl_term(self, fmap, A, target):
@@ -553,21 +622,23 @@ class SSLMethod(nn.Module):
                               detach_target=cfg.gradcam_graph == 'none', reduction=cfg.kl_reduction)
         return loss_kl, pred, A
 
-    def _fit(self, loss_ssl, fmap, A, z, force_gradcam=False):
-        "Eq. 7: lambda * L_SSL + nu * KL(GFB, GradCAM of L_SSL); returns (loss, logs, maps)."
+    def _fit(self, loss_ssl, fmap, A, z, force_gradcam=False, fit_map=None, fit=True):
+        "Eq. 7: lambda * L_SSL + nu * KL(GFB, target), the target the GradCAM of L_SSL or an oracle `fit_map`; returns (loss, logs, maps)."
         cfg = self.cfg
         logs = {'loss_ssl': loss_ssl.detach(), 'proj_cos': mean_pairwise_cosine(z.detach())}
-        loss, maps, pred = cfg.lam * loss_ssl, {}, None
-        if cfg.fit_gradcam or cfg.log_gradcam or force_gradcam:
+        loss, maps, pred, target = cfg.lam * loss_ssl, {}, None, None
+        fit = fit and cfg.fit_gradcam    # `gradcam` (figures) computes the map without fitting: no oracle map needed
+        if fit or cfg.log_gradcam or force_gradcam:
             G = maps['gradcam'] = self._gradcam(loss_ssl, fmap)
             logs['gradcam_entropy'] = spatial_entropy(G.detach()).mean()
             logs['gradcam_max'] = G.detach().amax().float()
-            target = self._fit_target(G)
-        if cfg.fit_gradcam:
+            target = self._fit_target(G, fit_map) if fit or cfg.fit_target in ('gradcam', 'uniform') else None
+        if fit:
             loss_kl, pred, A = self._kl_term(fmap, A, target)
             loss = loss + cfg.nu * loss_kl
             logs['loss_kl'] = loss_kl.detach()
-        if 'gradcam' in maps:     # what the fit compares (or, for a method that only logs its GradCAM, would compare)
+        if target is not None:     # what the fit compares (or, for a method that only logs its GradCAM, would compare)
+
             logs.update(fit_stats(pred, target, cfg.tau, cfg.softmax_axis))
         if A is not None:
             maps['gfb'] = A
@@ -577,16 +648,25 @@ class SSLMethod(nn.Module):
 
     def training_loss(self,
                       view1:torch.Tensor,  # (N, 3, H, W) a view of N >= 2 images (MoCo: queries; symmetric: also keys)
-                      view2:torch.Tensor):  # (N, 3, H, W) another view of them (MoCo: keys; symmetric: also queries)
+                      view2:torch.Tensor,  # (N, 3, H, W) another view of them (MoCo: keys; symmetric: also queries)
+                      **inputs):           # what `needs` names: `fit_map` (2N, h, w) (view1's maps, then view2's) or `labels` (N,)
         "One training step's loss and detached diagnostics; does the momentum (and queue) update itself."
-        loss, logs, _ = self._step(view1, view2)
+        self._check_inputs(inputs)
+        loss, logs, _ = self._step(view1, view2, **inputs)
         return loss, logs
+
+    def _check_inputs(self, inputs):
+        "The step's inputs beyond the views are exactly what `needs` names."
+        check_arg(set(inputs) == set(self.needs), f"method {self.cfg.method!r} (fit_target={self.cfg.fit_target!r}) takes "
+                  f"{list(self.needs) or 'no inputs'} beside the two views, got {sorted(inputs) or 'none'}")
 
     def forward(self,
                 view1:torch.Tensor,  # (N, 3, H, W) one view of N >= 2 images, as in `training_loss`
-                view2:torch.Tensor):  # (N, 3, H, W) another view of the same images
+                view2:torch.Tensor,  # (N, 3, H, W) another view of the same images
+                **inputs):           # what `needs` names, as in `training_loss`
         "Same as `training_loss` (so that DistributedDataParallel sees a forward)."
-        return self.training_loss(view1, view2)
+        return self.training_loss(view1, view2, **inputs)
+
 
     def gradcam(self,
                 view1:torch.Tensor,  # (N, 3, H, W) the views whose GradCAM is returned, N >= 2
@@ -665,7 +745,22 @@ class MoCo(SSLMethod):
         z = F.normalize(upcast(z), dim=1)
         return batch_unshuffle(z, unshuffle) if shuffle else z
 
-    def _step(self, view1, view2, update=True, force_gradcam=False):
+    def loss_terms(self,
+                   view1:torch.Tensor,  # (N, 3, H, W) the queries' views
+                   view2:torch.Tensor,  # (N, 3, H, W) the keys' views
+                  ) -> dict:
+        "InfoNCE's per-image terms on `view1`, with no update: the feature map `fmap` (N,C,H,W), each query's `loss` (N,) and its positive logit `positive` (N,)."
+        cfg = self.cfg
+        fmap = self.encoder_q.forward_features(view1)
+        q = F.normalize(upcast(self.projector_q(self._pool(fmap, cfg.train_pool, self.gfb)[0])), dim=1)
+        with torch.no_grad(): keys = self._keys(view2)
+        positive = (q * keys).sum(1) / cfg.temperature
+        logits = torch.cat([positive[:, None], q @ self.queue.to(q.dtype) / cfg.temperature], 1)
+        return dict(fmap=fmap, loss=F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device),
+                                                    reduction='none'), positive=positive)
+
+    def _step(self, view1, view2, update=True, force_gradcam=False, fit_map=None):
+
         "One MoCo step: InfoNCE of the queries against their keys and the queue, then the fit; returns (loss, logs, maps)."
         cfg = self.cfg
         _check_views(view1, view2)
@@ -684,7 +779,8 @@ class MoCo(SSLMethod):
             loss_nce = 0.5 * (info_nce_loss(q[:n], keys[:n], queue, cfg.temperature) +
                               info_nce_loss(q[n:], keys[n:], queue, cfg.temperature))
         else: loss_nce = info_nce_loss(q, keys, queue, cfg.temperature)
-        loss, logs, maps = self._fit(loss_nce, fmap, A, q, force_gradcam)
+        loss, logs, maps = self._fit(loss_nce, fmap, A, q, force_gradcam, fit_map, fit=update)
+
         if update: self._enqueue(keys)
         return loss, logs, maps
 
@@ -697,7 +793,22 @@ class BYOL(SSLMethod):
         self._projector_and_momentum_copies()      # copies draw no random numbers: the predictor's init is unchanged
         self.predictor = projection_head(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim, bn=True, last_bn=False)
 
-    def _step(self, view1, view2, update=True, force_gradcam=False):
+    def loss_terms(self,
+                   view1:torch.Tensor,  # (N, 3, H, W) the online views
+                   view2:torch.Tensor,  # (N, 3, H, W) the target's views
+                  ) -> dict:
+        "BYOL's per-image terms, with no update: `fmap` (2N,C,H,W) of both views (the first N rows are view1's), each row's `loss` (2N,) and `positive`, its cosine (2N,)."
+        cfg = self.cfg
+        fmap = self.encoder_q.forward_features(torch.cat([view1, view2]))
+        p = F.normalize(upcast(self.predictor(self.projector_q(self._pool(fmap, cfg.train_pool, self.gfb)[0]))), dim=1)
+        with torch.no_grad():
+            z = F.normalize(upcast(self.projector_k(self._pool(self.encoder_k.forward_features(torch.cat([view2, view1])),
+                                                                cfg.train_pool, self.gfb_k)[0])), dim=1)
+        positive = (p * z).sum(1)
+        return dict(fmap=fmap, loss=2 - 2 * positive, positive=positive)
+
+    def _step(self, view1, view2, update=True, force_gradcam=False, fit_map=None):
+
         "One BYOL step: the regression of the target's projections of the other view, then the fit; returns (loss, logs, maps)."
         cfg = self.cfg
         _check_views(view1, view2)
@@ -710,7 +821,49 @@ class BYOL(SSLMethod):
                                             cfg.train_pool, self.gfb_k)[0])
             z = F.normalize(upcast(z), dim=1)
         loss_byol = (2 - 2 * (p * z).sum(1)).mean()
-        return self._fit(loss_byol, fmap, A, p, force_gradcam)
+        return self._fit(loss_byol, fmap, A, p, force_gradcam, fit_map, fit=update)
+
+# %% ../nbs/01_models.ipynb #c037_sup
+class Supervised(SSLMethod):
+    "Table 3's first row: the backbone and a linear classifier on its pooled features, trained with the labels (cross-entropy on both views)."
+    def __init__(self,
+                 cfg:MethodConfig):  # a `MethodConfig`, e.g. `method_config('supervised', n_classes=32)`; validated here
+        super().__init__(cfg)
+        self.classifier = nn.Linear(self.pool_dim, cfg.n_classes)
+
+    @property
+    def needs(self) -> tuple:
+        "A supervised step needs the views' labels."
+        return ('labels',)
+
+    def _step(self, view1, view2, update=True, force_gradcam=False, labels=None):
+        "One step: the cross-entropy of both views' logits with their labels; returns (loss, logs, maps)."
+        _check_views(view1, view2)
+        check_arg(isinstance(labels, torch.Tensor) and labels.shape == (view1.shape[0],),
+                  f"`labels` must be ({view1.shape[0]},) class ids, got {tuple(getattr(labels, 'shape', ())) or labels!r}")
+        logits = self.classifier(gap(self.encoder_q.forward_features(torch.cat([view1, view2]))))
+        y = labels.to(logits.device).repeat(2)
+        loss = F.cross_entropy(upcast(logits), y)
+        return loss, {'loss_ssl': loss.detach(), 'train_acc': (logits.detach().argmax(1) == y).float().mean(),
+                      'loss': loss.detach()}, {}
+
+    def class_gradcam(self,
+                      images:torch.Tensor,  # (N, 3, H, W) images
+                      labels=None,          # (N,) the class whose score is explained (None: the predicted class)
+                     ) -> torch.Tensor:     # (N, H, W), detached
+        "GradCAM (Eq. 3, gradient of the score) of each image's class logit: the labelled map of SAM's original setting."
+        with torch.enable_grad():
+            fmap = self.feature_map(images).detach().requires_grad_(True)
+            logits = self.classifier(gap(fmap))
+            y = logits.argmax(1) if labels is None else torch.as_tensor(labels, device=logits.device)
+            return gradcam_of_loss(logits.gather(1, y[:, None]).sum(), fmap, sign=1, retain_graph=False)
+
+    def gradcam(self,
+                view1:torch.Tensor,  # (N, 3, H, W) the images whose maps are returned
+                view2=None,          # unused (the other methods' key views)
+               ) -> torch.Tensor:   # (N, H, W)
+        "The predicted class's GradCAM of `view1` (`class_gradcam`), for the figures of chapter 7."
+        return self.class_gradcam(view1)
 
 # %% ../nbs/01_models.ipynb #c039
 def _constructor(name):

@@ -5,12 +5,14 @@
 # %% auto #0
 __all__ = ['DATASETS', 'RESUME_FREE', 'DATASET_SPLITS', 'CKPT_FORMAT', 'Flushed', 'SELECTION_METRICS', 'TrainConfig',
            'derive_seed', 'epoch_order', 'train_split', 'train_cache', 'data_fingerprint', 'eval_splits', 'batch_views',
-           'CheckpointError', 'error_text', 'save_checkpoint', 'load_checkpoint', 'check_compatible', 'check_data',
+           'PartMaskMaps', 'TeacherMaps', 'load_teacher', 'train_part_masks', 'step_inputs', 'CheckpointError',
+           'error_text', 'save_checkpoint', 'kill_point', 'load_checkpoint', 'check_compatible', 'check_data',
            'load_model_state', 'RunLockedError', 'lock_run', 'remove_stale_temps', 'read_metrics', 'prepare_metrics',
            'resolve_device', 'cosine_lambda', 'prepare_out', 'initial_model', 'init_distributed', 'Progress',
            'NonFiniteLossError', 'OutputWriteError', 'Callback', 'format_record', 'Learner', 'set_determinism',
            'make_optimizer', 'StepLog', 'MetricsFile', 'ProgressCB', 'NonFiniteGuard', 'MaxSteps', 'TimeLimit',
-           'Checkpointer', 'KnnLog', 'TestSelection', 'loop_callbacks', 'train', 'train_cli', 'run_cli']
+           'Checkpointer', 'EpochJob', 'KnnLog', 'TestSelection', 'loop_callbacks', 'interrupted_jobs', 'train',
+           'resume_command', 'resume_hint', 'train_cli', 'run_cli']
 
 # %% ../nbs/06_train.ipynb #c004
 import os, sys, math, json, time, contextlib, functools, hashlib, pickle, warnings
@@ -18,12 +20,11 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, torch
 from .core import check_arg, check_choice, finite_number
-from .models import make_method, method_config, METHODS, ARCHS, STEMS, PRESETS, current_log_names, current_config_names
-from .augment import BatchTwoViews, AugmentConfig
+from .models import make_method, method_config, METHODS, ARCHS, STEMS, PRESETS, current_log_names, current_config_names, from_config, config_differences
+from .augment import BatchTwoViews, AugmentConfig, resized_crops
 from .data import ImageCache, CorruptImageError
 from .synthetic import SYNTH_PRESETS
 from .evaluate import split_features, knn_accuracy, retrieval_metrics
-
 
 # %% ../nbs/06_train.ipynb #c005
 DATASETS = ('synthetic', 'cub', 'cars', 'aircraft', 'inat2019', 'folder')
@@ -95,7 +96,11 @@ class TrainConfig:
         check_arg(self.batch_size >= 2, f"`batch_size` must be >= 2 (batch norm), got {self.batch_size}")
 
     def _check_optimizer(self):
+        big = float(torch.finfo(torch.float32).max)     # the optimizer's kernels take lr and weight decay as float32
         check_arg(finite_number(self.lr) and self.lr > 0, f"`lr` must be a finite number > 0, got {self.lr!r}")
+        for n in ('lr', 'weight_decay'):
+            check_arg(not finite_number(getattr(self, n)) or getattr(self, n) <= big,
+                      f"`{n}` must be at most {big:.3g} (the largest float32, which the optimizer computes in), got {getattr(self, n)!r}")
         check_arg(finite_number(self.momentum) and 0 <= self.momentum < 1, f"`momentum` must be in [0, 1), got {self.momentum!r}")
         check_arg(finite_number(self.weight_decay) and self.weight_decay >= 0,
                   f"`weight_decay` must be a finite number >= 0, got {self.weight_decay!r}")
@@ -108,8 +113,12 @@ class TrainConfig:
         check_arg(self.image_size >= stride, f"`image_size` {self.image_size} px is too small for stem={self.stem!r} (output stride "
                   f"{stride}): use at least {stride} px" + (", or stem='small' (stride 8)" if self.stem != 'small' else ''))
         check_arg(self.dataset == 'synthetic' or bool(self.root), f"dataset={self.dataset!r} needs `root`, the folder that holds it")
-        check_arg(not (self.backbone == 'tiny' and self.weights is not None and not os.path.isfile(str(self.weights))),
-                  "backbone='tiny' has no ImageNet weights: pass weights=None")
+        check_arg(isinstance(self.out, (str, os.PathLike)) and str(self.out).strip() != '',
+                  f"`out` must name the run's folder, got {self.out!r} (an empty name would write into the current folder)")
+        from lcr.models import weights_is_path
+        check_arg(not (self.backbone == 'tiny' and self.weights is not None and not weights_is_path(str(self.weights))),
+                  f"backbone='tiny' has no torchvision weights, and weights={self.weights!r} names no file: pass weights=None "
+                  "or a weights file")
 
     def method_config(self):
         "The validated `MethodConfig` this run builds."
@@ -121,7 +130,11 @@ def _check_weights(arch, weights):
     if weights is None: return
     from lcr.models import weights_is_path, torchvision_weights_file
     w = str(weights)
-    path = w if weights_is_path(w) else torchvision_weights_file(arch, w)[1]
+    if weights_is_path(w):
+        if not os.path.isfile(w): raise FileNotFoundError(f"initial weights file {w!r} does not exist: check the path, or pass "
+                                                          "weights=None for random initialisation")
+        return
+    path = torchvision_weights_file(arch, w)[1]
     if not os.path.isfile(path):
         raise FileNotFoundError(f"initial weights {w!r} not found at {path}: put the file there (no downloads happen "
                                 "here), pass a local file, or weights=None for random initialisation")
@@ -210,12 +223,87 @@ def batch_views(cache:ImageCache,       # the training split's uint8 cache
                 step:int,               # the step within the epoch, counted from 0
                 rank:int=0,             # this process's rank, 0..world-1
                 world:int=1,            # number of processes that share each batch
+                with_params:bool=False, # also return the images' indices and the augmentation's parameters
                ):
-    "The views `(q, k)` of batch `step` of `epoch`, a pure function of (seed, epoch, step); rank `rank`'s share with `world` processes."
+    "The views `(q, k)` of batch `step` of `epoch`, a pure function of (seed, epoch, step); rank `rank`'s share with `world` processes. `with_params`: `(q, k, idx, params)`."
     b = cfg.batch_size // world
     idx = order[step * cfg.batch_size + rank * b:step * cfg.batch_size + (rank + 1) * b]
     g = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, step) if world == 1 else derive_seed(cfg.seed, epoch, step, rank))
-    return augment(cache.images[idx.to(cache.device, non_blocking=True)], cache.sizes.cpu()[idx], g)
+    out = augment(cache.images[idx.to(cache.device, non_blocking=True)], cache.sizes.cpu()[idx], g, return_params=with_params)
+    return (*out[:2], idx, out[2]) if with_params else out
+
+# %% ../nbs/06_train.ipynb #c010_3
+class PartMaskMaps:
+    "The oracle fit target `fit_target='parts'`: each view's true part mask, cut, resized and flipped as its view was."
+    def __init__(self,
+                 masks:torch.Tensor,  # (N, H, W) part masks of the training split, in the cache's order and frame
+                 size:int):           # side of the views, in pixels
+        self.masks, self.size = masks.float()[:, None], size
+    def __call__(self, idx, params, q, k) -> dict:   # the batch's image indices, the augmentation's parameters, the views
+        "{'fit_map': (2B, size, size)}: view1's masks, then view2's."
+        B, dev = len(idx), q.device
+        m = resized_crops(self.masks[idx.to(self.masks.device)].to(dev), params['boxes'].to(dev), self.size,
+                          torch.arange(B, device=dev).repeat(2))[:, 0]
+        return {'fit_map': torch.where(params['flip'].to(dev)[:, None, None], m.flip(-1), m)}
+
+class TeacherMaps:
+    "The oracle fit target `fit_target='teacher'`: a frozen supervised classifier's GradCAM of each view's true class."
+    def __init__(self,
+                 teacher:torch.nn.Module,  # a trained `Supervised` method (chapter 1), e.g. from `load_teacher`
+                 labels:torch.Tensor,      # (N,) the training split's labels, in the cache's order, on its device
+                 both:bool):               # maps of both views (symmetric and BYOL steps fit both), else view1's only
+        self.teacher, self.labels, self.both = teacher.eval(), labels, both
+    def __call__(self, idx, params, q, k) -> dict:   # the batch's image indices, the augmentation's parameters, the views
+        "{'fit_map': (2B or B, h, w)}: the teacher's maps of view1, then of view2 when `both`."
+        y = self.labels[idx.to(self.labels.device)]
+        return {'fit_map': self.teacher.class_gradcam(torch.cat([q, k]) if self.both else q, y.repeat(2) if self.both else y)}
+
+def load_teacher(path,  # a finished 'supervised' run folder, or its checkpoint.pt
+                 dev,   # where the teacher computes
+                ) -> torch.nn.Module:
+    "The frozen classifier of a finished `supervised` run, in eval mode on `dev`."
+    p = Path(path); ck = p / 'checkpoint.pt' if p.is_dir() else p
+    if not ck.is_file(): raise FileNotFoundError(f"teacher {str(path)!r} holds no checkpoint.pt: train its supervised run first")
+    state = load_checkpoint(ck)
+    mc = current_config_names(state['model_config'])
+    if mc.get('objective') != 'supervised':
+        raise ValueError(f"teacher {str(path)!r} is a {mc.get('method')!r} run, not a supervised one")
+    if (state['epoch'], state['step']) != (state['train_config']['epochs'], 0):
+        raise ValueError(f"teacher {str(path)!r} is unfinished (epoch {state['epoch']} of {state['train_config']['epochs']}): "
+                         "finish its run first")
+    t = load_model_state(from_config(mc, weights=None), state['model'], ck).to(dev).eval()
+    for q in t.parameters(): q.requires_grad_(False)
+    return t
+
+def train_part_masks(cfg:TrainConfig,  # the run's configuration
+                    ) -> torch.Tensor:  # (N, H, W) bool, in the order of `train_split(cfg)`
+    "The true part masks of the training split `cfg` names (the embedded set draws them with its images)."
+    if cfg.dataset != 'synthetic':
+        raise ValueError(f"fit_target='parts' needs the training images' part masks: the embedded synthetic set has them, "
+                         f"dataset={cfg.dataset!r} does not here")
+    from lcr.synthetic import SyntheticFineGrained
+    return SyntheticFineGrained(cfg.synth_preset, 'train', n=cfg.n_images, with_masks=True).part_masks
+
+def step_inputs(model:torch.nn.Module,  # the run's method; `model.needs` names what its step takes besides the views
+                cfg:TrainConfig,        # the run's configuration
+                cache:ImageCache,       # the training split's cache, on the run's device
+               ):
+    "`f(idx, params, q, k) -> dict` of the inputs `model.needs` (labels, an oracle fit map), or None when it needs the views only."
+    needs, mc = getattr(model, 'needs', ()), model.cfg
+    if not needs: return None
+    if needs == ('labels',):
+        if mc.n_classes != len(cache.classes):
+            raise ValueError(f"n_classes={mc.n_classes}, but the training split has {len(cache.classes)} classes")
+        return lambda idx, params, q, k: {'labels': cache.targets[idx.to(cache.device)]}
+    if mc.fit_target == 'parts':
+        masks = train_part_masks(cfg)
+        if tuple(masks.shape) != (len(cache),) + tuple(cache.images.shape[2:]):
+            raise ValueError(f"the part masks {tuple(masks.shape)} do not match the training images {tuple(cache.images.shape)}")
+        return PartMaskMaps(masks.to(cache.device), cfg.image_size)
+    teacher = load_teacher(mc.teacher, cache.device)
+    if teacher.cfg.n_classes != len(cache.classes):
+        raise ValueError(f"teacher {mc.teacher!r} classifies {teacher.cfg.n_classes} classes, the training split has {len(cache.classes)}")
+    return TeacherMaps(teacher, cache.targets, both=mc.symmetric or mc.objective == 'byol')
 
 # %% ../nbs/06_train.ipynb #c013
 CKPT_FORMAT = 'lcr-train-v1'
@@ -255,6 +343,7 @@ def _atomic_write(path, write):
                 if w.error is not None: raise w.error from None      # a full disk is an OSError, whoever wrote
                 raise
             f.flush(); os.fsync(f.fileno())
+        kill_point(f"write:{path.name}")   # (tests only) the whole file written, not yet in place
         os.replace(tmp, path)
     finally:
         if tmp.exists() or tmp.is_symlink(): tmp.unlink()
@@ -269,6 +358,19 @@ def save_checkpoint(path,         # the file to write (replaced whole, or left a
                    ):
     "Write `state` to `path` atomically: temporary file in the same folder, fsync, `os.replace`."
     return _atomic_write(path, lambda f: torch.save(state, f))
+
+# %% ../nbs/06_train.ipynb #c_kill_point
+import signal
+_KILL_COUNTS = {}    # how often this process has reached each phase (the test hook below)
+
+def kill_point(phase:str,  # the point of the run reached, e.g. 'step', 'write:checkpoint.pt', 'knn', 'selection'
+              ):
+    "A test hook: SIGKILL this process (or send it `LCR_TEST_KILL_SIGNAL`) the n-th time it reaches `phase` when the environment variable `LCR_TEST_KILL_AT` is `<phase>@<n>`; nothing otherwise."
+    want = os.environ.get('LCR_TEST_KILL_AT')
+    if not want or want.partition('@')[0] != phase: return
+    _KILL_COUNTS[phase] = n = _KILL_COUNTS.get(phase, 0) + 1
+    if n == int(want.partition('@')[2] or 1):
+        os.kill(os.getpid(), getattr(signal, os.environ.get('LCR_TEST_KILL_SIGNAL', 'SIGKILL')))
 
 # %% ../nbs/06_train.ipynb #c013_2
 def load_checkpoint(path,               # a run's `checkpoint.pt`
@@ -383,7 +485,6 @@ def remove_stale_temps(ckpt_path,  # the checkpoint file whose left-over `.<name
     warnings.warn(f"removed {len(stale)} temporary checkpoint file(s) ({size / 2**20:.1f} MiB) that interrupted writes "
                   f"left in {ckpt_path.parent}")
     return stale
-
 
 # %% ../nbs/06_train.ipynb #c_metrics_log
 def _metric_lines(path):
@@ -560,8 +661,10 @@ class Learner:
                  rank:int=0,             # this process's rank (0 with one process)
                  world:int=1,            # the number of processes
                  fwd=None,               # what a step calls: `model`, its DistributedDataParallel wrapper or a compiled one (None: `model`)
-                 amp=None):              # the forward's autocast context (None: none)
+                 amp=None,               # the forward's autocast context (None: none)
+                 inputs=None):           # what the step takes besides the views, `f(idx, params, q, k) -> dict` (`step_inputs`; None: nothing)
         self.cfg, self.model, self.opt, self.sched, self.cache, self.augment = cfg, model, opt, sched, cache, augment
+        self.inputs = inputs
         self.cbs = sorted(cbs, key=attrgetter('order'))
         self.rank, self.world, self.dev = rank, world, cache.device
         self.fwd, self.amp = fwd or model, amp or contextlib.nullcontext()
@@ -571,6 +674,7 @@ class Learner:
         self.epoch_sums = {}    # sums of the logged values over the epoch's flushed steps, and their number '_n'
         self.pending = []       # (epoch, step, logs) of the steps whose logs are still on the device
         self.saved = None       # (file, global step) of the last checkpoint written whole
+        self.redo = []          # end-of-epoch jobs of the resumed checkpoint's epoch that the interrupted run did not finish
         self.stop, self.synced, self.t0 = False, False, time.time()
 
     def callback(self, event:str):  # an event name, e.g. 'after_step'
@@ -584,6 +688,7 @@ class Learner:
         self.model.train()
         self.t0, self.stop, self.epoch_iter = time.time(), False, range(self.epoch, self.cfg.epochs)
         self.callback('before_fit')
+        if self.redo: self.callback('redo_epoch_end')      # a resume finishes the epoch its checkpoint ends first
         for self.epoch in ([] if self.stop else self.epoch_iter):
             self.one_epoch()
             if self.stop: break
@@ -598,15 +703,22 @@ class Learner:
         for self.step in self.step_iter:
             self.one_step()
             self.callback('after_step')
+            kill_point('step')
             if self.stop: break
         self.first = 0
         if self.stop and self.step + 1 < self.steps_per_epoch: return
         self.callback('after_epoch')
 
     def one_step(self):
-        "One SGD step on the views of batch `(epoch, step)`; its logs wait on the device in `pending`."
-        q, k = batch_views(self.cache, self.augment, self.order, self.cfg, self.epoch, self.step, self.rank, self.world)
-        with self.amp: loss, logs = self.fwd(q, k)
+        "One SGD step on the views of batch `(epoch, step)` (and the `inputs` the method takes besides); its logs wait on the device in `pending`."
+        if self.inputs is None:
+            q, k, extra = *batch_views(self.cache, self.augment, self.order, self.cfg, self.epoch, self.step, self.rank, self.world), {}
+        else:
+            q, k, idx, params = batch_views(self.cache, self.augment, self.order, self.cfg, self.epoch, self.step, self.rank,
+                                            self.world, with_params=True)
+            extra = self.inputs(idx, params, q, k)
+        with self.amp: loss, logs = self.fwd(q, k, **extra)
+
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step(); self.sched.step()
@@ -810,29 +922,32 @@ class Checkpointer(Callback):
         if s < learn.steps_per_epoch and (learn.stop or (self.every and learn.gstep % self.every == 0)):
             self.save(learn, learn.epoch, s)
     def after_epoch(self, learn):
-        "Save at the epoch's end, before the monitors: a failing one cannot cost the epoch."
-        self.save(learn, learn.epoch + 1, 0)
+        "Save at the epoch's end, before the end-of-epoch jobs (monitors), which the checkpoint lists: a resume redoes those not finished."
+        jobs = [cb.job for cb in learn.cbs if getattr(cb, 'job', None) and cb.due(learn.epoch + 1)]
+        self.save(learn, learn.epoch + 1, 0, jobs)
 
     def state(self,
               learn,        # the `Learner` whose state is taken
               epoch:int,    # the epoch to continue in, counted from 0
               step:int,     # the step of that epoch to continue at (0: the epoch's start)
+              jobs=(),      # the end-of-epoch jobs due after the epoch this state ends (`step` 0)
              ) -> dict:
         "Everything the run's future depends on, to continue at `(epoch, step)`."
         return dict(format=CKPT_FORMAT, model=learn.model.state_dict(), optimizer=learn.opt.state_dict(),
                     scheduler=learn.sched.state_dict(), epoch=epoch, step=step, global_step=learn.gstep,
                     rng=_rng_state(learn.dev), train_config=asdict(learn.cfg), model_config=learn.model.config,
-                    data=self.data, epoch_logs=dict(learn.epoch_sums) if step else {})
+                    data=self.data, epoch_logs=dict(learn.epoch_sums) if step else {}, epoch_jobs=list(jobs))
 
     def save(self,
              learn,        # the `Learner` to save
              epoch:int,    # the epoch to continue in, counted from 0
-             step:int):    # the step of that epoch to continue at
+             step:int,     # the step of that epoch to continue at
+             jobs=()):     # the end-of-epoch jobs due after the epoch the state ends (kept in the checkpoint)
         "Flush the logs, let `before_save` check, write the state whole (or leave the old file), then wait for every process."
         learn.flush()
         learn.callback('before_save')
         if self.write:
-            try: save_checkpoint(self.path, self.state(learn, epoch, step))
+            try: save_checkpoint(self.path, self.state(learn, epoch, step, jobs))
             except OSError as err:
                 raise OutputWriteError(f"cannot write {self.path}: {err.strerror or err}; {learn.last_good()}") from None
         learn.saved = (self.path, learn.gstep)
@@ -854,9 +969,37 @@ class Checkpointer(Callback):
 # %% ../nbs/06_train.ipynb #c_monitors
 SELECTION_METRICS = ('rank1', 'rank5', 'mAP')
 
-class KnnLog(Callback):
+class EpochJob(Callback):
+    "An end-of-epoch job (a monitor) named `job`: it runs after the epoch's checkpoint, which lists it, and logs one record of kind `job` as its last act; a resume redoes it when that record is missing."
+    job, every = None, None    # the job's name (its records' kind) and the `TrainConfig` option that spaces it, in epochs
+
+    def due(self,
+            epoch:int,   # epochs done, counted from 1
+           ) -> bool:
+        "Whether the job runs after `epoch`."
+        n = getattr(self.cfg, self.every)
+        return bool(n) and epoch % n == 0
+    def run(self,
+            learn,       # the `Learner`
+            epoch:int):  # epochs done, counted from 1
+        "Do the job for `epoch` and log its record last (each job defines it)."
+        raise NotImplementedError
+    def _run(self, learn, epoch):
+        rng = _rng_state(learn.dev)            # whatever the job draws, the run's random streams go on as without it
+        try:
+            if self.lead: self.run(learn, epoch)
+        finally: _set_rng_state(rng, learn.dev)
+        if learn.world > 1: dist.barrier()
+    def after_epoch(self, learn):
+        "Run the job when it is due (rank 0), then wait for it on every rank."
+        if self.due(learn.epoch + 1): self._run(learn, learn.epoch + 1)
+    def redo_epoch_end(self, learn):
+        "Run the job for the epoch the resumed checkpoint ends, when the interrupted run did not finish it."
+        if self.job in learn.redo: self._run(learn, learn.epoch)     # `epoch` counts the epochs done: the one that ended
+
+class KnnLog(EpochJob):
     "kNN top-1 on the test split every `knn_every` epochs (training split as the bank, test-transform features), as `knn` records."
-    order = 30
+    order, job, every = 30, 'knn', 'knn_every'
     def __init__(self,
                  cfg:TrainConfig,     # the run's configuration: `knn_every`, `knn_k`, the data set, `image_size`
                  dev:torch.device,    # where the features are computed
@@ -873,18 +1016,18 @@ class KnnLog(Callback):
         ftr, ytr = split_features(model, self.tr, self.cfg.image_size, self.dev)
         fte, yte = split_features(model, self.te, self.cfg.image_size, self.dev)
         return knn_accuracy(fte, yte, ftr, ytr, neighbours=min(self.cfg.knn_k, len(ytr)))
-    def after_epoch(self, learn):
-        "Log a `knn` record every `knn_every` epochs (rank 0), then wait for it on every rank."
-        if (learn.epoch + 1) % self.cfg.knn_every: return
-        if self.lead:
-            learn.log(dict(kind='knn', epoch=learn.epoch + 1, global_step=learn.gstep, knn_top1=self.top1(learn.model),
-                           time=learn.elapsed()))
-        if learn.world > 1: dist.barrier()
+    def run(self,
+            learn,       # the `Learner`
+            epoch:int):  # epochs done, counted from 1
+        "Log the `knn` record of `epoch`."
+        top1 = self.top1(learn.model)
+        kill_point('knn')
+        learn.log(dict(kind='knn', epoch=epoch, global_step=learn.gstep, knn_top1=top1, time=learn.elapsed()))
 
 # %% ../nbs/06_train.ipynb #c_monitors_1
-class TestSelection(Callback):
+class TestSelection(EpochJob):
     "The released code's protocol: test-split retrieval every `select_every` epochs, `best_<metric>.pt` kept whenever a metric improves."
-    order = 40
+    order, job, every = 40, 'selection', 'select_every'
     def __init__(self,
                  cfg:TrainConfig,     # the run's configuration: `select_every`, the data set, `image_size`
                  dev:torch.device,    # where the features are computed
@@ -918,11 +1061,13 @@ class TestSelection(Callback):
                                                                 epoch=epoch, global_step=gstep, model=model.state_dict(),
                                                                 model_config=model.config, train_config=asdict(self.cfg)))
         return rec
-    def after_epoch(self, learn):
-        "Log a `selection` record every `select_every` epochs (rank 0), then wait for it on every rank."
-        if (learn.epoch + 1) % self.cfg.select_every: return     # evaluation mode: the run is unchanged
-        if self.lead: learn.log({**self.select(learn.model, learn.epoch + 1, learn.gstep), 'time': learn.elapsed()})
-        if learn.world > 1: dist.barrier()
+    def run(self,
+            learn,       # the `Learner`
+            epoch:int):  # epochs done, counted from 1
+        "Write the `best_<metric>.pt` files that improve, then log the `selection` record of `epoch` (evaluation mode: the run is unchanged)."
+        rec = self.select(learn.model, epoch, learn.gstep)
+        kill_point('selection')
+        learn.log({**rec, 'time': learn.elapsed()})
 
 # %% ../nbs/06_train.ipynb #c_loop_cbs
 def loop_callbacks(cfg:TrainConfig,     # the run's configuration
@@ -950,7 +1095,17 @@ def _resumed_state(cfg, ckpt_path):
     check_compatible(state, cfg, ckpt_path)
     return state
 
+def interrupted_jobs(state:dict,  # the checkpoint resumed, as `load_checkpoint` returns it
+                     log,         # the run's `metrics.jsonl`, already made this run's log (`prepare_metrics`)
+                    ) -> list:
+    "The end-of-epoch jobs an epoch-end checkpoint lists (`epoch_jobs`) whose record at its global step is not in `log`: the interrupted run did not finish them."
+    jobs = state.get('epoch_jobs', []) if state['step'] == 0 else []
+    if not jobs: return []
+    done = {r.get('kind') for r in (read_metrics(log) if Path(log).is_file() else []) if r.get('global_step') == state['global_step']}
+    return [j for j in jobs if j not in done]
+
 def _model_for(cfg, dev):
+
     "`initial_model(cfg)` on `dev`; an initial-weights file that cannot be used is a ValueError that names it."
     try: return initial_model(cfg).to(dev)
     except pickle.UnpicklingError:
@@ -962,8 +1117,11 @@ def _model_for(cfg, dev):
 
 def _load_model(model, state, ckpt_path):
     "The checkpoint's parameters and buffers into `model`, whose configuration must be the checkpoint's."
-    if state['model_config'] != model.config:
-        raise CheckpointError(f"{ckpt_path} holds another model configuration; choose another output folder")
+    diff = config_differences(state['model_config'], model.config)     # a field older versions did not store: its default
+    if diff:
+        raise CheckpointError(f"{ckpt_path} holds another model configuration ({', '.join(diff[:4])} differ); "
+                              "choose another output folder")
+
     load_model_state(model, state['model'], ckpt_path)
 
 # %% ../nbs/06_train.ipynb #c019
@@ -1003,6 +1161,7 @@ def _train(cfg, out, rank, world, dev, t_start):
     ckpt = Checkpointer(ckpt_path, cfg.ckpt_every_steps, data, write=lead)
     cbs = [*loop_callbacks(cfg, out, dev, lead, t_start), ckpt]      # the monitors check their data now
     cache = train_cache(cfg, ds).to(dev)
+    inputs = step_inputs(model, cfg, cache)           # labels or an oracle fit map, where the method takes them
     if hasattr(model, 'warn_if_queue_exceeds'): model.warn_if_queue_exceeds(len(cache))
     if cfg.channels_last and cuda: model = model.to(memory_format=torch.channels_last)
     net = model
@@ -1011,10 +1170,22 @@ def _train(cfg, out, rank, world, dev, t_start):
     augment = BatchTwoViews(AugmentConfig(size=cfg.image_size), dtype=torch.float32, channels_last=cfg.channels_last and cuda)
     opt, sched = make_optimizer(cfg, model, len(cache) // cfg.batch_size, cuda)
     learn = Learner(cfg, model, opt, sched, cache, augment, cbs, rank, world, fwd=torch.compile(net) if cfg.compile else net,
-                    amp=torch.autocast('cuda', dtype=torch.bfloat16) if (cuda and cfg.amp) else None)
+                    amp=torch.autocast('cuda', dtype=torch.bfloat16) if (cuda and cfg.amp) else None, inputs=inputs)
+
     if state is not None: ckpt.restore(learn, state)
     if lead: prepare_metrics(out / 'metrics.jsonl', learn.saved and learn.saved[1])   # records after the checkpoint are redone
+    if state is not None: learn.redo = _jobs_to_redo(state, out, cbs, lead, world)
     return learn.fit()
+
+def _jobs_to_redo(state, out, cbs, lead, world):
+    "The interrupted end-of-epoch jobs of the checkpoint's epoch (rank 0 reads the log, and tells the others); those this run has no job for are named in a warning."
+    redo = [interrupted_jobs(state, out / 'metrics.jsonl') if lead else None]
+    if world > 1: dist.broadcast_object_list(redo, src=0)
+    have = {getattr(cb, 'job', None) for cb in cbs}
+    if lead and (lost := [j for j in redo[0] if j not in have]):
+        warnings.warn(f"the {' and '.join(lost)} job(s) of epoch {state['epoch']} were interrupted and are not redone: "
+                      "this run does not ask for them (knn_every or select_every is 0)")
+    return [j for j in redo[0] if j in have]
 
 # %% ../nbs/06_train.ipynb #c033
 from fastcore.script import call_parse, bool_arg
@@ -1030,6 +1201,25 @@ def _json_dict(v):
     except json.JSONDecodeError as e: raise ValueError(f"--method_kw must be a JSON object, e.g. '{{\"queue_size\": 4096}}': {e}") from None
     if not isinstance(d, dict): raise ValueError(f"--method_kw must be a JSON object, got {v!r}")
     return d
+
+# %% ../nbs/06_train.ipynb #c033_0
+def resume_command(cfg:TrainConfig,  # the run's configuration
+                  ) -> str:
+    "The `lcr_train` command that continues the run of `cfg`: the options that differ from the defaults, and `--resume True`."
+    import shlex
+    default, opts = asdict(TrainConfig()), []
+    for k, v in asdict(cfg).items():
+        if k != 'resume' and v != default[k]: opts += [f'--{k}', json.dumps(v) if isinstance(v, dict) else str(v)]
+    return shlex.join(['lcr_train', *opts, '--resume', 'True'])
+
+def resume_hint(cfg:TrainConfig,  # the configuration of an interrupted run
+               ) -> str:
+    "Where an interrupted run of `cfg` continues from (its checkpoint's global step), and the command that continues it."
+    ck = Path(cfg.out) / 'checkpoint.pt'
+    try: g = torch.load(ck, map_location='cpu', weights_only=True, mmap=True)['global_step']   # no tensor is read
+    except (OSError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError): g = None
+    where = f"{ck} holds global step {g}" if g is not None else "no checkpoint was written yet, so it starts again from its first step"
+    return f"{where}; continue with: {resume_command(cfg)}"
 
 # %% ../nbs/06_train.ipynb #c033_1
 @call_parse
@@ -1086,6 +1276,8 @@ def train_cli(method:str='lcr',            # method: one of METHODS (mocov2, lcr
         warnings.showwarning = lambda m, *a, **k: print(f"lcr_train: warning: {error_text(m, 2000)}", file=sys.stderr, flush=True)
         try: train(cfg)
         except (ValueError, OSError, CheckpointError, NonFiniteLossError, RunLockedError) as e: fail(e)
+        except KeyboardInterrupt:          # Ctrl-C: where the run continues from, and the shell's status for SIGINT
+            print(f"lcr_train: interrupted: {resume_hint(cfg)}", file=sys.stderr, flush=True); sys.exit(130)
 
 # %% ../nbs/06_train.ipynb #c_run_cli
 def run_cli(cli,        # a console-script function made with `call_parse`, e.g. `train_cli`
@@ -1104,7 +1296,6 @@ def run_cli(cli,        # a console-script function made with `call_parse`, e.g.
             status = e.code if isinstance(e.code, int) else 1
             if not isinstance(e.code, int): print(e.code, file=err)
     return status, err.getvalue().strip().splitlines()
-
 
 # %% ../nbs/06_train.ipynb #c034
 #| eval: false

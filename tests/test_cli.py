@@ -173,3 +173,30 @@ def test_training_data_errors_are_one_line(tmp_path):
         r = run('lcr_train', *TINY, '--epochs', '1', '--out', tmp_path / f'run{i}', *opts)
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith('lcr_train: error: ') and says in lines[0], (opts, r.stderr[-2000:])
+
+
+def test_ctrl_c_says_where_to_resume(tmp_path):
+    "SIGINT (Ctrl-C) to a real lcr_train: one line naming the checkpoint and the command that continues the run, status 130; that command finishes the run."
+    import signal
+    from lcr.train import load_checkpoint
+    out, env = tmp_path / 'run', {**os.environ, 'OMP_NUM_THREADS': '1'}
+    args = [*TINY, '--n_images', '64', '--batch_size', '16', '--epochs', '6', '--log_every', '1', '--ckpt_every_steps', '2',
+            '--out', out]
+    p = subprocess.Popen([str(BIN / 'lcr_train'), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, env=env, cwd=ROOT)
+    log, deadline = out / 'metrics.jsonl', time.monotonic() + 300
+    while p.poll() is None and not (log.exists() and log.read_bytes().count(b'\n') >= 3):    # three steps done
+        assert time.monotonic() < deadline, 'the run logged no step'
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == 130, (p.returncode, err[-3000:])
+    last = err.strip().splitlines()[-1]
+    assert 'Traceback' not in err and last.startswith('lcr_train: interrupted: ') and 'holds global step' in last, err[-3000:]
+    g = load_checkpoint(out / 'checkpoint.pt')['global_step']
+    assert f"{out / 'checkpoint.pt'} holds global step {g}; continue with: lcr_train " in last, last
+    cmd = shlex.split(last.split('continue with: ')[1])
+    assert cmd[0] == 'lcr_train' and cmd[-2:] == ['--resume', 'True'], cmd
+    r = run(*cmd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert load_checkpoint(out / 'checkpoint.pt')['global_step'] == 6 * 4
