@@ -336,7 +336,12 @@ def maps_figure(res:dict,          # {name: [entries]}, as `chain_results` retur
 # %% ../nbs/11_chain.ipynb #ch081
 class MaskedSplit(torch.utils.data.Dataset):
     "An in-memory split with part and bird masks, as `pooled_split` reads it: `images` (N, 3, S, S) uint8, `targets`, `classes`, masks."
-    def __init__(self, images, targets, classes, part_masks, object_masks):
+    def __init__(self,
+                 images,        # (N, 3, S, S) uint8 images, every pixel valid
+                 targets,       # the N class labels
+                 classes,       # the class names, in label order
+                 part_masks,    # (N, S, S) bool part masks, pixel for pixel over `images`
+                 object_masks): # (N, S, S) bool bird masks
         self.images, self.targets, self.classes = images, list(targets), list(classes)
         self.part_masks, self.object_masks = part_masks, object_masks
     def __len__(self): return len(self.images)
