@@ -16,7 +16,7 @@ from .synthetic import SyntheticFineGrained
 from .train import initial_model
 from .viz import attention_mass_on_parts, upsample_maps
 from .report import load_run
-from .experiments import STUDY, BUDGETS, run_config, study_record, load_record, start_weights
+from .experiments import STUDY, BUDGETS, run_config, study_record, load_record, start_weights, record_results
 
 # %% auto #0
 __all__ = ['REGIONS', 'GRADCAM_FORMS', 'N_EXAMPLES', 'CHAIN_RUNS', 'CHAIN_SCREENS', 'POOLING_LABELS', 'MAP_POOLINGS',
@@ -236,9 +236,8 @@ def _start_cached(out, budget, seed, splits, probe_epochs, pretrained_out, devic
 def chain_results(rec:dict,  # a chain record (`chain_record`, `load_record('chain')`)
                  ) -> dict:  # {name: [entries by seed]}; the pretrained start as 'pretrained'
     "The record's entries by configuration, the pretrained start first."
-    res = {'pretrained': sorted(rec.get('start', []), key=lambda e: e['seed'])}
-    for e in rec['runs']: res.setdefault(e['name'], []).append(e)
-    return {k: sorted(v, key=lambda e: e['seed']) for k, v in res.items() if v}
+    start = sorted(rec.get('start', []), key=lambda e: e['seed'])
+    return {**({'pretrained': start} if start else {}), **record_results(rec)}
 
 # %% ../nbs/11_chain.ipynb #ch071
 POOLING_LABELS = {'gap': 'GAP', 'parts': 'true parts', 'bird': 'bird', 'background': 'background',
