@@ -13,15 +13,18 @@ import torch.distributed as dist
 import torchvision
 from torchvision.models.resnet import BasicBlock, conv1x1
 from .core import *
+from .objectives import *
 
 # %% auto #0
-__all__ = ['ARCHS', 'STEMS', 'MAX_WEIGHT', 'FIT_TARGETS', 'PRESETS', 'METHOD_SPECS', 'LEGACY_LOG_NAMES', 'LEGACY_CONFIG_NAMES',
-           'METHODS', 'Backbone', 'weights_is_path', 'torchvision_weights_file', 'load_backbone_weights',
-           'check_weights_values', 'SplitBatchNorm', 'convert_split_bn', 'is_distributed', 'concat_all_gather',
-           'batch_shuffle', 'batch_unshuffle', 'projection_head', 'MLPGFB', 'MethodConfig', 'current_log_names',
-           'current_config_names', 'config_differences', 'method_config', 'make_method', 'from_config',
-           'mean_pairwise_cosine', 'side_stream_seed', 'cell_means', 'oracle_target', 'SSLMethod', 'MoCo', 'BYOL',
-           'Supervised']
+__all__ = ['ARCHS', 'STEMS', 'MAX_WEIGHT', 'FIT_TARGETS', 'PRESETS', 'METHOD_SPECS', 'OBJECTIVES', 'OPTION_OWNERS',
+           'LEGACY_IGNORED', 'LEGACY_LOG_NAMES', 'LEGACY_CONFIG_NAMES', 'OBJECTIVE_CLASSES', 'METHODS', 'Backbone',
+           'weights_is_path', 'torchvision_weights_file', 'load_backbone_weights', 'check_weights_values',
+           'SplitBatchNorm', 'convert_split_bn', 'is_distributed', 'concat_all_gather', 'batch_shuffle',
+           'batch_unshuffle', 'projection_head', 'Prototypes', 'MLPGFB', 'objective_takes', 'accepts', 'option_takers',
+           'MethodConfig', 'current_log_names', 'current_config_names', 'config_differences', 'method_config',
+           'make_method', 'from_config', 'mean_pairwise_cosine', 'side_stream_seed', 'cell_means', 'oracle_target',
+           'SSLMethod', 'MoCo', 'BYOL', 'Supervised', 'TwoViewMethod', 'SimCLR', 'SimSiam', 'BarlowTwins', 'VICReg',
+           'DINO']
 
 # %% ../nbs/01_models.ipynb #c007
 ARCHS = ('tiny', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')
@@ -236,14 +239,37 @@ def batch_unshuffle(x:torch.Tensor,              # (N, ...) rows computed from t
 def projection_head(in_dim:int,            # input width (the pooled feature)
                     hidden_dim:int,        # hidden width h
                     out_dim:int,           # output width (the embedding)
-                    bn:bool=True,          # BN after the hidden Linear (which then has no bias)
+                    bn:bool=True,          # BN after each hidden Linear (which then has no bias)
                     last_bn:bool=False,    # BN after the output Linear (which then has no bias)
+                    layers:int=2,          # Linear layers: 2 (MoCo v2, BYOL, SimCLR), 3 (SimSiam, BT, VICReg, DINO)
+                    act:str='relu',        # the hidden activation: 'relu' or 'gelu' (DINO's head)
                    ) -> nn.Sequential:
-    "Linear(in, hidden) [-BN] -ReLU- Linear(hidden, out) [-BN]: MoCo v2 / BYOL projector or predictor."
-    layers = [nn.Linear(in_dim, hidden_dim, bias=not bn)] + ([nn.BatchNorm1d(hidden_dim)] if bn else [])
-    layers += [nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim, bias=not last_bn)]
-    if last_bn: layers.append(nn.BatchNorm1d(out_dim))
-    return nn.Sequential(*layers)
+    "`layers` Linears, Linear(in, h) [-BN] -act- ... Linear(h, out) [-BN]: at 2, MoCo v2's / BYOL's projector."
+    check_arg(isinstance(layers, int) and not isinstance(layers, bool) and layers >= 2,
+              f"`proj_layers` must be an integer >= 2, got {layers!r}")
+    check_choice('proj_act', act, ('relu', 'gelu'))
+    mods, width = [], in_dim
+    for _ in range(layers - 1):
+        mods += [nn.Linear(width, hidden_dim, bias=not bn)] + ([nn.BatchNorm1d(hidden_dim)] if bn else [])
+        mods.append(nn.ReLU(inplace=True) if act == 'relu' else nn.GELU())
+        width = hidden_dim
+    mods.append(nn.Linear(width, out_dim, bias=not last_bn))
+    if last_bn: mods.append(nn.BatchNorm1d(out_dim))
+    return nn.Sequential(*mods)
+
+class Prototypes(nn.Module):
+    "DINO's last layer: the L2-normalised input against K L2-normalised prototypes (weight norm, its norm fixed at 1)."
+    def __init__(self,
+                 in_dim:int,  # the bottleneck width (the projector's output)
+                 k:int):      # the number K of prototypes, DINO's output dimension
+        super().__init__()
+        check_arg(isinstance(k, int) and k >= 1, f"`dino_out` must be a positive integer, got {k!r}")
+        self.weight = nn.Parameter(nn.Linear(in_dim, k, bias=False).weight.detach().clone())   # nn.Linear's init
+
+    def forward(self,
+                x:torch.Tensor,  # (N, in_dim)
+               ) -> torch.Tensor:  # (N, K) cosines in [-1, 1]
+        return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).T
 
 class MLPGFB(nn.Module):
     "Table 5's MLP GradCAM fitting branch: per position C -> hidden (ReLU) -> 1, returning (N, H, W)."
@@ -294,6 +320,58 @@ METHOD_SPECS = {
     # Table 3's first row, and the labelled teacher of the fit-target study (chapter 11): cross-entropy with the labels
     'supervised':       dict(objective='supervised', gfb='none', fit_gradcam=False, train_pool='gap', test_pool='gap'),
 }
+# Table 3's other frameworks (chapter 0a's objectives), each alone and with LCR's branch: the recipes and their
+# sources are in the text below; widths the papers give for ResNet-50 as multiples of C = 2048 stay multiples of C
+_SIMCLR = dict(objective='simclr', temperature=0.1, proj_dim=128, proj_bn=True, proj_last_bn=False)
+_SIMSIAM = dict(objective='simsiam', proj_layers=3, proj_dim=None, proj_bn=True, proj_last_bn=True, pred_hidden=None)
+_BARLOW = dict(objective='barlow_twins', proj_layers=3, proj_mult=4, proj_dim=None, proj_bn=True, proj_last_bn=False)
+_VICREG = dict(objective='vicreg', proj_layers=3, proj_mult=4, proj_dim=None, proj_bn=True, proj_last_bn=False)
+_DINO = dict(objective='dino', proj_layers=3, proj_dim=256, proj_bn=True, proj_last_bn=False, proj_act='gelu',
+             key_momentum=0.996, key_momentum_schedule='cosine')
+_ALONE = dict(gfb='none', fit_gradcam=False, train_pool='gap', test_pool='gap')
+_BRANCH = dict(gfb='maxout', fit_gradcam=True, train_pool='gap', test_pool='weighted')     # as `byol_lcr`
+METHOD_SPECS.update({
+    'simclr': dict(_SIMCLR, **_ALONE),       'simclr_lcr': dict(_SIMCLR, **_BRANCH),
+    'simsiam': dict(_SIMSIAM, **_ALONE),     'simsiam_lcr': dict(_SIMSIAM, **_BRANCH),
+    'barlow_twins': dict(_BARLOW, **_ALONE), 'barlow_twins_lcr': dict(_BARLOW, **_BRANCH),
+    'vicreg': dict(_VICREG, **_ALONE),       'vicreg_lcr': dict(_VICREG, **_BRANCH),
+    'dino': dict(_DINO, **_ALONE),           'dino_lcr': dict(_DINO, **_BRANCH),
+})
+
+OBJECTIVES = ('moco', 'byol', 'supervised', 'simclr', 'simsiam', 'barlow_twins', 'vicreg', 'dino')
+_DINO_OPTIONS = ('student_temp', 'teacher_temp', 'teacher_temp_start', 'teacher_temp_warmup', 'center_momentum',
+                 'dino_out', 'local_crops')
+_MOCO_ONLY = ('queue_size', 'symmetric', 'dataset_size', 'gfb_key_stats')
+# The options only some objectives read: set on a method whose objective is not listed, they are refused
+# (`MethodConfig.validate`)
+OPTION_OWNERS = {'temperature': ('moco', 'simclr'), **{o: ('moco',) for o in _MOCO_ONLY},
+                 'key_momentum': ('moco', 'byol', 'dino'), 'key_momentum_schedule': ('moco', 'byol', 'dino'),
+                 'pred_hidden': ('byol', 'simsiam'), 'n_classes': ('supervised',), 'barlow_lambda': ('barlow_twins',),
+                 'vicreg_invariance': ('vicreg',), 'vicreg_variance': ('vicreg',), 'vicreg_covariance': ('vicreg',),
+                 **{o: ('dino',) for o in _DINO_OPTIONS}}
+# ... but for the objectives that took them silently before the check existed: the committed records' recipes (chapter
+# 8's DEMO_RECIPE) set MoCo's options for every method, BYOL and the supervised teacher too, which keep ignoring them
+LEGACY_IGNORED = {'moco': ('pred_hidden',), 'byol': ('temperature',) + _MOCO_ONLY,
+                  'supervised': ('temperature', 'key_momentum', 'pred_hidden') + _MOCO_ONLY}
+
+def objective_takes(objective:str,  # one of OBJECTIVES
+                    option:str,     # a `MethodConfig` field
+                   ) -> bool:
+    "Whether an objective reads `option` (or, an older objective, tolerates it): all but other objectives' options."
+    owners = OPTION_OWNERS.get(option)
+    return owners is None or objective in owners or option in LEGACY_IGNORED.get(objective, ())
+
+def accepts(method:str,  # a key of METHODS
+            option:str,  # a `MethodConfig` field, e.g. 'temperature'
+           ) -> bool:
+    "Whether method `method` takes `option` (a recipe shared by several methods passes each only what it takes)."
+    check_choice('method', method, tuple(METHOD_SPECS))
+    return objective_takes(METHOD_SPECS[method].get('objective', 'moco'), option)
+
+def option_takers(option:str,  # a `MethodConfig` field, e.g. 'temperature'
+                 ) -> list:     # names of METHODS, in the registry's order
+    "The methods (keys of METHODS) that take `option`."
+    return [m for m in METHOD_SPECS if accepts(m, option)]
 
 # %% ../nbs/01_models.ipynb #c028
 @dataclass
@@ -307,19 +385,36 @@ class MethodConfig:
     stem: str = 'standard'            # 'standard' (stride 32) or 'small' (stride 8, for ~64 px images)
     tiny_width: int = 16              # width of the 'tiny' backbone's first stage (C = 8 * tiny_width)
     # self-supervised objective
-    objective: str = 'moco'           # 'moco' (InfoNCE with a queue), 'byol' or 'supervised' (cross-entropy with the labels)
-    n_classes: int|None = None        # classes of the 'supervised' objective's linear classifier (required there, unused elsewhere)
-    proj_hidden: int|None = None      # projector hidden width; None: C
-    proj_dim: int = 256               # embedding dimension
-    proj_bn: bool = True              # BN after the projector's hidden layer
+    objective: str = 'moco'           # 'moco' (InfoNCE with a queue), 'byol', 'supervised' (cross-entropy, labels),
+                                      # or Table 3's (chapter 0a): 'simclr', 'simsiam', 'barlow_twins', 'vicreg' or 'dino'
+    n_classes: int|None = None        # classes of the 'supervised' objective's classifier (needed there, else refused)
+    proj_hidden: int|None = None      # projector hidden width; None: proj_mult * C
+    proj_mult: int = 1                # proj_hidden=None: the hidden width in multiples of C (Barlow Twins, VICReg: 4)
+    proj_dim: int|None = 256          # embedding dimension (DINO: the bottleneck, before the prototypes); None: hidden
+    proj_layers: int = 2              # Linear layers of the projector (SimSiam, Barlow Twins, VICReg, DINO: 3)
+    proj_act: str = 'relu'            # the projector's hidden activation: 'relu' or 'gelu' (DINO)
+    proj_bn: bool = True              # BN after the projector's hidden layer(s)
     proj_last_bn: bool = True         # BN after the projector's output layer
-    pred_hidden: int = 4096           # BYOL predictor hidden width
-    temperature: float = 0.2          # InfoNCE temperature t
+    pred_hidden: int|None = 4096      # predictor hidden width (BYOL, SimSiam); None: a quarter of the embedding
+    temperature: float = 0.2          # InfoNCE (MoCo) or NT-Xent (SimCLR) temperature t
     key_momentum: float = 0.999       # momentum m of the key / target encoder's EMA (not SGD's: that is `TrainConfig.momentum`)
+    key_momentum_schedule: str = 'constant'  # 'constant', or 'cosine': from `key_momentum` to 1 over the run (DINO)
     queue_size: int = 65536           # MoCo queue length Q (any positive size)
     symmetric: bool = False           # symmetrised InfoNCE (both views as queries)
     bn_splits: int = 1                # single-process shuffle-BN emulation: BN over this many sub-batches
     dataset_size: int|None = None     # if given, warn when the queue holds more keys than the data set has images
+    # Table 3's objectives (chapter 0a); the defaults are each paper's values
+    barlow_lambda: float = 5e-3       # Barlow Twins: weight lambda of the off-diagonal (redundancy reduction) terms
+    vicreg_invariance: float = 25.0   # VICReg: weight lambda of the invariance term
+    vicreg_variance: float = 25.0     # VICReg: weight mu of the variance term
+    vicreg_covariance: float = 1.0    # VICReg: weight nu of the covariance term
+    student_temp: float = 0.1         # DINO: the student's temperature tau_s
+    teacher_temp: float = 0.07        # DINO: the teacher's temperature tau_t after its warm-up
+    teacher_temp_start: float = 0.04  # DINO: the teacher's temperature at the start of the warm-up
+    teacher_temp_warmup: float = 0.3  # DINO: the fraction of the run the warm-up lasts (30 of 100 epochs)
+    center_momentum: float = 0.9      # DINO: momentum of the centre of the teacher's logits
+    dino_out: int|None = None         # DINO: the number K of prototypes; None: 32 * C (65,536 at C = 2048)
+    local_crops: int = 0              # DINO: local crops per image (multi-crop); the two-view training loop takes none
     # GradCAM fitting branch
     gfb: str = 'maxout'               # 'none', 'maxout' (Eq. 4) or 'mlp' (Table 5)
     k: int = 32                       # number of 1x1 projections K (Fig. 4 sweeps it)
@@ -356,6 +451,7 @@ class MethodConfig:
     def validate(self):
         "Raise a ValueError naming the option when the configuration is unknown or inconsistent."
         self._check_choices(); self._check_counts(); self._check_numbers(); self._check_consistency()
+        self._check_objective_options()
         return self
 
     def _check_choices(self):
@@ -364,7 +460,9 @@ class MethodConfig:
         check_choice('preset', self.preset, tuple(PRESETS))
         check_choice('backbone', self.backbone, ARCHS)
         check_choice('stem', self.stem, STEMS)
-        check_choice('objective', self.objective, ('moco', 'byol', 'supervised'))
+        check_choice('objective', self.objective, OBJECTIVES)
+        check_choice('proj_act', self.proj_act, ('relu', 'gelu'))
+        check_choice('key_momentum_schedule', self.key_momentum_schedule, ('constant', 'cosine'))
         check_choice('gfb', self.gfb, ('none', 'maxout', 'mlp'))
         check_choice('gradcam_sign', self.gradcam_sign, (1, -1))
         check_choice('gradcam_loss', self.gradcam_loss, ('sum', 'mean'))
@@ -382,11 +480,18 @@ class MethodConfig:
 
     def _check_counts(self):
         "Sizes are positive integers (`proj_hidden` may be None), K a non-negative one."
-        for name in ('proj_dim', 'pred_hidden', 'queue_size', 'bn_splits', 'tiny_width', 'gfb_hidden'):
+        for name in ('queue_size', 'bn_splits', 'tiny_width', 'gfb_hidden', 'proj_mult'):
             v = getattr(self, name)
             check_arg(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"`{name}` must be a positive integer, got {v!r}")
-        check_arg(self.proj_hidden is None or (isinstance(self.proj_hidden, int) and self.proj_hidden >= 1),
-               f"`proj_hidden` must be None or a positive integer, got {self.proj_hidden!r}")
+        for name in ('proj_hidden', 'proj_dim', 'pred_hidden', 'dino_out'):
+            v = getattr(self, name)
+            check_arg(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+                      f"`{name}` must be None or a positive integer, got {v!r}")
+        is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
+        check_arg(is_int(self.proj_layers) and self.proj_layers >= 2,
+                  f"`proj_layers` must be an integer >= 2, got {self.proj_layers!r}")
+        check_arg(is_int(self.local_crops) and self.local_crops >= 0,
+                  f"`local_crops` must be a non-negative integer, got {self.local_crops!r}")
         check_arg(isinstance(self.k, int) and self.k >= 0, f"`k` must be a non-negative integer, got {self.k!r}")
 
     def _check_numbers(self):
@@ -399,6 +504,14 @@ class MethodConfig:
         check_arg(self.tau > 0, f"`tau` must be > 0, got {self.tau}")
         check_arg(0 <= self.key_momentum < 1, f"`key_momentum` must be in [0, 1), got {self.key_momentum}")
         check_arg(self.lam >= 0 and self.nu >= 0, f"`lam` and `nu` must be >= 0, got lam={self.lam}, nu={self.nu}")
+        ranges = {'> 0': lambda v: v > 0, '>= 0': lambda v: v >= 0, 'in [0, 1]': lambda v: 0 <= v <= 1,
+                  'in [0, 1)': lambda v: 0 <= v < 1}
+        for name, rng in (('barlow_lambda', '> 0'), ('vicreg_invariance', '>= 0'), ('vicreg_variance', '>= 0'),
+                          ('vicreg_covariance', '>= 0'), ('student_temp', '> 0'), ('teacher_temp', '> 0'),
+                          ('teacher_temp_start', '> 0'), ('teacher_temp_warmup', 'in [0, 1]'),
+                          ('center_momentum', 'in [0, 1)')):
+            v = getattr(self, name)
+            check_arg(finite_number(v) and ranges[rng](v), f"`{name}` must be a finite number {rng}, got {v!r}")
 
     def _check_consistency(self):
         "The options agree with each other: the fit's target and graph, the GFB and the poolings that need it."
@@ -424,6 +537,18 @@ class MethodConfig:
         check_arg(self.gfb != 'none' or not (uses or self.fit_gradcam),
                f"gfb='none' cannot serve {', '.join(f'{n}={getattr(self, n)!r}' for n in uses) or 'fit_gradcam=True'}: "
                "choose gfb='maxout' or 'mlp'")
+
+    def _check_objective_options(self):
+        "An option of another objective (`OPTION_OWNERS`) keeps the method's and preset's value; no local crops."
+        base = {**{f.name: f.default for f in fields(self)}, **PRESETS[self.preset], **METHOD_SPECS[self.method]}
+        for name, owners in OPTION_OWNERS.items():
+            check_arg(objective_takes(self.objective, name) or getattr(self, name) == base[name],
+                      f"`{name}` is not an option of method {self.method!r} (objective {self.objective!r}): it "
+                      f"belongs to {'/'.join(owners)}, taken by methods {', '.join(option_takers(name))}")
+        check_arg(self.local_crops == 0,
+                  f"`local_crops`={self.local_crops}: DINO's local crops need more than the two views the training "
+                  "loop gives a step (chapter 6); `dino_loss` takes them (chapter 0a), the loop does not yet: use "
+                  "local_crops=0")
 
 # %% ../nbs/01_models.ipynb #legacy_code
 LEGACY_LOG_NAMES = {'loss_cl': 'loss_ssl',               # the SSL term of the step, epoch and record logs
@@ -479,10 +604,10 @@ def make_method(name:str,                # the method, a key of METHODS
                 backbone:str='resnet50',  # one of ARCHS
                 preset:str='paper',       # 'paper' or 'reference', a key of PRESETS
                 **overrides,              # any field of `MethodConfig`; these win over preset and method
-               ) -> nn.Module:            # a `MoCo`; a `BYOL` for objective 'byol', a `Supervised` for 'supervised'
+               ) -> nn.Module:            # its objective's class (`OBJECTIVE_CLASSES`): `MoCo`, `BYOL`, ...
     "Build method `name` (a key of METHODS) on `backbone` with `preset` ('paper' or 'reference') and any knob overridden."
     cfg = method_config(name, backbone, preset, **overrides)
-    return {'byol': BYOL, 'supervised': Supervised}.get(cfg.objective, MoCo)(cfg)
+    return OBJECTIVE_CLASSES[cfg.objective](cfg)
 
 
 def from_config(config:dict,    # a model's `config` (`asdict` of its `MethodConfig`), e.g. from a checkpoint; old names are translated
@@ -551,7 +676,22 @@ class SSLMethod(nn.Module):
         self.pool_dim = C * cfg.k if cfg.train_pool == 'bilinear' else C
         self.feature_dim = C * cfg.k if cfg.test_pool == 'bilinear' else C
         self.key_momentum = cfg.key_momentum     # an attribute, so a schedule may change it
+        self.progress = 0.0                      # the fraction of the run done (`set_progress`; DINO reads it)
         self._pairs = []
+
+    def set_progress(self,
+                     done:int,   # optimiser steps done before the coming step
+                     total:int,  # steps of the whole run
+                    ):
+        "Tell the method where the run is (the loop calls it before every step): `progress` = done / total, in [0, 1]."
+        check_arg(isinstance(total, int) and total >= 1 and isinstance(done, int) and done >= 0,
+                  f"`set_progress` needs step counts done >= 0 and total >= 1, got {done!r} and {total!r}")
+        self.progress = min(done / total, 1.0)
+
+    @property
+    def fits_both_views(self) -> bool:
+        "Whether a step's GradCAM (and oracle `fit_map`) covers both views (view1's rows, then view2's), not view1's."
+        return True
 
     @property
     def needs(self) -> tuple:
@@ -574,18 +714,30 @@ class SSLMethod(nn.Module):
     def _projector_and_momentum_copies(self):
         "The online projector, then momentum copies of the encoder, the projector and (if it pools in training) the GFB."
         cfg = self.cfg
-        self.projector_q = projection_head(self.pool_dim, cfg.proj_hidden or self.encoder_q.out_channels, cfg.proj_dim,
-                                           cfg.proj_bn, cfg.proj_last_bn)
+        self.projector_q = self._make_projector()
         self.encoder_k = self._key_copy(self.encoder_q)
         self.projector_k = self._key_copy(self.projector_q)
         self.gfb_k = self._key_copy(self.gfb) if cfg.train_pool != 'gap' else None
+
+    def _widths(self) -> tuple:
+        "The projector's hidden and output widths here: (`proj_hidden` or `proj_mult` * C, `proj_dim` or that)."
+        hidden = self.cfg.proj_hidden or self.cfg.proj_mult * self.encoder_q.out_channels
+        return hidden, self.cfg.proj_dim or hidden
+
+    def _make_projector(self) -> nn.Module:
+        "The online projector g of the configuration (`projection_head`)."
+        cfg = self.cfg; hidden, out = self._widths()
+        return projection_head(self.pool_dim, hidden, out, cfg.proj_bn, cfg.proj_last_bn, cfg.proj_layers,
+                               cfg.proj_act)
 
     @torch.no_grad()
     def momentum_update(self):
         "theta_k <- m theta_k + (1 - m) theta_q for every key module (one fused lerp)."
         query_params = [p for q, _ in self._pairs for p in q.parameters()]
         key_params = [p for _, key_module in self._pairs for p in key_module.parameters()]
-        if key_params: torch._foreach_lerp_(key_params, query_params, 1.0 - self.key_momentum)
+        m = self.key_momentum
+        if self.cfg.key_momentum_schedule == 'cosine': m = cosine_momentum(self.progress, m)
+        if key_params: torch._foreach_lerp_(key_params, query_params, 1.0 - m)
 
     def _pool(self, fmap, mode, gfb):
         "Table 1 pooling; returns (features, A or None)."
@@ -714,6 +866,11 @@ class MoCo(SSLMethod):
         self.register_buffer('queue_ptr', torch.zeros((), dtype=torch.long))
         if cfg.dataset_size is not None: self.warn_if_queue_exceeds(cfg.dataset_size)
 
+    @property
+    def fits_both_views(self) -> bool:
+        "MoCo's GradCAM covers the query views: both views only when `symmetric`."
+        return self.cfg.symmetric
+
     def warn_if_queue_exceeds(self,
                               n_images:int,  # number of images in the training set
                              ) -> bool:
@@ -836,6 +993,11 @@ class Supervised(SSLMethod):
         "A supervised step needs the views' labels."
         return ('labels',)
 
+    @property
+    def fits_both_views(self) -> bool:
+        "No fit: the supervised method has no GradCAM fitting branch."
+        return False
+
     def _step(self, view1, view2, update=True, force_gradcam=False, labels=None):
         "One step: the cross-entropy of both views' logits with their labels; returns (loss, logs, maps)."
         _check_views(view1, view2)
@@ -864,6 +1026,94 @@ class Supervised(SSLMethod):
                ) -> torch.Tensor:   # (N, H, W)
         "The predicted class's GradCAM of `view1` (`class_gradcam`), for the figures of chapter 7."
         return self.class_gradcam(view1)
+
+# %% ../nbs/01_models.ipynb #t3_code
+class TwoViewMethod(SSLMethod):
+    "Table 3's frameworks: both views through the online backbone in one forward; `_objective` gives the loss."
+    has_target = False     # a momentum copy of the encoder and projector (DINO's teacher)
+
+    def __init__(self,
+                 cfg:MethodConfig):  # a `MethodConfig`, e.g. `method_config('simclr')`; validated here
+        super().__init__(cfg)
+        if self.has_target: self._projector_and_momentum_copies()
+        else: self.projector_q = self._make_projector()
+
+    def _objective(self, z, view1, view2, update):
+        "The SSL loss of the 2N embeddings `z` (view1's rows first) and extra logs; `update`: a training step."
+        raise NotImplementedError
+
+    def _step(self, view1, view2, update=True, force_gradcam=False, fit_map=None):
+        "One step: the objective of both views' embeddings, then the fit (Eq. 7); returns (loss, logs, maps)."
+        _check_views(view1, view2)
+        fmap = self.encoder_q.forward_features(torch.cat([view1, view2]))
+        pooled, A = self._pool(fmap, self.cfg.train_pool, self.gfb)
+        z = self.projector_q(pooled)
+        loss_ssl, extra = self._objective(z, view1, view2, update)
+        loss, logs, maps = self._fit(loss_ssl, fmap, A, z, force_gradcam, fit_map, fit=update)
+        return loss, {**logs, **extra}, maps
+
+class SimCLR(TwoViewMethod):
+    "SimCLR: NT-Xent over the batch, both directions (`nt_xent_loss`); with a GFB configured, SimCLR+Ours."
+    def _objective(self, z, view1, view2, update):
+        n = view1.shape[0]
+        return nt_xent_loss(z[:n], z[n:], self.cfg.temperature), {}
+
+class SimSiam(TwoViewMethod):
+    "SimSiam: a predictor and a stop-gradient (`simsiam_loss`), no momentum encoder; with a GFB, SimSiam+Ours."
+    def __init__(self,
+                 cfg:MethodConfig):  # a `MethodConfig`, e.g. `method_config('simsiam')`; validated here
+        super().__init__(cfg)
+        d = self._widths()[1]
+        self.predictor = projection_head(d, cfg.pred_hidden or max(1, d // 4), d, bn=True, last_bn=False)
+
+    def _objective(self, z, view1, view2, update):
+        n, p = view1.shape[0], self.predictor(z)
+        return simsiam_loss(p[:n], p[n:], z[:n], z[n:]), {}
+
+class BarlowTwins(TwoViewMethod):
+    "Barlow Twins: the views' cross-correlation towards the identity (`barlow_twins_loss`); with a GFB, +Ours."
+    def _objective(self, z, view1, view2, update):
+        n = view1.shape[0]
+        return barlow_twins_loss(z[:n], z[n:], self.cfg.barlow_lambda), {}
+
+class VICReg(TwoViewMethod):
+    "VICReg: invariance, variance and covariance terms (`vicreg_loss`); with a GFB configured, VICReg+Ours."
+    def _objective(self, z, view1, view2, update):
+        n, c = view1.shape[0], self.cfg
+        return vicreg_loss(z[:n], z[n:], c.vicreg_invariance, c.vicreg_variance, c.vicreg_covariance), {}
+
+class DINO(TwoViewMethod):
+    "DINO on two global views: a momentum teacher, centring and sharpening (`dino_loss`); with a GFB, DINO+Ours."
+    has_target = True
+
+    def __init__(self,
+                 cfg:MethodConfig):  # a `MethodConfig`, e.g. `method_config('dino')`; validated here
+        super().__init__(cfg)
+        self.register_buffer('center', torch.zeros(self.n_prototypes))
+
+    def _make_projector(self) -> nn.Module:
+        "DINO's head: the MLP to the bottleneck, then the K prototypes (`Prototypes`)."
+        self.n_prototypes = self.cfg.dino_out or 32 * self.encoder_q.out_channels
+        return nn.Sequential(super()._make_projector(), Prototypes(self._widths()[1], self.n_prototypes))
+
+    def teacher_temperature(self) -> float:
+        "The teacher's temperature at the run's `progress`: linear from `teacher_temp_start` to `teacher_temp`."
+        c = self.cfg
+        return linear_warmup(self.progress, c.teacher_temp_start, c.teacher_temp, c.teacher_temp_warmup)
+
+    def _objective(self, z, view1, view2, update):
+        cfg, n = self.cfg, view1.shape[0]
+        with torch.no_grad():
+            if update: self.momentum_update()
+            t = self.projector_k(self._pool(self.encoder_k.forward_features(torch.cat([view1, view2])), cfg.train_pool,
+                                            self.gfb_k)[0])
+        tt, student, teacher = self.teacher_temperature(), z.view(2, n, -1), t.view(2, n, -1)
+        loss = dino_loss(student, teacher, self.center, cfg.student_temp, tt)
+        if update: self.center.copy_(dino_center(self.center, teacher, cfg.center_momentum))
+        return loss, {'teacher_temp': z.new_tensor(tt, dtype=torch.float32)}
+
+OBJECTIVE_CLASSES = {'moco': MoCo, 'byol': BYOL, 'supervised': Supervised, 'simclr': SimCLR, 'simsiam': SimSiam,
+                     'barlow_twins': BarlowTwins, 'vicreg': VICReg, 'dino': DINO}
 
 # %% ../nbs/01_models.ipynb #c039
 def _constructor(name):

@@ -303,7 +303,7 @@ def step_inputs(model:torch.nn.Module,  # the run's method; `model.needs` names 
     teacher = load_teacher(mc.teacher, cache.device)
     if teacher.cfg.n_classes != len(cache.classes):
         raise ValueError(f"teacher {mc.teacher!r} classifies {teacher.cfg.n_classes} classes, the training split has {len(cache.classes)}")
-    return TeacherMaps(teacher, cache.targets, both=mc.symmetric or mc.objective == 'byol')
+    return TeacherMaps(teacher, cache.targets, both=model.fits_both_views)
 
 # %% ../nbs/06_train.ipynb #c013
 CKPT_FORMAT = 'lcr-train-v1'
@@ -717,6 +717,7 @@ class Learner:
             q, k, idx, params = batch_views(self.cache, self.augment, self.order, self.cfg, self.epoch, self.step, self.rank,
                                             self.world, with_params=True)
             extra = self.inputs(idx, params, q, k)
+        if hasattr(self.model, 'set_progress'): self.model.set_progress(self.gstep, self.total)   # DINO's schedules (chapter 1)
         with self.amp: loss, logs = self.fwd(q, k, **extra)
 
         self.opt.zero_grad(set_to_none=True)

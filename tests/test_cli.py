@@ -1,5 +1,5 @@
 "End-to-end tests of the console scripts declared in settings.ini: options, errors, and the files they write."
-import json, os, shlex, shutil, subprocess, sys, time, warnings
+import json, math, os, shlex, shutil, subprocess, sys, time, warnings
 import pytest
 from conftest import ROOT, BIN
 
@@ -200,3 +200,24 @@ def test_ctrl_c_says_where_to_resume(tmp_path):
     r = run(*cmd)
     assert r.returncode == 0, r.stderr[-3000:]
     assert load_checkpoint(out / 'checkpoint.pt')['global_step'] == 6 * 4
+
+
+def test_table3_frameworks_train_through_the_cli(tmp_path):
+    "Two of Table 3's frameworks train through `lcr_train`: SimCLR with the branch, and DINO, following the progress."
+    common = ['--backbone', 'tiny', '--weights', 'None', '--stem', 'small', '--synth_preset', 'small',
+              '--n_images', '64', '--image_size', '32', '--batch_size', '16', '--epochs', '1', '--device', 'cpu',
+              '--progress', 'none', '--log_every', '1', '--method_kw', '{"tiny_width": 8, "k": 4}']
+    steps = {}
+    for method in ('simclr_lcr', 'dino'):
+        r = run('lcr_train', '--method', method, *common, '--out', tmp_path / method)
+        assert r.returncode == 0, r.stdout + r.stderr
+        recs = [json.loads(l) for l in (tmp_path / method / 'metrics.jsonl').read_text().splitlines()]
+        steps[method] = [s for s in recs if s['kind'] == 'step']
+        assert len(steps[method]) == 4 and all(math.isfinite(s['loss']) for s in steps[method]), steps[method]
+    assert all(s['loss_kl'] > 0 for s in steps['simclr_lcr'])                   # the branch is fitted
+    # the loop's progress before each of the 4 steps: 0, 1/4, 1/2, 3/4; the warm-up lasts 30% of the run
+    assert [round(s['teacher_temp'], 6) for s in steps['dino']] == [0.04, 0.065, 0.07, 0.07], steps['dino']
+    bad = ['--method_kw', '{"temperature": 0.5}', '--out', tmp_path / 'x']
+    r = run('lcr_train', '--method', 'simsiam', *common[:-2], *bad)
+    assert r.returncode != 0 and "`temperature` is not an option of method 'simsiam'" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
