@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['DATASETS', 'RESUME_FREE', 'DATASET_SPLITS', 'CKPT_FORMAT', 'Flushed', 'SELECTION_METRICS', 'TrainConfig',
-           'derive_seed', 'epoch_order', 'train_split', 'train_cache', 'data_fingerprint', 'eval_splits', 'batch_views',
+           'epoch_order', 'train_split', 'train_cache', 'data_fingerprint', 'eval_splits', 'batch_views',
            'PartMaskMaps', 'TeacherMaps', 'load_teacher', 'train_part_masks', 'step_inputs', 'CheckpointError',
            'error_text', 'save_checkpoint', 'kill_point', 'load_checkpoint', 'check_compatible', 'check_data',
            'load_model_state', 'RunLockedError', 'lock_run', 'remove_stale_temps', 'read_metrics', 'prepare_metrics',
@@ -19,7 +19,7 @@ import os, sys, math, json, time, contextlib, functools, hashlib, pickle, warnin
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, torch
-from .core import check_arg, check_choice, finite_number
+from .core import check_arg, check_choice, finite_number, derive_seed
 from .models import make_method, method_config, METHODS, ARCHS, STEMS, PRESETS, current_log_names, current_config_names, from_config, config_differences
 from .augment import BatchTwoViews, AugmentConfig, resized_crops
 from .data import ImageCache, CorruptImageError
@@ -145,11 +145,6 @@ RESUME_FREE = ('out', 'resume', 'ckpt_every_steps', 'log_every', 'max_steps', 'm
 # (`root` and `skip_corrupt` may change only as long as the data stay the same: the checkpoint's data fingerprint decides)
 
 # %% ../nbs/06_train.ipynb #c010
-def derive_seed(*keys:int,  # integers to mix, e.g. `(seed, epoch, step)`
-               ) -> int:
-    "A 63-bit seed mixed from integer `keys` (numpy's SeedSequence), e.g. `(seed, epoch, step)`."
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
 def epoch_order(n:int,      # number of images in the training split
                 seed:int,   # the run's seed
                 epoch:int,  # the epoch, counted from 0
