@@ -17,9 +17,10 @@ from .models import Backbone, ARCHS, STEMS, make_method
 from .synthetic import SyntheticFineGrained, GENERIC_VERSION, GENERIC_PRESETS, GenericConfig, GenericObjects
 from .augment import AugmentConfig, BatchTwoViews
 from .evaluate import test_transform, split_features, retrieval_metrics, linear_probe_features
-from .train import (CKPT_FORMAT, format_record, CheckpointError, NonFiniteLossError, OutputWriteError, RunLockedError,
-                       epoch_order, cosine_lambda, resolve_device, prepare_out, lock_run, remove_stale_temps,
-                       save_checkpoint, load_checkpoint, load_model_state, prepare_metrics, read_metrics, error_text, Progress)
+from .runs import (CKPT_FORMAT, format_record, CheckpointError, NonFiniteLossError, OutputWriteError, RunLockedError,
+                      resolve_device, prepare_out, lock_run, remove_stale_temps, save_checkpoint, load_checkpoint,
+                      load_model_state, prepare_metrics, read_metrics, error_text)
+from .train import epoch_order, cosine_lambda, Progress
 
 # %% ../nbs/06a_pretrain.ipynb #c031
 RUN_FREE = ('out', 'device', 'ckpt_every_steps', 'log_every', 'eval_every', 'max_steps', 'max_minutes', 'progress')
