@@ -16,7 +16,8 @@ from .models import make_method, Backbone, ARCHS, STEMS, METHODS
 from .augment import BatchTwoViews, AugmentConfig
 from .synthetic import SyntheticFineGrained
 from .evaluate import bench_retrieval
-from .train import TrainConfig, resolve_device, prepare_out
+from .runs import resolve_device, prepare_out
+from .train import TrainConfig
 
 # %% auto #0
 __all__ = ['CEILING', 'BENCH_MODES', 'TARGETS', 'PIPELINE_TARGET', 'PHASES', 'H100_REFERENCE_MS', 'GPU_MINUTES', 'E2E_MINUTES',

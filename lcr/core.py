@@ -5,14 +5,15 @@
 # %% ../nbs/00_core.ipynb #c003
 from __future__ import annotations
 import math
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['GRADCAM_GRAPHS', 'check_arg', 'check_choice', 'finite_number', 'upcast', 'info_nce_loss', 'gradcam_of_loss',
-           'MaxOutGFB', 'normalize_attention', 'kl_fit_loss', 'fit_stats', 'gap', 'weighted_pool', 'bilinear_pool',
-           'spatial_entropy']
+__all__ = ['GRADCAM_GRAPHS', 'check_arg', 'check_choice', 'finite_number', 'derive_seed', 'upcast', 'info_nce_loss',
+           'gradcam_of_loss', 'MaxOutGFB', 'normalize_attention', 'kl_fit_loss', 'fit_stats', 'gap', 'weighted_pool',
+           'bilinear_pool', 'spatial_entropy']
 
 # %% ../nbs/00_core.ipynb #c006
 def check_arg(cond:bool,            # what must hold
@@ -35,6 +36,12 @@ def finite_number(v,  # a value an option was given
                  ) -> bool:
     "Whether `v` is a finite int or float (a bool is not a number here)."
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+# %% ../nbs/00_core.ipynb #c_derive_seed
+def derive_seed(*keys:int,  # integers to mix, e.g. `(seed, epoch, step)`
+               ) -> int:
+    "A 63-bit seed mixed from integer `keys` (numpy's SeedSequence), e.g. `(seed, epoch, step)`."
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 # %% ../nbs/00_core.ipynb #dd3865a5
 def upcast(x:torch.Tensor  # tensor to compute in, e.g. bf16 under autocast

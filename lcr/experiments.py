@@ -11,7 +11,8 @@ import numpy as np
 import torch
 import matplotlib.pyplot as plt
 from .models import current_log_names, current_config_names
-from .train import TrainConfig, train, initial_model, prepare_out, resolve_device, train_cache, batch_views, epoch_order, read_metrics
+from .runs import prepare_out, resolve_device, read_metrics
+from .train import TrainConfig, train, initial_model, train_cache, batch_views, epoch_order
 from .augment import BatchTwoViews, AugmentConfig
 from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, model_parts_mass, load_run, cached_metrics
 from .pretrain import PretrainConfig, pretrain, weights_file, pretrained_meta, feature_baseline
@@ -142,7 +143,7 @@ def run_config(c:dict,               # a configuration of `STUDY`
 
 # %% ../nbs/10_experiments.ipynb #c012
 import contextlib, os, signal, threading
-from .train import RunLockedError, CheckpointError, NonFiniteLossError, error_text
+from .runs import RunLockedError, CheckpointError, NonFiniteLossError, error_text
 from .report import one_line_warnings
 
 def library_commit() -> str:

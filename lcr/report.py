@@ -14,9 +14,9 @@ from .models import from_config, METHODS, current_log_names, current_config_name
 from .data import label_proportion_subset
 from .evaluate import (split_features, retrieval_metrics, linear_probe_features, linear_probe, knn_accuracy,
                           test_transform)
-from .train import (TrainConfig, train, load_checkpoint, CheckpointError, resolve_device, prepare_out, eval_splits,
-                       read_metrics, load_model_state, error_text, train_split, data_fingerprint, NonFiniteLossError,
-                       RunLockedError, SELECTION_METRICS)
+from .runs import (load_checkpoint, CheckpointError, resolve_device, prepare_out, read_metrics, load_model_state,
+                      error_text, NonFiniteLossError, RunLockedError)
+from .train import TrainConfig, train, eval_splits, train_split, data_fingerprint, SELECTION_METRICS
 from .viz import (attention_figure, retrieval_panel, save_figure, attention_mass_on_parts, compute_maps, upsample_maps,
                      MAX_ROWS, MAX_MAPS)
 

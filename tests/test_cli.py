@@ -107,7 +107,7 @@ TINY = ['--method', 'lcr', '--backbone', 'tiny', '--weights', 'None', '--stem', 
 
 def test_two_runs_cannot_share_a_folder(tmp_path):
     "Two real lcr_train processes into one folder: the second stops at once and writes nothing; after the first is killed, the folder is free again."
-    from lcr.train import read_metrics, load_checkpoint
+    from lcr.runs import read_metrics, load_checkpoint
     out, env = tmp_path / 'run', {**os.environ, 'OMP_NUM_THREADS': '1'}
     long = [*TINY, '--n_images', '1920', '--batch_size', '2', '--epochs', '100', '--log_every', '1', '--out', out]
     a = subprocess.Popen([str(BIN / 'lcr_train'), *map(str, long)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -143,7 +143,7 @@ def test_full_disk(tmp_path):
         pytest.skip('no user namespace with a tmpfs on this machine (chapter 6 fails a write with a file-size limit instead)')
     train = shlex.join([str(BIN / 'lcr_train'), *TINY, '--n_images', '64', '--batch_size', '16', '--epochs', '2',
                         '--out', str(d / 'run')])
-    check = shlex.join([sys.executable, '-c', "import sys, os; from lcr.train import load_checkpoint; "
+    check = shlex.join([sys.executable, '-c', "import sys, os; from lcr.runs import load_checkpoint; "
                         f"print('step', load_checkpoint(sys.argv[1])['global_step'], sorted(os.listdir(sys.argv[2])))",
                         str(d / 'run' / 'checkpoint.pt'), str(d / 'run')])
     r = subprocess.run([*ns, f"{mount} && {{ {train}; echo status $?; {check}; }}"], capture_output=True, text=True,
@@ -178,7 +178,7 @@ def test_training_data_errors_are_one_line(tmp_path):
 def test_ctrl_c_says_where_to_resume(tmp_path):
     "SIGINT (Ctrl-C) to a real lcr_train: one line naming the checkpoint and the command that continues the run, status 130; that command finishes the run."
     import signal
-    from lcr.train import load_checkpoint
+    from lcr.runs import load_checkpoint
     out, env = tmp_path / 'run', {**os.environ, 'OMP_NUM_THREADS': '1'}
     args = [*TINY, '--n_images', '64', '--batch_size', '16', '--epochs', '6', '--log_every', '1', '--ckpt_every_steps', '2',
             '--out', out]
