@@ -12,7 +12,7 @@ import torch
 import lcr
 from . import models as _models
 from .core import check_arg, check_choice
-from .models import make_method, Backbone, ARCHS, STEMS, METHODS
+from .models import make_method, accepts, Backbone, ARCHS, STEMS, METHODS
 from .augment import BatchTwoViews, AugmentConfig
 from .synthetic import SyntheticFineGrained
 from .evaluate import bench_retrieval
@@ -119,7 +119,7 @@ def training_step(method:str='lcr',        # one of METHODS
                   channels_last:bool=True, # channels-last model and views on CUDA (ignored on the CPU)
                   compile:bool=False,      # torch.compile the model's forward
                   stem:str='standard',     # 'standard' (output stride 32) or 'small' (stride 8, for small images)
-                  queue_size:int=65536,    # MoCo queue length (the number of negatives)
+                  queue_size:int=65536,    # MoCo queue length (the number of negatives; passed to the methods that take it)
                   seed:int=0,              # seed of the model and of the views
                   labelled:bool=False,     # mark the step's phases for `profile_step` (profiler record_function)
                   **method_kw,             # further `make_method` options, e.g. `k=32`
@@ -128,7 +128,8 @@ def training_step(method:str='lcr',        # one of METHODS
     check_choice('method', method, tuple(METHODS)); _check_step_options(backbone, stem, image_size, batch_size)
     dev = resolve_device(device); cuda = dev.type == 'cuda'; cl = channels_last and cuda
     torch.manual_seed(seed)
-    model = make_method(method, backbone, 'paper', weights=None, stem=stem, queue_size=queue_size, **method_kw).to(dev)
+    queue = dict(queue_size=queue_size) if accepts(method, 'queue_size') else {}   # SimCLR's negatives are the batch's
+    model = make_method(method, backbone, 'paper', weights=None, stem=stem, **queue, **method_kw).to(dev)
     if cl: model = model.to(memory_format=torch.channels_last)
     model.train()
     tc = TrainConfig()      # the loop's optimizer, with the paper's hyper-parameters

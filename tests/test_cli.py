@@ -182,8 +182,9 @@ def test_ctrl_c_says_where_to_resume(tmp_path):
     out, env = tmp_path / 'run', {**os.environ, 'OMP_NUM_THREADS': '1'}
     args = [*TINY, '--n_images', '64', '--batch_size', '16', '--epochs', '6', '--log_every', '1', '--ckpt_every_steps', '2',
             '--out', out]
+    # SIGINT's default action in the child, even where this process ignores it (a background job of a script does)
     p = subprocess.Popen([str(BIN / 'lcr_train'), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         text=True, env=env, cwd=ROOT)
+                         text=True, env=env, cwd=ROOT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log, deadline = out / 'metrics.jsonl', time.monotonic() + 300
     while p.poll() is None and not (log.exists() and log.read_bytes().count(b'\n') >= 3):    # three steps done
         assert time.monotonic() < deadline, 'the run logged no step'
