@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
-from .models import current_log_names, current_config_names
+from .models import current_log_names, current_config_names, accepts
 from .runs import prepare_out, resolve_device, read_metrics
 from .train import TrainConfig, train, initial_model, train_cache, batch_views, epoch_order
 from .augment import BatchTwoViews, AugmentConfig
@@ -20,8 +20,8 @@ from .synthetic import SYNTH_PRESETS
 from .viz import save_figure
 
 # %% auto #0
-__all__ = ['TEACHER_RUN', 'STUDY', 'GROUPS', 'PRETRAIN_CPU', 'PRETRAIN_GPU', 'BUDGETS', 'PAPER_CUB', 'PAIRED_METRICS',
-           'RECORD_CURVE_KEYS', 'RECORD_FORMAT', 'CALIBRATION_FORMAT', 'FIT_COLUMNS', 'RANDOM_START',
+__all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'STUDY', 'GROUPS', 'PRETRAIN_CPU', 'PRETRAIN_GPU', 'BUDGETS', 'PAPER_CUB',
+           'PAIRED_METRICS', 'RECORD_CURVE_KEYS', 'RECORD_FORMAT', 'CALIBRATION_FORMAT', 'FIT_COLUMNS', 'RANDOM_START',
            'PRETRAINED_START', 'REAL_DATASETS', 'study_runs', 'start_weights', 'prepare_start', 'run_config',
            'library_commit', 'claim_run', 'StudyInterrupted', 'RunsSkippedError', 'run_study', 'collect', 'summarize',
            'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'record_path', 'run_entry', 'start_entry',
@@ -31,11 +31,14 @@ __all__ = ['TEACHER_RUN', 'STUDY', 'GROUPS', 'PRETRAIN_CPU', 'PRETRAIN_GPU', 'BU
            'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
-def _cfg(name, group, method, preset='paper', recipe=None, **kw):
-    "A configuration: method options `kw`; `recipe`: options of the run (`TrainConfig` fields) that replace the budget's."
-    return dict(name=name, group=group, method=method, preset=preset, overrides=kw, **({'recipe': recipe} if recipe else {}))
+def _cfg(name, group, method, preset='paper', recipe=None, budget_options=None, **kw):
+    "A configuration: method options `kw`; `recipe`: options of the run (`TrainConfig` fields) that replace the budget's;"
+    "`budget_options`: the only method options of the budget's recipe it takes (default: all its method accepts)."
+    return dict(name=name, group=group, method=method, preset=preset, overrides=kw, **({'recipe': recipe} if recipe else {}),
+                **({'budget_options': budget_options} if budget_options is not None else {}))
 
 TEACHER_RUN = '{study}/supervised/seed0'   # the teacher of `lcr-teacher_target`: the study's supervised run of seed 0
+TABLE3_FRAMEWORKS = ('simclr', 'simsiam', 'barlow_twins', 'vicreg', 'dino')   # Table 3's rows beside MoCo v2 and BYOL
 
 STUDY = (
     [_cfg('mocov2', 'main', 'mocov2', log_gradcam=True), _cfg('lcr', 'main', 'lcr'), _cfg('lcr-reference', 'main', 'lcr', 'reference')]
@@ -60,8 +63,11 @@ STUDY = (
        _cfg('lcr-teacher_target', 'chain', 'lcr', fit_target='teacher', gradcam_norm='image', teacher=TEACHER_RUN)]
     # where the contrastive GradCAM's part signal could come from: screens of one seed (longer training, a finer map)
     + [_cfg('mocov2-48ep', 'chain_screen', 'mocov2', recipe=dict(epochs=48), log_gradcam=True),
-       _cfg('mocov2-96px', 'chain_screen', 'mocov2', recipe=dict(image_size=96), log_gradcam=True)])
-GROUPS = ('main', 'fit_target', 'variants', 'k_sweep', 'ablations', 'diagnostics', 'chain', 'chain_screen')
+       _cfg('mocov2-96px', 'chain_screen', 'mocov2', recipe=dict(image_size=96), log_gradcam=True)]
+    # the paper's Table 3: the other frameworks of chapter 1, each also with LCR's branch (its supervised row: `supervised`)
+    # of the recipe's MoCo v2 options they take the scaled momentum (a horizon in steps), not MoCo's temperature
+    + [_cfg(m, 'table3', m, budget_options=('tiny_width', 'key_momentum')) for f in TABLE3_FRAMEWORKS for m in (f, f'{f}_lcr')])
+GROUPS = ('main', 'fit_target', 'variants', 'k_sweep', 'ablations', 'diagnostics', 'chain', 'chain_screen', 'table3')
 
 # %% ../nbs/10_experiments.ipynb #c008
 PRETRAIN_CPU = dict(backbone='tiny', stem='small', data='small', image_size=64, epochs=10)   # the calibrated CPU start (below)
@@ -83,7 +89,8 @@ BUDGETS = {
                                pretrain=dict(PRETRAIN_CPU, tiny_width=8, image_size=32, epochs=1, n_train=256, n_test=64)),
     'gpu-pretrained': dict(recipe=dict(DEMO_RECIPE, backbone='resnet50', stem='standard', synth_preset='cub', image_size=224,
                                        epochs=100, batch_size=128, select_every=10), pretrain=PRETRAIN_GPU,
-                           seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics', 'chain', 'chain_screen'), probe_epochs=100),
+                           seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics', 'chain', 'chain_screen', 'table3'),
+                           probe_epochs=100),
 }
 
 # %% ../nbs/10_experiments.ipynb #c008_1
@@ -134,7 +141,10 @@ def run_config(c:dict,               # a configuration of `STUDY`
               ) -> TrainConfig:
     "The `TrainConfig` of configuration `c` with `seed` under `budget`, writing to `out/<name>/seed<seed>`."
     r = dict(BUDGETS[budget]['recipe'], weights=start_weights(budget, pretrained_out), **c.get('recipe', {}))
-    mk = {**r.pop('method_kw', {}), **c['overrides']}
+    # the recipe's method options that the method takes (MoCo's queue is not SimCLR's), then the configuration's own
+    kept = c.get('budget_options')
+    mk = {**{k: v for k, v in r.pop('method_kw', {}).items() if accepts(c['method'], k) and (kept is None or k in kept)},
+          **c['overrides']}
     if 'teacher' in mk: mk['teacher'] = mk['teacher'].format(study=Path(out).as_posix())   # the study folder's own teacher
     if c['method'] == 'supervised' and r['dataset'] == 'synthetic':    # its classifier: one output per class of the set
         mk.setdefault('n_classes', SYNTH_PRESETS[r['synth_preset']][0].n_classes)
