@@ -326,7 +326,8 @@ def maps_figure(res:dict,          # {name: [entries]}, as `chain_results` retur
             ax = axs[r][c + 1]
             ax.imshow(imgs[r].permute(1, 2, 0).numpy()); ax.imshow(a[0].numpy(), cmap='jet', alpha=0.5, vmin=0, vmax=1)
             ax.contour(parts[r].float().numpy(), levels=[0.5], colors='white', linewidths=0.8)
-            ax.text(0.03, 0.03, f"{mass:.2f}", transform=ax.transAxes, color='white', fontsize=8, bbox=dict(facecolor='black', alpha=0.6, pad=1))
+            label = f"{mass:.2f}" if np.isfinite(mass) else 'empty'     # a map that is zero everywhere has no mass to share
+            ax.text(0.03, 0.03, label, transform=ax.transAxes, color='white', fontsize=8, bbox=dict(facecolor='black', alpha=0.6, pad=1))
             if r == 0: ax.set_title(f"{n}\n{POOLING_LABELS[m]}", fontsize=8)
     for ax in np.ravel(axs): ax.set_xticks([]); ax.set_yticks([])
     fig.tight_layout()
