@@ -32,8 +32,8 @@ __all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'STUDY', 'GROUPS', 'PRETRAIN_CPU'
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', recipe=None, budget_options=None, **kw):
-    "A configuration: method options `kw`; `recipe`: options of the run (`TrainConfig` fields) that replace the budget's;"
-    "`budget_options`: the only method options of the budget's recipe it takes (default: all its method accepts)."
+    ("A configuration: method options `kw`; `recipe`: options of the run (`TrainConfig` fields) that replace the budget's; "
+     "`budget_options`: the only method options of the budget's recipe it takes (default: all its method accepts).")
     return dict(name=name, group=group, method=method, preset=preset, overrides=kw, **({'recipe': recipe} if recipe else {}),
                 **({'budget_options': budget_options} if budget_options is not None else {}))
 
