@@ -19,11 +19,11 @@ from .report import load_run
 from .experiments import STUDY, BUDGETS, run_config, study_record, load_record, start_weights, record_results
 
 # %% auto #0
-__all__ = ['REGIONS', 'GRADCAM_FORMS', 'N_EXAMPLES', 'CHAIN_RUNS', 'CHAIN_SCREENS', 'POOLING_LABELS', 'MAP_POOLINGS',
-           'view_masks', 'region_masks', 'gradcam_forms', 'pooling_weights', 'pool', 'pooled_split', 'pooling_study',
-           'sign_flip_p', 'claim', 'chain_splits', 'run_pooling', 'start_pooling', 'chain_record', 'chain_results',
-           'pooling_table', 'mass_table', 'pooling_figure', 'maps_figure', 'MaskedSplit', 'masked_split', 'seed_values',
-           'mass_values']
+__all__ = ['REGIONS', 'GRADCAM_FORMS', 'N_EXAMPLES', 'POOLING_VERSION', 'CHAIN_RUNS', 'CHAIN_SCREENS', 'POOLING_LABELS',
+           'MAP_POOLINGS', 'view_masks', 'region_masks', 'gradcam_forms', 'pooling_weights', 'empty_maps', 'pool',
+           'pooled_split', 'pooling_study', 'sign_flip_p', 'claim', 'chain_splits', 'run_pooling', 'start_pooling',
+           'chain_record', 'chain_results', 'pooling_table', 'mass_table', 'pooling_figure', 'maps_figure',
+           'MaskedSplit', 'masked_split', 'seed_values', 'mass_values']
 
 # %% ../nbs/11_chain.ipynb #ch011
 REGIONS = ('parts', 'bird', 'background')
@@ -82,14 +82,23 @@ def pooling_weights(model,               # a method of chapter 1, in eval mode
         with torch.no_grad(): w['gfb'] = model.attention(x)
     return fmap, w
 
+def empty_maps(weights:torch.Tensor,  # (N, h, w) non-negative weights
+              ) -> torch.Tensor:      # (N,) bool
+    "Which maps carry no mass at all (zero everywhere: after the ReLU, a GradCAM whose every cell lowers the loss)."
+    return weights.flatten(1).sum(1) == 0
+
 def pool(fmap:torch.Tensor,    # (N, C, h, w) feature map
          weights,              # (N, h, w) non-negative weights, or None for global average pooling
         ) -> torch.Tensor:     # (N, C)
-    "The weighted mean Σ a·φ / Σ a of the feature map (GAP for `weights=None`)."
-    return gap(fmap) if weights is None else weighted_pool(fmap, weights.to(fmap.dtype), mode='mean', normalize=False)
+    "The weighted mean Σ a·φ / Σ a of the feature map: GAP for `weights=None`, and for an image whose map is empty."
+    if weights is None: return gap(fmap)
+    w = weights.to(fmap.dtype)
+    w = torch.where(empty_maps(w)[:, None, None], torch.ones_like(w), w)   # no mass prefers no cell: uniform weights
+    return weighted_pool(fmap, w, mode='mean', normalize=False)
 
 # %% ../nbs/11_chain.ipynb #ch041
 N_EXAMPLES = 6    # test images whose maps a record keeps, for the figures (evenly spread over the split)
+POOLING_VERSION = 2   # of `pooling_study`'s results: 2 pools an empty map by GAP and counts such maps (1 gave a zero vector)
 
 def pooled_split(model,                 # a method of chapter 1 (eval mode is set here)
                  ds,                    # an in-memory split with masks (`region_masks`)
@@ -97,27 +106,30 @@ def pooled_split(model,                 # a method of chapter 1 (eval mode is se
                  batch_size:int=128,    # images per chunk
                  device='cpu',          # where to compute
                  examples=(),           # indices of images whose weights are returned in `maps`
-                ) -> dict:              # features {pooling: (N, C)}, labels (N,), mass {map: {region: mean}}, area {region}, maps
-    "Every pooling's features of split `ds`, each map's mean mass on the parts, the bird and the background, and the regions' areas."
+                ) -> dict:              # features, labels, mass {map: {region: mean}}, area {region}, empty {pooling}, maps
+    "Every pooling's features of split `ds`, each map's mean mass on the three regions, the regions' areas, the share of empty maps."
     regions, tf = region_masks(ds, size), test_transform(size)
     # a pixel is the bird's where its mask is above 1/2, the background's otherwise: the regions' masses add up
     on = dict(parts=regions['parts'] > 0.5, bird=regions['bird'] > 0.5, background=regions['bird'] <= 0.5)
     model = model.eval().to(device)
-    feats, mass, maps = {}, {}, {}
+    feats, mass, maps, empty = {}, {}, {}, {}
     for s in range(0, len(ds), batch_size):
         x = tf(ds.images[s:s + batch_size]).to(device)
         reg = {k: v[s:s + batch_size] for k, v in regions.items()}
         fmap, w = pooling_weights(model, x, x.flip(3), reg)
         for name, wt in w.items():
             feats.setdefault(name, []).append(pool(fmap, wt).float().cpu())
-            if wt is None or name in REGIONS: continue
+            if wt is None: continue
+            empty.setdefault(name, []).append(empty_maps(wt).cpu())
+            if name in REGIONS: continue
             for k in REGIONS:
                 mass.setdefault(name, {}).setdefault(k, []).append(attention_mass_on_parts(wt.float().cpu(), on[k][s:s + len(x)]))
             for i in examples:
                 if s <= i < s + len(x): maps.setdefault(name, {})[i] = wt[i - s].float().cpu()
     return dict(features={k: torch.cat(v) for k, v in feats.items()}, labels=torch.as_tensor(ds.targets),
                 mass={n: {k: float(torch.cat(v).nanmean()) for k, v in d.items()} for n, d in mass.items()},
-                area={k: float(v.float().mean()) for k, v in on.items()}, maps=maps)
+                area={k: float(v.float().mean()) for k, v in on.items()}, maps=maps,
+                empty={k: float(torch.cat(v).float().mean()) for k, v in empty.items()})
 
 def pooling_study(model,                 # a method of chapter 1
                   train_ds,              # the training split, with masks: the probe's training features
@@ -126,8 +138,8 @@ def pooling_study(model,                 # a method of chapter 1
                   probe_epochs:int=100,  # epochs of the fast linear probe (x0.1 at 60% and 80%)
                   seed:int=0,            # seed of the probe
                   device='cpu',          # where to compute
-                 ) -> dict:              # pooling {name: rank1, rank5, mAP, probe}, mass, area, examples
-    "Retrieval and linear probe of every pooling of `model`'s features, the maps' masses on the three regions, and `N_EXAMPLES` test maps."
+                 ) -> dict:              # pooling {name: rank1, rank5, mAP, probe}, mass, area, empty, examples, version
+    "Retrieval and linear probe of every pooling of `model`'s features, the maps' masses and empty shares, `N_EXAMPLES` test maps."
     ex = np.linspace(0, len(test_ds) - 1, N_EXAMPLES).round().astype(int).tolist()
     tr = pooled_split(model, train_ds, size, device=device)
     te = pooled_split(model, test_ds, size, device=device, examples=ex)
@@ -139,7 +151,7 @@ def pooling_study(model,                 # a method of chapter 1
                                    epochs=probe_epochs, milestones=ms, seed=seed)
         res[p] = dict(rank1=r['rank1'], rank5=r['rank5'], mAP=r['mAP'], probe=pr['top1'])
     examples = dict(index=ex, maps={n: [np.round(d[i].numpy(), 4).tolist() for i in ex] for n, d in te['maps'].items()})
-    return dict(pooling=res, mass=te['mass'], area=te['area'], examples=examples)
+    return dict(pooling=res, mass=te['mass'], area=te['area'], empty=te['empty'], examples=examples, version=POOLING_VERSION)
 
 # %% ../nbs/11_chain.ipynb #ch051
 def sign_flip_p(d,  # paired differences, one per seed
@@ -186,9 +198,9 @@ def run_pooling(run,                   # a finished, evaluated run folder of a s
                 probe_epochs:int=100,  # the fast probe's epochs
                 device='cpu',          # where to compute
                ) -> dict:
-    "`pooling_study` of a run folder, cached as `<run>/eval/chain_<probe_epochs>.json` (made again when the checkpoint is newer)."
+    "`pooling_study` of a run folder, cached as `<run>/eval/chain_<probe_epochs>.json` (made again when stale, see `_current`)."
     run = Path(run); cache = run / 'eval' / f'chain_{probe_epochs}.json'
-    if cache.is_file() and cache.stat().st_mtime >= (run / 'checkpoint.pt').stat().st_mtime: return json.loads(cache.read_text())
+    if _current(cache, run / 'checkpoint.pt'): return json.loads(cache.read_text())
     model, cfg, _ = load_run(run, device)
     res = pooling_study(model, *splits, cfg.image_size, probe_epochs, device=device)
     cache.parent.mkdir(parents=True, exist_ok=True); cache.write_text(json.dumps(res))
@@ -227,11 +239,16 @@ def chain_record(out,                      # the study folder of the chain's run
 def _start_cached(out, budget, seed, splits, probe_epochs, pretrained_out, device):
     "`start_pooling`, cached as `<out>/pretrained_start/seed<seed>_chain_<probe_epochs>.json` (made again when the weights are newer)."
     f = Path(out) / 'pretrained_start' / f'seed{seed}_chain_{probe_epochs}.json'
-    w = Path(start_weights(budget, pretrained_out))
-    if f.is_file() and f.stat().st_mtime >= w.stat().st_mtime: return json.loads(f.read_text())
+    if _current(f, Path(start_weights(budget, pretrained_out))): return json.loads(f.read_text())
     r = start_pooling(budget, seed, splits, probe_epochs, pretrained_out, device)
     f.parent.mkdir(parents=True, exist_ok=True); f.write_text(json.dumps(r))
     return r
+
+def _current(cache, source):
+    "Whether a cached `pooling_study` is at least as new as its source and of this `POOLING_VERSION`."
+    if not (cache.is_file() and cache.stat().st_mtime >= source.stat().st_mtime): return False
+    try: return json.loads(cache.read_text()).get('version') == POOLING_VERSION
+    except ValueError: return False      # a torn cache file: made again
 
 def chain_results(rec:dict,  # a chain record (`chain_record`, `load_record('chain')`)
                  ) -> dict:  # {name: [entries by seed]}; the pretrained start as 'pretrained'
