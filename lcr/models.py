@@ -17,14 +17,14 @@ from .objectives import *
 
 # %% auto #0
 __all__ = ['ARCHS', 'STEMS', 'MAX_WEIGHT', 'FIT_TARGETS', 'PRESETS', 'METHOD_SPECS', 'OBJECTIVES', 'OPTION_OWNERS',
-           'LEGACY_IGNORED', 'LEGACY_LOG_NAMES', 'LEGACY_CONFIG_NAMES', 'OBJECTIVE_CLASSES', 'METHODS', 'Backbone',
-           'weights_is_path', 'torchvision_weights_file', 'load_backbone_weights', 'check_weights_values',
-           'SplitBatchNorm', 'convert_split_bn', 'is_distributed', 'concat_all_gather', 'batch_shuffle',
-           'batch_unshuffle', 'projection_head', 'Prototypes', 'MLPGFB', 'objective_takes', 'accepts', 'option_takers',
-           'MethodConfig', 'current_log_names', 'current_config_names', 'config_differences', 'method_config',
-           'make_method', 'from_config', 'mean_pairwise_cosine', 'side_stream_seed', 'cell_means', 'oracle_target',
-           'SSLMethod', 'MoCo', 'BYOL', 'Supervised', 'TwoViewMethod', 'SimCLR', 'SimSiam', 'BarlowTwins', 'VICReg',
-           'DINO']
+           'LEGACY_IGNORED', 'LEGACY_LOG_NAMES', 'LEGACY_CONFIG_NAMES', 'OBJECTIVE_CLASSES', 'METHODS',
+           'RELEASED_NAMES', 'RELEASED_UNUSED', 'Backbone', 'weights_is_path', 'torchvision_weights_file',
+           'load_backbone_weights', 'check_weights_values', 'SplitBatchNorm', 'convert_split_bn', 'is_distributed',
+           'concat_all_gather', 'batch_shuffle', 'batch_unshuffle', 'projection_head', 'Prototypes', 'MLPGFB',
+           'objective_takes', 'accepts', 'option_takers', 'MethodConfig', 'current_log_names', 'current_config_names',
+           'config_differences', 'method_config', 'make_method', 'from_config', 'mean_pairwise_cosine',
+           'side_stream_seed', 'cell_means', 'oracle_target', 'SSLMethod', 'MoCo', 'BYOL', 'Supervised',
+           'TwoViewMethod', 'SimCLR', 'SimSiam', 'BarlowTwins', 'VICReg', 'DINO', 'released_state_dict']
 
 # %% ../nbs/01_models.ipynb #c007
 ARCHS = ('tiny', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')
@@ -1158,3 +1158,25 @@ def _ddp_selftest(rank:int, world:int, port:int, out=None):
             torch.save(dict(loss=mean_loss, queue=m.queue.clone(), ptr=int(m.queue_ptr),
                             grads={n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}), out)
     finally: dist.destroy_process_group()
+
+# %% ../nbs/01_models.ipynb #rel_def
+RELEASED_NAMES = (('encoder_q.fc.0.', 'projector_q.0.'), ('encoder_q.fc.2.', 'projector_q.2.'),
+                  ('encoder_k.fc.0.', 'projector_k.0.'), ('encoder_k.fc.2.', 'projector_k.2.'),
+                  ('conv16.', 'gfb.conv.'), ('bn16.', 'gfb.bn.'))   # released name prefix -> the `reference` preset's
+RELEASED_UNUSED = ('conv16_2.', 'bn16_2.', 'fc.', 'qmax.', 'kmax.', 'queue_max', 'queue_ptr_max')  # the max branch
+
+def released_state_dict(checkpoint:dict,  # the released code's saved dict, or its `state_dict`
+                       ) -> dict:         # the tensors under the names of `make_method('lcr', preset='reference')`
+    "The authors' checkpoint under the `reference` preset's names: projector and GFB renamed, the max branch left out."
+    sd = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    check_arg(isinstance(sd, dict) and all(isinstance(v, torch.Tensor) for v in sd.values()),
+              f"a released checkpoint is a dict of tensors (or holds one as 'state_dict'), got {type(sd).__name__}")
+    check_arg(any(k.removeprefix('module.').startswith('conv16.') for k in sd),
+              "not the released code's layout: it has no `conv16` (the GFB); a checkpoint of this book loads as it is")
+    out = {}
+    for k, v in sd.items():
+        k = k.removeprefix('module.')
+        if k.startswith(RELEASED_UNUSED): continue
+        k = next((new + k[len(old):] for old, new in RELEASED_NAMES if k.startswith(old)), k)
+        out[k] = v.reshape(()) if k == 'queue_ptr' else v    # the released pointer is a 1-vector
+    return out
