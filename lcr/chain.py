@@ -23,7 +23,7 @@ __all__ = ['REGIONS', 'GRADCAM_FORMS', 'N_EXAMPLES', 'POOLING_VERSION', 'CHAIN_R
            'MAP_POOLINGS', 'view_masks', 'region_masks', 'gradcam_forms', 'pooling_weights', 'empty_maps', 'pool',
            'pooled_split', 'pooling_study', 'sign_flip_p', 'claim', 'chain_splits', 'run_pooling', 'start_pooling',
            'chain_record', 'chain_results', 'pooling_table', 'mass_table', 'pooling_figure', 'maps_figure',
-           'MaskedSplit', 'masked_split', 'seed_values', 'mass_values']
+           'empty_table', 'MaskedSplit', 'masked_split', 'seed_values', 'mass_values']
 
 # %% ../nbs/11_chain.ipynb #ch011
 REGIONS = ('parts', 'bird', 'background')
@@ -349,6 +349,21 @@ def maps_figure(res:dict,          # {name: [entries]}, as `chain_results` retur
     for ax in np.ravel(axs): ax.set_xticks([]); ax.set_yticks([])
     fig.tight_layout()
     return fig
+
+# %% ../nbs/11_chain.ipynb #ch073
+def empty_table(res:dict,           # {name: [entries]}, as `chain_results` returns
+                names,              # the configurations, in order
+                maps=MAP_POOLINGS,  # the maps, in order (those no entry has are left out)
+               ) -> str:
+    "Markdown: the share of test images whose map is empty (zero everywhere: pooled by GAP), mean ± sd over seeds, %."
+    maps = [m for m in maps if any(m in e.get('empty', {}) for n in names for e in res.get(n, []))]
+    rows = ['| configuration | seeds | ' + ' | '.join(POOLING_LABELS[m] for m in maps) + ' |',
+            '|---|---|' + '---|' * len(maps)]
+    for n in names:
+        es = [e for e in res.get(n, []) if 'empty' in e]
+        if es: rows.append(f"| {n} | {','.join(str(e['seed']) for e in es)} | "
+                           + ' | '.join(_pm([e['empty'].get(m) for e in es]) for m in maps) + ' |')
+    return '\n'.join(rows) + '\n'
 
 # %% ../nbs/11_chain.ipynb #ch081
 class MaskedSplit(torch.utils.data.Dataset):
