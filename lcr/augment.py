@@ -96,7 +96,8 @@ def crop_boxes(hw,                    # (N, 2) valid (h, w) of each image, in pi
                scale=(0.2, 1.0),      # range of the crop's area, as a fraction of the valid area
                ratio=(3 / 4, 4 / 3),  # range of the crop's aspect ratio, width / height (drawn log-uniformly)
                generator=None,        # torch.Generator the random numbers come from (None: torch's global one)
-               attempts=10):          # draws tried per image before the fallback (the whole image, its ratio clamped into `ratio`)
+               # draws tried per image before the fallback (the whole image, its ratio clamped into `ratio`)
+               attempts=10):
     "RandomResizedCrop boxes `(N, 4)` as (x0, y0, x1, y1) pixel edges, for images of valid sizes `hw` `(N, 2)`."
     hw = torch.as_tensor(hw).float(); N = len(hw); dev = hw.device
     H, W = hw[:, 0], hw[:, 1]
@@ -122,7 +123,8 @@ def resized_crops(images,             # (B, C, H, W) float images
                   boxes,              # (N, 4) boxes (x0, y0, x1, y1) in pixel edges, e.g. from `crop_boxes`
                   size,               # side of the square output crops, in pixels
                   batch_index=None):  # (N,) the image each box is cut from (None: box i from image i)
-    "Crop `boxes` (x0,y0,x1,y1) out of float `images` (B,C,H,W) and resize to `size` (bilinear; box-averaged when shrinking)."
+    """Crop `boxes` (x0,y0,x1,y1) out of float `images` (B,C,H,W) and resize to `size` (bilinear; box-averaged when
+    shrinking)."""
     if batch_index is None: batch_index = torch.arange(len(boxes), device=images.device)
     rois = torch.cat([batch_index.to(images.dtype)[:, None], boxes.to(images)], 1)
     # aligned=True: pixel centres at +0.5, the convention of F.interpolate(align_corners=False); the adaptive
@@ -152,7 +154,7 @@ def adjust_saturation(x,   # (N, 3, H, W) RGB images with values in [0, 1]
     return (x * _per(f, x) + grayscale(x) * (1 - _per(f, x))).clamp_(0, 1)
 
 def adjust_hue(x,   # (N, 3, H, W) RGB images with values in [0, 1]
-               f):  # (N,) hue shift of each image, in turns (fractions of the colour circle; MoCo v2 draws them in [-0.1, 0.1])
+               f):  # (N,) hue shift of each image in turns (of the colour circle; MoCo v2 draws them in [-0.1, 0.1])
     "Rotate the hue of RGB `x` in [0,1] by `f` (in turns, per image), via HSV."
     maxc, minc = x.max(1).values, x.min(1).values
     cr = maxc - minc; eq = cr == 0
@@ -174,7 +176,8 @@ COLOR_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 def gaussian_blur(x,             # (N, C, H, W) float images
                   sigma,         # (N,) standard deviation of each image's Gaussian, in pixels
                   kernel_size):  # odd kernel width in pixels, smaller than H and W (reflect padding)
-    "Blur each image of `x` with its own sigma: separable Gaussian kernels, reflect padding (torchvision's definition)."
+    """Blur each image of `x` with its own sigma: separable Gaussian kernels, reflect padding (torchvision's
+    definition)."""
     n, c, h, w = x.shape; r = kernel_size // 2
     t = torch.linspace(-r, r, kernel_size, device=x.device, dtype=x.dtype)
     k = torch.exp(-0.5 * (t[None] / sigma.to(x)[:, None]) ** 2)
@@ -214,7 +217,8 @@ class BatchTwoViews:
         "Views of uint8 `images` (B,3,H,W) under `params`; view k is cut from image `batch_index[k]`."
         dev = images.device
         p = {k: v.to(dev, non_blocking=True) for k, v in params.items()}
-        nz = lambda m: torch.nonzero(m.cpu())[:, 0].to(dev, non_blocking=True)   # index lists (host side when params are)
+        # index lists (host side when params are)
+        nz = lambda m: torch.nonzero(m.cpu())[:, 0].to(dev, non_blocking=True)
         x = resized_crops(images.float(), p['boxes'], self.cfg.size,
                           None if batch_index is None else batch_index.to(dev)).mul_(1 / 255)
         order, jit = params['order'], params['jitter']
@@ -228,7 +232,8 @@ class BatchTwoViews:
         if len(idx): x[idx] = gaussian_blur(x[idx], p['sigma'][idx], self.cfg.kernel_size)
         idx = nz(params['flip'])
         if len(idx): x[idx] = x[idx].flip(-1)
-        mean = torch.tensor(self.cfg.mean, device=dev)[:, None, None]; std = torch.tensor(self.cfg.std, device=dev)[:, None, None]
+        mean = torch.tensor(self.cfg.mean, device=dev)[:, None, None]
+        std = torch.tensor(self.cfg.std, device=dev)[:, None, None]
         x = ((x - mean) / std).to(self.dtype)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
@@ -238,7 +243,8 @@ class BatchTwoViews:
                  generator=None,       # torch.Generator the random numbers come from (None: torch's global one)
                  return_params=False): # also return the parameters drawn for the 2B views: `(q, k, params)`
         "Two views `(q, k)` of each uint8 image; `sizes` `(B, 2)` are the valid regions (default: whole images)."
-        if images.dtype != torch.uint8 or images.ndim != 4: raise TypeError(f"expected uint8 (B,3,H,W) images, got {images.dtype} {tuple(images.shape)}")
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise TypeError(f"expected uint8 (B,3,H,W) images, got {images.dtype} {tuple(images.shape)}")
         B, _, H, W = images.shape
         hw = torch.tensor([[H, W]] * B) if sizes is None else torch.as_tensor(sizes).cpu()
         hw = hw.repeat(2, 1)
@@ -290,7 +296,8 @@ def _time_loader(ds, transform, batch_size, n_batches, workers):
     return n_batches * batch_size / dt
 
 # %% ../nbs/04_augment.ipynb #c030_1
-def bench_pipelines(root=None,        # a folder with a <root>/train/<class>/<image> tree, or where the synthetic set is written (None: ~/.cache/lcr/synthetic_<preset>)
+def bench_pipelines(# folder of train/<class>/<image>, or for the synthetic set (None: ~/.cache/lcr/synthetic_<preset>)
+                    root=None,
                     preset='cub',     # synthetic preset written when `root` holds no training split: 'cub' or 'small'
                     size=224,         # side of the views, in pixels
                     batch_size=256,   # images per batch
@@ -306,7 +313,8 @@ def bench_pipelines(root=None,        # a folder with a <root>/train/<class>/<im
     if root is None: root = os.path.join(os.path.expanduser('~'), '.cache', 'lcr', f'synthetic_{preset}')
     synthetic = not os.path.exists(os.path.join(root, 'train')) or os.path.exists(os.path.join(root, 'config.json'))
     t0 = time.perf_counter()
-    if synthetic: write_synthetic(root, preset, splits=('train',), sizes={'train': n_images} if n_images else None)  # once
+    if synthetic: write_synthetic(root, preset, splits=('train',),
+                                  sizes={'train': n_images} if n_images else None)  # once
     t_write = time.perf_counter() - t0
     ds = ImageFolderSplit(root, 'train')
     if n_images: ds = LabelledImages(ds.samples[:n_images], ds.classes, root=root)
@@ -319,7 +327,8 @@ def bench_pipelines(root=None,        # a folder with a <root>/train/<class>/<im
     t0 = time.perf_counter()
     cache = ds.uint8_cache(cache_size or round(size * 8 / 7)).to(device)
     res['decode_s'] = time.perf_counter() - t0
-    batches = GPUBatches(cache, batch_size, BatchTwoViews(cfg, dtype=torch.bfloat16 if device.type == 'cuda' else torch.float32))
+    batches = GPUBatches(cache, batch_size,
+                         BatchTwoViews(cfg, dtype=torch.bfloat16 if device.type == 'cuda' else torch.float32))
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == 'cuda' else (lambda: None)
     it = iter(batches); next(it); sync()
     n = min(n_batches, len(batches) - 1); t0 = time.perf_counter()
@@ -327,9 +336,11 @@ def bench_pipelines(root=None,        # a folder with a <root>/train/<class>/<im
     sync(); res['batch'] = n * batch_size / (time.perf_counter() - t0)
     res['write_s'] = t_write
     if verbose:
-        print(f"{len(ds)} images from {root}; {size} px views; batch {batch_size}; {workers} loader workers; batch pipeline on {device}")
+        print(f"{len(ds)} images from {root}; {size} px views; batch {batch_size}; {workers} loader workers; "
+              f"batch pipeline on {device}")
         print(f"  decoding the uint8 cache once: {res['decode_s']:.1f} s")
-        for k_, name in [('pil', 'PIL (released)'), ('cpu_v2', 'CPU transforms v2'), ('batch', f'batch pipeline ({device.type})')]:
+        for k_, name in [('pil', 'PIL (released)'), ('cpu_v2', 'CPU transforms v2'),
+                         ('batch', f'batch pipeline ({device.type})')]:
             print(f"  {name:>24}: {res[k_]:9.1f} view pairs/s  ({res[k_] / res['pil']:.2f} x PIL)")
     return res
 
@@ -337,7 +348,8 @@ def bench_pipelines(root=None,        # a folder with a <root>/train/<class>/<im
 from fastcore.script import call_parse
 
 @call_parse
-def bench_data_cli(root: str = None,        # a split folder <root>/train/<class>/ (default: the synthetic set, written once)
+def bench_data_cli(# a split folder <root>/train/<class>/ (default: the synthetic set, written once)
+                   root: str = None,
                    preset: str = 'cub',     # synthetic preset to write when root is empty: 'cub' or 'small'
                    size: int = 224,         # crop size of the views
                    batch_size: int = 256,   # images per batch

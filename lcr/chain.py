@@ -31,36 +31,42 @@ REGIONS = ('parts', 'bird', 'background')
 def view_masks(masks,     # (N, H, W) masks of a split's images (bool or float)
                size:int,  # the crop side of `test_transform(size)`
               ) -> torch.Tensor:  # (N, size, size) float in [0, 1]
-    "Masks carried through `test_transform(size)`'s geometry: shorter side resized to size·256/224, centre crop of `size`."
+    """Masks carried through `test_transform(size)`'s geometry: shorter side resized to size·256/224, centre crop of
+    `size`."""
     m = torch.as_tensor(masks).float()
     check_arg(m.ndim == 3, f"masks must be (N, H, W), got shape {tuple(m.shape)}")
     m = TF.center_crop(TF.resize(m[:, None], round(size * 256 / 224), antialias=True), [size, size])
     return m[:, 0].clamp(0, 1)
 
-def region_masks(ds,        # an in-memory split with `part_masks` and `object_masks` (N, H, W), e.g. `SyntheticFineGrained`
+def region_masks(# an in-memory split with `part_masks` and `object_masks` (N, H, W), e.g. `SyntheticFineGrained`
+                 ds,
                  size:int,  # the crop side of `test_transform(size)`
                 ) -> dict:  # {'parts', 'bird', 'background'}: (N, size, size) floats in [0, 1]
     "The three regions of every test view of `ds`: its true parts, the bird, and the background (1 - bird)."
     pm, om = getattr(ds, 'part_masks', None), getattr(ds, 'object_masks', None)
     check_arg(isinstance(pm, torch.Tensor) and isinstance(om, torch.Tensor),
-              f"{type(ds).__name__} has no part and object masks in memory (SyntheticFineGrained(..., with_masks=True) has)")
+              f"{type(ds).__name__} has no part and object masks in memory "
+              "(SyntheticFineGrained(..., with_masks=True) has)")
     parts, bird = view_masks(pm, size), view_masks(om, size)
     return dict(parts=parts, bird=bird, background=1 - bird)
 
 # %% ../nbs/11_chain.ipynb #ch021
 GRADCAM_FORMS = ('loss', 'score', 'signed', 'positive')
 
-def gradcam_forms(model,                # a method of chapter 1 in eval mode: MoCo/LCR and BYOL (`loss_terms`) or `Supervised`
+def gradcam_forms(# a method of chapter 1 in eval mode: MoCo/LCR and BYOL (`loss_terms`) or `Supervised`
+                  model,
                   x:torch.Tensor,       # (N, 3, H, W) images
                   views:torch.Tensor,   # (N, 3, H, W) their key views (ignored by a supervised model)
                  ) -> dict:             # {form: (N, h, w)}, detached
-    "The GradCAM of the model's own loss on `x` in the forms of `GRADCAM_FORMS` (a supervised model: its class score's, as 'score')."
+    """The GradCAM of the model's own loss on `x` in the forms of `GRADCAM_FORMS` (a supervised model: its class
+    score's, as 'score')."""
     n = x.shape[0]
     if isinstance(model, Supervised): return {'score': model.class_gradcam(x)}
     with torch.enable_grad():
         t = model.loss_terms(x, views)
         fmap = t['fmap']
-        check_arg(fmap.requires_grad, "the model's parameters do not require grad: its GradCAM needs the graph of its features")
+        check_arg(fmap.requires_grad,
+                  "the model's parameters do not require grad: its GradCAM needs the graph of its features")
         g_loss, = torch.autograd.grad(t['loss'].sum(), fmap, retain_graph=True)
         g_pos, = torch.autograd.grad(t['positive'].sum(), fmap)
         raw, pos = (g_loss * fmap).sum(1)[:n].detach(), (g_pos * fmap).sum(1)[:n].detach()
@@ -90,7 +96,8 @@ def empty_maps(weights:torch.Tensor,  # (N, h, w) non-negative weights
 def pool(fmap:torch.Tensor,    # (N, C, h, w) feature map
          weights,              # (N, h, w) non-negative weights, or None for global average pooling
         ) -> torch.Tensor:     # (N, C)
-    "The weighted mean Σ a·φ / Σ a of the feature map: GAP for `weights=None`, and for an image whose map is empty."
+    """The weighted mean Σ a·φ / Σ a of the feature map: GAP for `weights=None`, and for an image whose map is
+    empty."""
     if weights is None: return gap(fmap)
     w = weights.to(fmap.dtype)
     w = torch.where(empty_maps(w)[:, None, None], torch.ones_like(w), w)   # no mass prefers no cell: uniform weights
@@ -98,7 +105,8 @@ def pool(fmap:torch.Tensor,    # (N, C, h, w) feature map
 
 # %% ../nbs/11_chain.ipynb #ch041
 N_EXAMPLES = 6    # test images whose maps a record keeps, for the figures (evenly spread over the split)
-POOLING_VERSION = 2   # of `pooling_study`'s results: 2 pools an empty map by GAP and counts such maps (1 gave a zero vector)
+# of `pooling_study`'s results: 2 pools an empty map by GAP and counts such maps (1 gave a zero vector)
+POOLING_VERSION = 2
 
 def pooled_split(model,                 # a method of chapter 1 (eval mode is set here)
                  ds,                    # an in-memory split with masks (`region_masks`)
@@ -106,8 +114,9 @@ def pooled_split(model,                 # a method of chapter 1 (eval mode is se
                  batch_size:int=128,    # images per chunk
                  device='cpu',          # where to compute
                  examples=(),           # indices of images whose weights are returned in `maps`
-                ) -> dict:              # features, labels, mass {map: {region: mean}}, area {region}, empty {pooling}, maps
-    "Every pooling's features of split `ds`, each map's mean mass on the three regions, the regions' areas, the share of empty maps."
+                ) -> dict:  # features, labels, mass {map: {region: mean}}, area {region}, empty {pooling}, maps
+    """Every pooling's features of split `ds`, each map's mean mass on the three regions, the regions' areas, the share
+    of empty maps."""
     regions, tf = region_masks(ds, size), test_transform(size)
     # a pixel is the bird's where its mask is above 1/2, the background's otherwise: the regions' masses add up
     on = dict(parts=regions['parts'] > 0.5, bird=regions['bird'] > 0.5, background=regions['bird'] <= 0.5)
@@ -123,7 +132,8 @@ def pooled_split(model,                 # a method of chapter 1 (eval mode is se
             empty.setdefault(name, []).append(empty_maps(wt).cpu())
             if name in REGIONS: continue
             for k in REGIONS:
-                mass.setdefault(name, {}).setdefault(k, []).append(attention_mass_on_parts(wt.float().cpu(), on[k][s:s + len(x)]))
+                mass.setdefault(name, {}).setdefault(k, []).append(
+                    attention_mass_on_parts(wt.float().cpu(), on[k][s:s + len(x)]))
             for i in examples:
                 if s <= i < s + len(x): maps.setdefault(name, {})[i] = wt[i - s].float().cpu()
     return dict(features={k: torch.cat(v) for k, v in feats.items()}, labels=torch.as_tensor(ds.targets),
@@ -138,8 +148,9 @@ def pooling_study(model,                 # a method of chapter 1
                   probe_epochs:int=100,  # epochs of the fast linear probe (x0.1 at 60% and 80%)
                   seed:int=0,            # seed of the probe
                   device='cpu',          # where to compute
-                 ) -> dict:              # pooling {name: rank1, rank5, mAP, probe}, mass, area, empty, examples, version
-    "Retrieval and linear probe of every pooling of `model`'s features, the maps' masses and empty shares, `N_EXAMPLES` test maps."
+                 ) -> dict:  # pooling {name: rank1, rank5, mAP, probe}, mass, area, empty, examples, version
+    """Retrieval and linear probe of every pooling of `model`'s features, the maps' masses and empty shares,
+    `N_EXAMPLES` test maps."""
     ex = np.linspace(0, len(test_ds) - 1, N_EXAMPLES).round().astype(int).tolist()
     tr = pooled_split(model, train_ds, size, device=device)
     te = pooled_split(model, test_ds, size, device=device, examples=ex)
@@ -150,8 +161,10 @@ def pooling_study(model,                 # a method of chapter 1
         pr = linear_probe_features(tr['features'][p], tr['labels'], f, te['labels'], len(test_ds.classes),
                                    epochs=probe_epochs, milestones=ms, seed=seed)
         res[p] = dict(rank1=r['rank1'], rank5=r['rank5'], mAP=r['mAP'], probe=pr['top1'])
-    examples = dict(index=ex, maps={n: [np.round(d[i].numpy(), 4).tolist() for i in ex] for n, d in te['maps'].items()})
-    return dict(pooling=res, mass=te['mass'], area=te['area'], empty=te['empty'], examples=examples, version=POOLING_VERSION)
+    examples = dict(index=ex, maps={n: [np.round(d[i].numpy(), 4).tolist() for i in ex]
+                                    for n, d in te['maps'].items()})
+    return dict(pooling=res, mass=te['mass'], area=te['area'], empty=te['empty'], examples=examples,
+                version=POOLING_VERSION)
 
 # %% ../nbs/11_chain.ipynb #ch051
 def sign_flip_p(d,  # paired differences, one per seed
@@ -191,14 +204,16 @@ CHAIN_SCREENS = ('byol', 'mocov2-48ep', 'mocov2-96px')   # one seed each
 def chain_splits(preset:str='small',  # the synthetic preset of the runs (`synth_preset` of the budget's recipe)
                 ):
     "The embedded set's training and test splits with their part and object masks."
-    return SyntheticFineGrained(preset, 'train', with_masks=True), SyntheticFineGrained(preset, 'test', with_masks=True)
+    return (SyntheticFineGrained(preset, 'train', with_masks=True),
+            SyntheticFineGrained(preset, 'test', with_masks=True))
 
 def run_pooling(run,                   # a finished, evaluated run folder of a study
                 splits,                # `(train, test)` of `chain_splits`
                 probe_epochs:int=100,  # the fast probe's epochs
                 device='cpu',          # where to compute
                ) -> dict:
-    "`pooling_study` of a run folder, cached as `<run>/eval/chain_<probe_epochs>.json` (made again when stale, see `_current`)."
+    """`pooling_study` of a run folder, cached as `<run>/eval/chain_<probe_epochs>.json` (made again when stale, see
+    `_current`)."""
     run = Path(run); cache = run / 'eval' / f'chain_{probe_epochs}.json'
     if _current(cache, run / 'checkpoint.pt'): return json.loads(cache.read_text())
     model, cfg, _ = load_run(run, device)
@@ -213,7 +228,8 @@ def start_pooling(budget:str,            # a key of `BUDGETS` with a pretrained 
                   pretrained_out='runs/pretrained',  # where the start's weights are cached
                   device='cpu',          # where to compute
                  ) -> dict:
-    "`pooling_study` of the pretrained start: MoCo v2 as its run of `seed` begins (the pretrained backbone, a new projector and queue)."
+    """`pooling_study` of the pretrained start: MoCo v2 as its run of `seed` begins (the pretrained backbone, a new
+    projector and queue)."""
     c = next(c for c in STUDY if c['name'] == 'mocov2')
     cfg = run_config(c, seed, budget, 'unused', pretrained_out=pretrained_out)
     return pooling_study(initial_model(cfg), *splits, cfg.image_size, probe_epochs, device=device)
@@ -225,19 +241,22 @@ def chain_record(out,                      # the study folder of the chain's run
                  pretrained_out='runs/pretrained',  # where the start's weights are cached
                  device='cpu',             # where to compute
                 ) -> dict:
-    "The chain's record: chapter 10's `study_record` of `out`, each run with its `pooling_study`, and the pretrained start's as `start`."
+    """The chain's record: chapter 10's `study_record` of `out`, each run with its `pooling_study`, and the pretrained
+    start's as `start`."""
     rec = study_record(out, 'chain', 'pretrained start', parts=False, pretrained_out=pretrained_out)
     splits = chain_splits(BUDGETS[budget]['recipe']['synth_preset'])
     for e in rec['runs']:
         c = next(c for c in STUDY if c['name'] == e['name'])
         if 'recipe' in c: e['recipe'] = c['recipe']
         e.update(run_pooling(Path(out) / e['name'] / f"seed{e['seed']}", splits, probe_epochs, device))
-    rec['start'] = [dict(name='pretrained', seed=s, **_start_cached(out, budget, s, splits, probe_epochs, pretrained_out, device))
+    rec['start'] = [dict(name='pretrained', seed=s,
+                         **_start_cached(out, budget, s, splits, probe_epochs, pretrained_out, device))
                     for s in seeds]
     return rec
 
 def _start_cached(out, budget, seed, splits, probe_epochs, pretrained_out, device):
-    "`start_pooling`, cached as `<out>/pretrained_start/seed<seed>_chain_<probe_epochs>.json` (made again when the weights are newer)."
+    """`start_pooling`, cached as `<out>/pretrained_start/seed<seed>_chain_<probe_epochs>.json` (made again when the
+    weights are newer)."""
     f = Path(out) / 'pretrained_start' / f'seed{seed}_chain_{probe_epochs}.json'
     if _current(f, Path(start_weights(budget, pretrained_out))): return json.loads(f.read_text())
     r = start_pooling(budget, seed, splits, probe_epochs, pretrained_out, device)
@@ -258,8 +277,8 @@ def chain_results(rec:dict,  # a chain record (`chain_record`, `load_record('cha
 
 # %% ../nbs/11_chain.ipynb #ch071
 POOLING_LABELS = {'gap': 'GAP', 'parts': 'true parts', 'bird': 'bird', 'background': 'background',
-                  'gradcam_score': 'GradCAM (score)', 'gradcam_loss': 'GradCAM (loss)', 'gradcam_signed': 'score, no ReLU',
-                  'gradcam_positive': 'positive pair', 'gfb': 'GFB (LCR)'}
+                  'gradcam_score': 'GradCAM (score)', 'gradcam_loss': 'GradCAM (loss)',
+                  'gradcam_signed': 'score, no ReLU', 'gradcam_positive': 'positive pair', 'gfb': 'GFB (LCR)'}
 MAP_POOLINGS = ('gradcam_score', 'gradcam_loss', 'gradcam_signed', 'gradcam_positive', 'gfb')
 
 def _pm(vals):
@@ -275,7 +294,8 @@ def pooling_table(res:dict,            # {name: [entries]}, as `chain_results` r
                  ) -> str:
     "Markdown: `metric` of every pooling, rows the configurations, mean ± sd over seeds in points."
     check_choice('metric', metric, ('rank1', 'rank5', 'mAP', 'probe'))
-    rows = ['| configuration | seeds | ' + ' | '.join(POOLING_LABELS[p] for p in poolings) + ' |', '|---|---|' + '---|' * len(poolings)]
+    rows = ['| configuration | seeds | ' + ' | '.join(POOLING_LABELS[p] for p in poolings) + ' |',
+            '|---|---|' + '---|' * len(poolings)]
     for n in names:
         es = res.get(n, [])
         if not es: continue
@@ -287,7 +307,8 @@ def mass_table(res:dict,           # {name: [entries]}, as `chain_results` retur
                names,              # the configurations, in order
                maps=MAP_POOLINGS,  # the maps, in order (those an entry lacks are left out)
               ) -> str:
-    "Markdown: each map's share of its mass on the parts, the bird and the background (mean ± sd over seeds, %), and the regions' areas."
+    """Markdown: each map's share of its mass on the parts, the bird and the background (mean ± sd over seeds, %), and
+    the regions' areas."""
     rows = ['| configuration | map | on the parts | on the bird | on the background |', '|---|---|---|---|---|']
     area = None
     for n in names:
@@ -295,7 +316,8 @@ def mass_table(res:dict,           # {name: [entries]}, as `chain_results` retur
             es = [e for e in res.get(n, []) if m in e['mass']]
             if not es: continue
             area = area or es[0]['area']
-            rows.append(f"| {n} | {POOLING_LABELS[m]} | " + ' | '.join(_pm([e['mass'][m][k] for e in es]) for k in REGIONS) + ' |')
+            rows.append(f"| {n} | {POOLING_LABELS[m]} | "
+                        + ' | '.join(_pm([e['mass'][m][k] for e in es]) for k in REGIONS) + ' |')
     if area: rows.append('| *area of the view* | | ' + ' | '.join(f"*{100 * area[k]:.1f}*" for k in REGIONS) + ' |')
     return '\n'.join(rows) + '\n'
 
@@ -313,10 +335,11 @@ def pooling_figure(res:dict,            # {name: [entries]}, as `chain_results` 
     for j, n in enumerate(names):
         v = [[100 * e['pooling'][p][metric] for e in res[n] if p in e['pooling']] for p in poolings]
         xs = [i + (j - (len(names) - 1) / 2) * width for i in range(len(poolings))]
-        ax.bar(xs, [np.mean(x) if x else np.nan for x in v], width, yerr=[np.std(x, ddof=1) if len(x) > 1 else 0 for x in v],
-               label=n, capsize=2)
+        ax.bar(xs, [np.mean(x) if x else np.nan for x in v], width,
+               yerr=[np.std(x, ddof=1) if len(x) > 1 else 0 for x in v], label=n, capsize=2)
     if chance is not None: ax.axhline(100 * chance, ls='--', c='grey', lw=1, label='chance')
-    ax.set_xticks(range(len(poolings))); ax.set_xticklabels([POOLING_LABELS[p] for p in poolings], rotation=20, ha='right')
+    ax.set_xticks(range(len(poolings)))
+    ax.set_xticklabels([POOLING_LABELS[p] for p in poolings], rotation=20, ha='right')
     ax.set_ylabel(f"{metric} (%)"); ax.legend(fontsize=8, ncol=2); fig.tight_layout()
     return fig
 
@@ -327,14 +350,17 @@ def maps_figure(res:dict,          # {name: [entries]}, as `chain_results` retur
                 size:int=64,       # the views' side (the runs' `image_size`)
                 panel:float=1.4,   # side of a panel, in inches
                ):
-    "The record's example test views, their true parts outlined, and beside each the maps of `columns` with their mass on the parts."
+    """The record's example test views, their true parts outlined, and beside each the maps of `columns` with their
+    mass on the parts."""
     te = SyntheticFineGrained(preset, 'test', with_masks=True)
     idx = next(e for e in res[columns[0][0]] if e['seed'] == seed)['examples']['index']
     imgs = TF.center_crop(TF.resize(te.images[idx], round(size * 256 / 224), antialias=True), [size, size])
     parts = view_masks(te.part_masks[idx], size) > 0.5
-    fig, axs = plt.subplots(len(idx), len(columns) + 1, figsize=(panel * (len(columns) + 1), panel * len(idx)), squeeze=False)
+    fig, axs = plt.subplots(len(idx), len(columns) + 1, figsize=(panel * (len(columns) + 1), panel * len(idx)),
+                            squeeze=False)
     for r in range(len(idx)):
-        axs[r][0].imshow(imgs[r].permute(1, 2, 0).numpy()); axs[r][0].contour(parts[r].float().numpy(), levels=[0.5], colors='white')
+        axs[r][0].imshow(imgs[r].permute(1, 2, 0).numpy())
+        axs[r][0].contour(parts[r].float().numpy(), levels=[0.5], colors='white')
         if r == 0: axs[r][0].set_title('view, parts', fontsize=9)
         for c, (n, m) in enumerate(columns):
             e = next(e for e in res[n] if e['seed'] == seed)
@@ -343,8 +369,9 @@ def maps_figure(res:dict,          # {name: [entries]}, as `chain_results` retur
             ax = axs[r][c + 1]
             ax.imshow(imgs[r].permute(1, 2, 0).numpy()); ax.imshow(a[0].numpy(), cmap='jet', alpha=0.5, vmin=0, vmax=1)
             ax.contour(parts[r].float().numpy(), levels=[0.5], colors='white', linewidths=0.8)
-            label = f"{mass:.2f}" if np.isfinite(mass) else 'empty'     # a map that is zero everywhere has no mass to share
-            ax.text(0.03, 0.03, label, transform=ax.transAxes, color='white', fontsize=8, bbox=dict(facecolor='black', alpha=0.6, pad=1))
+            label = f"{mass:.2f}" if np.isfinite(mass) else 'empty'     # a map zero everywhere has no mass to share
+            ax.text(0.03, 0.03, label, transform=ax.transAxes, color='white', fontsize=8,
+                    bbox=dict(facecolor='black', alpha=0.6, pad=1))
             if r == 0: ax.set_title(f"{n}\n{POOLING_LABELS[m]}", fontsize=8)
     for ax in np.ravel(axs): ax.set_xticks([]); ax.set_yticks([])
     fig.tight_layout()
@@ -367,7 +394,8 @@ def empty_table(res:dict,           # {name: [entries]}, as `chain_results` retu
 
 # %% ../nbs/11_chain.ipynb #ch081
 class MaskedSplit(torch.utils.data.Dataset):
-    "An in-memory split with part and bird masks, as `pooled_split` reads it: `images` (N, 3, S, S) uint8, `targets`, `classes`, masks."
+    """An in-memory split with part and bird masks, as `pooled_split` reads it: `images` (N, 3, S, S) uint8, `targets`,
+    `classes`, masks."""
     def __init__(self,
                  images,        # (N, 3, S, S) uint8 images, every pixel valid
                  targets,       # the N class labels
@@ -382,10 +410,12 @@ class MaskedSplit(torch.utils.data.Dataset):
 def masked_split(ds,        # a CUB200 split (chapter 2) whose folder has parts/part_locs.txt and bounding_boxes.txt
                  size:int,  # the evaluation's crop side (the run's `image_size`)
                 ) -> MaskedSplit:
-    "The split decoded at size·256/224 (scaled to cover, centre-cropped) with its part and bird masks, for `pooling_study`."
+    """The split decoded at size·256/224 (scaled to cover, centre-cropped) with its part and bird masks, for
+    `pooling_study`."""
     r = round(size * 256 / 224)
     cache = ds.uint8_cache(size=r, fit='crop')
-    return MaskedSplit(cache.images, cache.targets.tolist(), cache.classes, ds.masks('part', r, 'crop'), ds.masks('object', r, 'crop'))
+    return MaskedSplit(cache.images, cache.targets.tolist(), cache.classes, ds.masks('part', r, 'crop'),
+                       ds.masks('object', r, 'crop'))
 
 # %% ../nbs/11_chain.ipynb #ch102
 def seed_values(res:dict,    # {name: [entries]}, as `chain_results` returns

@@ -55,7 +55,8 @@ def info_nce_loss(q:torch.Tensor,      # (N, D) query embeddings
                   queue:torch.Tensor,  # (D, Q) negatives, columns already L2-normalised (as MoCo stores them)
                   temperature:float=0.2):  # softmax temperature t of the logits (Eq. 1)
     "MoCo's InfoNCE loss (paper Eq. 1): mean over the batch of -log softmax of the positive logit."
-    check_arg(q.ndim == 2 and k.shape == q.shape, f"`q` and `k` must both be (N, D); got {tuple(q.shape)} and {tuple(k.shape)}")
+    check_arg(q.ndim == 2 and k.shape == q.shape,
+           f"`q` and `k` must both be (N, D); got {tuple(q.shape)} and {tuple(k.shape)}")
     check_arg(queue.ndim == 2 and queue.shape[0] == q.shape[1],
            f"`queue` must be (D, Q) with D={q.shape[1]} matching `q`; got {tuple(queue.shape)}")
     check_arg(temperature > 0, f"`temperature` must be > 0, got {temperature}")
@@ -70,8 +71,9 @@ GRADCAM_GRAPHS = ('none', 'features', 'full')
 
 def gradcam_of_loss(loss:torch.Tensor,    # scalar loss (or score) whose GradCAM is wanted
                     fmap:torch.Tensor,    # (N, C, H, W) feature map inside `loss`'s graph
-                    sign:int=1,           # 1: the gradient of the loss (as minimised); -1: the gradient of the score `-loss`
-                    graph:str='none',     # 'none': a constant map; 'features': constant gradient, live `fmap` (released code); 'full': second order
+                    sign:int=1,           # 1: the gradient of the loss (as minimised); -1: that of the score `-loss`
+                    # 'none': constant map; 'features': fixed gradient, live `fmap` (released code); 'full': 2nd order
+                    graph:str='none',
                     retain_graph:bool=True): # keep the graph for the step's own backward
     "GradCAM of `loss` w.r.t. `fmap` (paper Eq. 3): ReLU(sum_c fmap * d(sign*loss)/d fmap), shape (N, H, W)."
     check_arg(isinstance(loss, torch.Tensor) and loss.ndim == 0,
@@ -98,7 +100,8 @@ class MaxOutGFB(nn.Module):
                  bias:bool=False):  # bias of the 1x1 projections
         super().__init__()
         check_arg(isinstance(k, int) and k >= 1, f"`k` (number of projections) must be a positive integer, got {k!r}")
-        check_arg(isinstance(in_channels, int) and in_channels >= 1, f"`in_channels` must be a positive integer, got {in_channels!r}")
+        check_arg(isinstance(in_channels, int) and in_channels >= 1,
+                  f"`in_channels` must be a positive integer, got {in_channels!r}")
         self.k, self.in_channels = k, in_channels
         self.conv = nn.Conv2d(in_channels, k, 1, bias=bias)
         self.bn = nn.BatchNorm2d(k) if bn else nn.Identity()
@@ -109,7 +112,8 @@ class MaxOutGFB(nn.Module):
             ) -> torch.Tensor:   # (N, K, H, W)
         "The K per-projection maps, (N, K, H, W)."
         _check_fmap(fmap)
-        check_arg(fmap.shape[1] == self.in_channels, f"`fmap` has {fmap.shape[1]} channels, the GFB expects {self.in_channels}")
+        check_arg(fmap.shape[1] == self.in_channels,
+                  f"`fmap` has {fmap.shape[1]} channels, the GFB expects {self.in_channels}")
         return self.act(self.bn(self.conv(fmap)))
 
     def forward(self,
@@ -123,7 +127,8 @@ def normalize_attention(a:torch.Tensor,   # (N, H, W) attention maps
                         per:str='image',  # 'image' (paper) or 'batch' (authors' code)
                         eps:float=1e-7):  # added to the divisor: a constant map becomes zeros, not NaN
     "Min-max normalise maps to [0, 1]: (a - min) / (eps + max(a - min)), per image or over the batch."
-    check_arg(isinstance(a, torch.Tensor) and a.ndim == 3, f"`a` must have shape (N, H, W), got {tuple(getattr(a, 'shape', ()))}")
+    check_arg(isinstance(a, torch.Tensor) and a.ndim == 3,
+           f"`a` must have shape (N, H, W), got {tuple(getattr(a, 'shape', ()))}")
     check_choice('per', per, ('image', 'batch'))
     dims = (1, 2) if per == 'image' else (0, 1, 2)
     a = a - a.amin(dims, keepdim=True)
@@ -142,7 +147,8 @@ def kl_fit_loss(pred:torch.Tensor,    # (N, H, W) GFB prediction A
                 detach_target:bool=True,       # the fit moves only what produced `pred`
                 reduction:str='mean'):         # 'mean' over images, or 'sum' (code)
     "KL divergence between softmax-normalised GFB prediction and GradCAM (paper Eqs. 5-6)."
-    check_arg(isinstance(pred, torch.Tensor) and pred.ndim == 3, f"`pred` must have shape (N, H, W), got {tuple(getattr(pred, 'shape', ()))}")
+    check_arg(isinstance(pred, torch.Tensor) and pred.ndim == 3,
+           f"`pred` must have shape (N, H, W), got {tuple(getattr(pred, 'shape', ()))}")
     check_arg(isinstance(target, torch.Tensor) and target.shape == pred.shape,
            f"`target` must have the shape of `pred` {tuple(pred.shape)}, got {tuple(getattr(target, 'shape', ()))}")
     check_arg(tau > 0, f"`tau` must be > 0, got {tau}")
@@ -160,14 +166,16 @@ def fit_stats(pred:torch.Tensor|None,  # (N, H, W) the prediction as the fit rec
               target:torch.Tensor,      # (N, H, W) the target as the fit receives it
               tau:float=0.4,            # the fit's softmax temperature
               axis:str='spatial'):      # the fit's softmax axis: 'spatial' or 'row'
-    "Detached 0-d statistics of the distributions the KL fit compares: normalised entropies (1: uniform) and the target's max/min probability ratio."
-    check_arg(isinstance(target, torch.Tensor) and target.ndim == 3, f"`target` must have shape (N, H, W), got {tuple(getattr(target, 'shape', ()))}")
+    """Detached 0-d statistics of the distributions the KL fit compares: normalised entropies (1: uniform) and the
+    target's max/min probability ratio."""
+    check_arg(isinstance(target, torch.Tensor) and target.ndim == 3,
+           f"`target` must have shape (N, H, W), got {tuple(getattr(target, 'shape', ()))}")
     check_choice('axis', axis, ('spatial', 'row'))
     def log_rows(x):      # one row per distribution: (N, H*W) or (N*H, W)
         lp = _log_dist(x.detach(), tau, axis)
         return lp.flatten(1) if axis == 'spatial' else lp.flatten(0, -2)
     lt = log_rows(target)
-    if lt.shape[1] == 1: return {}        # one position per distribution (a 1x1 map): nothing to measure, nothing logged
+    if lt.shape[1] == 1: return {}        # one position per distribution (a 1x1 map): nothing to measure or log
     entropy = lambda lp: (-(lp.exp() * lp).sum(1) / math.log(lp.shape[1])).mean()
     out = {'fit_target_entropy': entropy(lt), 'fit_target_ratio': (lt.amax(1) - lt.amin(1)).exp().mean()}
     if pred is not None: out['fit_pred_entropy'] = entropy(log_rows(pred))
@@ -188,7 +196,8 @@ def weighted_pool(fmap:torch.Tensor,  # (N, C, H, W)
     "Attention-weighted pooling of a feature map (paper Eq. 8), (N, C)."
     _check_fmap(fmap)
     check_arg(isinstance(att, torch.Tensor) and att.shape == (fmap.shape[0],) + fmap.shape[2:],
-           f"`att` must have shape (N, H, W) = {(fmap.shape[0],) + tuple(fmap.shape[2:])}, got {tuple(getattr(att, 'shape', ()))}")
+           f"`att` must have shape (N, H, W) = {(fmap.shape[0],) + tuple(fmap.shape[2:])}, "
+           f"got {tuple(getattr(att, 'shape', ()))}")
     check_choice('mode', mode, ('mean', 'sum'))
     att = att.to(fmap.dtype)
     f = torch.einsum('nchw,nhw->nc', fmap, att)

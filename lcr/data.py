@@ -71,7 +71,7 @@ class LabelledImages(Dataset):
                  transform=None,         # applied to each PIL image by `__getitem__` (None: the image as it is)
                  target_transform=None,  # applied to each label by `__getitem__` (None: the integer label)
                  split=None,             # the split's name, e.g. 'train' (recorded and shown by `repr`, nothing else)
-                 root=None,              # the data set's folder; subset lists and fingerprints name files relative to it
+                 root=None,              # the data set's folder; subset lists, fingerprints name files relative to it
                  source=None,            # the annotation file or folder the samples came from, named in error messages
                  verify=False,           # decode every image now; a CorruptImageError lists those that fail
                  skip_corrupt=False,     # decode every image now and leave out those that fail (listed in a warning)
@@ -99,7 +99,8 @@ class LabelledImages(Dataset):
         badset = {p for p, _ in bad}
         self.skipped = [p for p, _ in bad]
         self.samples = [s for s in self.samples if s[0] not in badset]
-        warnings.warn(f"skipped {len(bad)} corrupt image{'s' if len(bad) != 1 else ''}, {len(self.samples)} remain:\n  {listing}")
+        warnings.warn(f"skipped {len(bad)} corrupt image{'s' if len(bad) != 1 else ''}, "
+                      f"{len(self.samples)} remain:\n  {listing}")
 
     @property
     def targets(self): return [t for _, t in self.samples]
@@ -120,7 +121,7 @@ class LabelledImages(Dataset):
 
     def uint8_cache(self,
                     size=256,           # side of the square cached images in pixels, or an (H, W) pair
-                    fit='pad',          # 'pad' (whole image, edges repeated to fill) or 'crop' (centre crop); see `decode_images`
+                    fit='pad',          # 'pad' (whole image, edge-padded) or 'crop' (centre crop); see `decode_images`
                     num_workers=None):  # decoding threads (None: one per CPU core)
         "Decode every image once into an `ImageCache` of fixed size (see `decode_images`)."
         imgs, sizes = decode_images(self.paths, size, fit, num_workers)
@@ -140,7 +141,8 @@ class ImageCache:
             raise TypeError(f"images must be uint8 (N,3,H,W), got {self.images.dtype} {tuple(self.images.shape)}")
         n = len(self.images)
         if self.sizes.shape != (n, 2) or len(self.targets) != n:
-            raise ValueError(f"sizes must be ({n}, 2) and targets ({n},), got {tuple(self.sizes.shape)}, {tuple(self.targets.shape)}")
+            raise ValueError(f"sizes must be ({n}, 2) and targets ({n},), "
+                             f"got {tuple(self.sizes.shape)}, {tuple(self.targets.shape)}")
 
     def __len__(self): return len(self.images)
     @property
@@ -152,7 +154,8 @@ class ImageCache:
     def save(self,
              path):  # the file to write (tensors are saved from the CPU)
         "Write the cache to `path`, for `ImageCache.load`."
-        torch.save(dict(images=self.images.cpu(), sizes=self.sizes.cpu(), targets=self.targets.cpu(), classes=self.classes), path)
+        torch.save(dict(images=self.images.cpu(), sizes=self.sizes.cpu(), targets=self.targets.cpu(),
+                        classes=self.classes), path)
     @classmethod
     def load(cls,
              path):  # a file written by `ImageCache.save`
@@ -167,7 +170,8 @@ class ImageCache:
                     classes):  # class names, in label order
         "A cache of equally sized uint8 images (every pixel valid)."
         n, _, h, w = images.shape
-        return cls(images, torch.tensor([[h, w]] * n, dtype=torch.long), torch.as_tensor(targets, dtype=torch.long), list(classes))
+        return cls(images, torch.tensor([[h, w]] * n, dtype=torch.long), torch.as_tensor(targets, dtype=torch.long),
+                   list(classes))
 
 # %% ../nbs/02_data.ipynb #c011
 def _box(size):
@@ -182,7 +186,8 @@ def _decode_one(path, H, W, fit):
         tw, th = max(1, round(w0 * s)), max(1, round(h0 * s))
         if im.format == 'JPEG': im.draft('RGB', (tw, th))   # decode at 1/2, 1/4, 1/8 when that suffices
         try: im = im.convert('RGB').resize((tw, th), Image.BILINEAR, reducing_gap=None)
-        except (OSError, SyntaxError, ValueError) as e: raise CorruptImageError(f"cannot decode image {path}: {e}") from e
+        except (OSError, SyntaxError, ValueError) as e:
+            raise CorruptImageError(f"cannot decode image {path}: {e}") from e
     a = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
     if fit == 'crop':
         t, l = (th - H) // 2, (tw - W) // 2
@@ -194,7 +199,8 @@ def _decode_one(path, H, W, fit):
 # %% ../nbs/02_data.ipynb #c011_1
 def decode_images(paths,             # image files
                   size=256,          # side of the square output in pixels, or an (H, W) pair
-                  fit='pad',         # 'pad': scaled to fit inside, bottom and right filled by repeating edge pixels; 'crop': scaled to cover, centre-cropped
+                  # 'pad': fit inside, bottom and right filled by repeating edge pixels; 'crop': cover, centre-cropped
+                  fit='pad',
                   num_workers=None,  # decoding threads (None: one per CPU core)
                  ):
     "Decode image files into `(N,3,H,W)` uint8 and their valid `(h, w)`; `fit` is 'pad' or 'crop'."
@@ -207,7 +213,7 @@ def decode_images(paths,             # image files
         try: img, hw = _decode_one(paths[i], H, W, fit)
         except FileNotFoundError as e: raise FileNotFoundError(f"image file not found: {paths[i]}") from e
         except CorruptImageError: raise                   # `_decode_one` named the file already
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:    # a bomb: a header of absurd size
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # a bomb: absurd header size
             raise CorruptImageError(f"cannot decode image {paths[i]}: {e}") from e
         out[i] = img; sizes[i] = torch.tensor(hw)
     with ThreadPoolExecutor(num_workers or os.cpu_count()) as ex: list(ex.map(work, range(len(paths))))
@@ -219,14 +225,15 @@ from .core import finite_number
 
 CUB_PARTS = ('back', 'beak', 'belly', 'breast', 'crown', 'forehead', 'left eye', 'left leg', 'left wing', 'nape',
              'right eye', 'right leg', 'right wing', 'tail', 'throat')   # part ids 1..15 of parts/parts.txt, in order
-PART_RADIUS = 0.125   # a part disc's radius, as a fraction of the side sqrt(w * h) of the bird's box (a choice; see below)
+PART_RADIUS = 0.125  # a part disc's radius: a fraction of the side sqrt(w * h) of the bird's box (a choice; see below)
 
 def _read_table(path,        # a whitespace-separated annotation file
                 ncols,       # fields per line (the last one may hold spaces)
                 what,        # what a line should look like, for the error message
-                parse=None,  # applied to each line's fields; a ValueError it raises names the file and line (None: the fields)
+                parse=None,  # applied to each line's fields (None: the fields); its ValueErrors name file and line
                ):
-    "Rows of a whitespace-separated annotation file; a malformed line (wrong field count, or rejected by `parse`) is an error naming file and line."
+    """Rows of a whitespace-separated annotation file; a malformed line (wrong field count, or rejected by `parse`) is
+    an error naming file and line."""
     rows = []
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip(): continue
@@ -269,20 +276,24 @@ def _cub_root(root):
 
 # %% ../nbs/02_data.ipynb #c015_1
 class CUB200(LabelledImages):
-    "CUB-200-2011 from its official archive layout; `split` is 'train', 'test' or 'all'. Part and bird masks by `masks`."
+    """CUB-200-2011 from its official archive layout; `split` is 'train', 'test' or 'all'.
+    Part and bird masks by `masks`."""
     def __init__(self,
                  root,                   # the folder holding CUB_200_2011/ (or holding images.txt itself)
-                 split='train',          # 'train' (5,994 images), 'test' (5,794) or 'all', as train_test_split.txt assigns them
+                 split='train',          # 'train' (5,994 images), 'test' (5,794) or 'all', per train_test_split.txt
                  transform=None,         # applied to each PIL image (None: the image as it is)
                  target_transform=None,  # applied to each label, 0..199 (None: the integer label)
                  **kwargs):              # `LabelledImages` options: verify, skip_corrupt, num_workers
-        if split not in ('train', 'test', 'all'): raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+        if split not in ('train', 'test', 'all'):
+            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
         r = _cub_root(root)
         files = {k: _need(r / f, f"CUB-200-2011 annotation file {f}") for k, f in
-                 [('images', 'images.txt'), ('split', 'train_test_split.txt'), ('labels', 'image_class_labels.txt'), ('classes', 'classes.txt')]}
+                 [('images', 'images.txt'), ('split', 'train_test_split.txt'), ('labels', 'image_class_labels.txt'),
+                  ('classes', 'classes.txt')]}
         id_text = lambda p: (int(p[0]), p[1])
         images = dict(_read_table(files['images'], 2, "'<image id> <path>'", id_text))
-        is_train = dict(_read_table(files['split'], 2, "'<image id> <is_train 0|1>'", lambda p: (int(p[0]), _flag(p[1]))))
+        is_train = dict(_read_table(files['split'], 2, "'<image id> <is_train 0|1>'",
+                                    lambda p: (int(p[0]), _flag(p[1]))))
         labels = dict(_read_table(files['labels'], 2, "'<image id> <class id>'", lambda p: (int(p[0]), int(p[1]))))
         classes = sorted(_read_table(files['classes'], 2, "'<class id> <name>'", id_text))
         if [i for i, _ in classes] != list(range(1, len(classes) + 1)):
@@ -310,7 +321,8 @@ class CUB200(LabelledImages):
 
     @property
     def part_locs(self):
-        "(N, 15, 3) float tensor: each image's part keypoints (x, y, visible) in original pixels, from parts/part_locs.txt (read once; None if it is missing)."
+        """(N, 15, 3) float tensor: each image's part keypoints (x, y, visible) in original pixels, from
+        parts/part_locs.txt (read once; None if it is missing)."""
         path = Path(self.root) / 'parts' / 'part_locs.txt'
         if self._part_locs is None and path.exists(): self._part_locs = _read_part_locs(path, self.image_ids)
         return self._part_locs
@@ -322,15 +334,17 @@ class CUB200(LabelledImages):
         return self._image_sizes
 
     def masks(self,
-              kind='part',          # 'part': discs around the visible part keypoints; 'object': the bird's bounding box
+              kind='part',          # 'part': discs around visible part keypoints; 'object': the bird's bounding box
               size=256,             # side of the square cache in pixels, or an (H, W) pair, as for `uint8_cache`
               fit='pad',            # 'pad' or 'crop', as for `uint8_cache`
               radius=PART_RADIUS,   # a part disc's radius, as a fraction of sqrt(w * h) of the image's bird box
              ) -> torch.Tensor:     # (N, H, W) bool, pixel for pixel over `uint8_cache(size, fit)`'s images
-        "Boolean (N, H, W) part or bird masks of every image, placed as `uint8_cache(size, fit)` places the image (padding is False)."
+        """Boolean (N, H, W) part or bird masks of every image, placed as `uint8_cache(size, fit)` places the image
+        (padding is False)."""
         if kind not in ('part', 'object'): raise ValueError(f"kind must be 'part' or 'object', got {kind!r}")
         if fit not in ('pad', 'crop'): raise ValueError(f"fit must be 'pad' or 'crop', got {fit!r}")
-        if not (finite_number(radius) and radius > 0): raise ValueError(f"radius must be a positive number, got {radius!r}")
+        if not (finite_number(radius) and radius > 0):
+            raise ValueError(f"radius must be a positive number, got {radius!r}")
         need = lambda f: FileNotFoundError(f"{kind} masks need {Path(self.root) / f}, which is missing")
         if self.bounding_boxes is None: raise need('bounding_boxes.txt')
         if kind == 'part' and self.part_locs is None: raise need('parts/part_locs.txt')
@@ -340,7 +354,7 @@ class CUB200(LabelledImages):
 
     def uint8_cache(self,
                     size=256,           # side of the square cached images in pixels, or an (H, W) pair
-                    fit='pad',          # 'pad' (whole image, edges repeated to fill) or 'crop' (centre crop); see `decode_images`
+                    fit='pad',          # 'pad' (whole image, edge-padded) or 'crop' (centre crop); see `decode_images`
                     num_workers=None):  # decoding threads (None: one per CPU core)
         "`LabelledImages.uint8_cache`; from then on `part_masks` and `object_masks` are at this cache's size and fit."
         cache = super().uint8_cache(size, fit, num_workers)
@@ -358,7 +372,8 @@ class CUB200(LabelledImages):
 
     @property
     def part_masks(self):
-        "(N, H, W) bool part masks at `mask_geometry` (the last `uint8_cache`'s size and fit; 256, 'pad' before any); None without parts/part_locs.txt or bounding_boxes.txt."
+        """(N, H, W) bool part masks at `mask_geometry` (the last `uint8_cache`'s size and fit; 256, 'pad' before
+        any); None without parts/part_locs.txt or bounding_boxes.txt."""
         return self._masks_now('part')
 
     @property
@@ -375,13 +390,15 @@ def read_image_sizes(paths,             # image files
         try:
             with Image.open(p) as im: return im.size
         except FileNotFoundError: raise FileNotFoundError(f"image file not found: {p}") from None
-        except (OSError, SyntaxError, ValueError) as e: raise CorruptImageError(f"cannot decode image {p}: {e}") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise CorruptImageError(f"cannot decode image {p}: {e}") from None
     paths = list(paths)
     with ThreadPoolExecutor(num_workers or os.cpu_count()) as ex: wh = list(ex.map(one, paths))
     return torch.tensor(wh, dtype=torch.long).reshape(-1, 2)
 
 def _read_part_locs(path, image_ids):
-    "(N, 15, 3) float64 (x, y, visible) of `image_ids` from a parts/part_locs.txt; a part without a line is not visible."
+    """(N, 15, 3) float64 (x, y, visible) of `image_ids` from a parts/part_locs.txt; a part without a line is not
+    visible."""
     rows = _read_table(path, 5, "'<image id> <part id 1..15> <x> <y> <visible 0|1>'", _part_row)
     row_of = {i: n for n, i in enumerate(image_ids)}
     out = torch.zeros(len(image_ids), len(CUB_PARTS), 3, dtype=torch.float64)
@@ -393,10 +410,11 @@ def _read_part_locs(path, image_ids):
     return out
 
 def _pixel_centres(w0, h0, H, W, fit):
-    "Where the centres of the pixels of an (H, W) cache of a w0 x h0 image lie in the original: x (W,), y (H,) float64, and which (H, W) pixels hold the image (not padding). The geometry of `decode_images`."
+    """Where the centres of the pixels of an (H, W) cache of a w0 x h0 image lie in the original: x (W,), y (H,)
+    float64, and which (H, W) pixels hold the image (not padding). The geometry of `decode_images`."""
     s = min(H / h0, W / w0) if fit == 'pad' else max(H / h0, W / w0)
     tw, th = max(1, round(w0 * s)), max(1, round(h0 * s))       # the resized image, as `decode_images` makes it
-    t, l = ((th - H) // 2, (tw - W) // 2) if fit == 'crop' else (0, 0)   # 'crop' keeps the centre; 'pad' puts it top-left
+    t, l = ((th - H) // 2, (tw - W) // 2) if fit == 'crop' else (0, 0)   # 'crop': the centre; 'pad': top-left
     c, r = torch.arange(W, dtype=torch.float64) + l, torch.arange(H, dtype=torch.float64) + t
     return (c + 0.5) * (w0 / tw), (r + 0.5) * (h0 / th), (r < th)[:, None] & (c < tw)[None, :]
 
@@ -404,10 +422,12 @@ def annotation_masks(image_sizes,         # (N, 2) original (width, height) of e
                      boxes,               # (N, 4) bounding boxes (x, y, w, h), in original pixels
                      size,                # (H, W) of the masks: the cache's size
                      fit='pad',           # 'pad' or 'crop': how the cache placed each image (see `decode_images`)
-                     points=None,         # (N, P, 3) keypoints (x, y, visible), in original pixels: part masks (None: box masks)
+                     # (N, P, 3) keypoints (x, y, visible), in original pixels: part masks (None: box masks)
+                     points=None,
                      radius=PART_RADIUS,  # a keypoint disc's radius, as a fraction of sqrt(w * h) of the image's box
                     ) -> torch.Tensor:    # (N, H, W) bool
-    "Boolean (N, H, W) masks over images cached at `size` with `fit`: the discs around the visible `points`, or (points None) the `boxes`."
+    """Boolean (N, H, W) masks over images cached at `size` with `fit`: the discs around the visible `points`, or
+    (points None) the `boxes`."""
     H, W = size
     out = torch.zeros(len(image_sizes), H, W, dtype=torch.bool)   # one image at a time: memory is the output's
     for n, ((w0, h0), (bx, by, bw, bh)) in enumerate(zip(image_sizes.tolist(), boxes.tolist())):
@@ -429,9 +449,10 @@ def _check_mat(path):
     "Raise a ValueError naming `path` unless it reads as a MATLAB file (a truncated download does not)."
     import scipy.io
     try: scipy.io.loadmat(path)
-    except Exception as e:      # scipy raises MatReadError, OSError, IndexError or ValueError, depending on where the file ends
-        raise ValueError(f"{path} is not a readable MATLAB file ({type(e).__name__}: {e}): it is truncated or damaged; "
-                         "download it again") from None
+    # scipy raises MatReadError, OSError, IndexError or ValueError, depending on where the file ends
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable MATLAB file ({type(e).__name__}: {e}): "
+                         "it is truncated or damaged; download it again") from None
 
 class StanfordCars(LabelledImages):
     "Stanford Cars (196 classes) in torchvision's devkit layout; `split` is 'train' or 'test'."
@@ -445,7 +466,8 @@ class StanfordCars(LabelledImages):
         base = _cars_root(root)
         _need(base / 'devkit' / 'cars_meta.mat', 'Stanford Cars class list')
         ann = base / ('devkit/cars_train_annos.mat' if split == 'train' else 'cars_test_annos_withlabels.mat')
-        _need(ann, f'Stanford Cars {split} annotations'); _need(base / f'cars_{split}', f'Stanford Cars {split} image folder')
+        _need(ann, f'Stanford Cars {split} annotations')
+        _need(base / f'cars_{split}', f'Stanford Cars {split} image folder')
         for m in (base / 'devkit' / 'cars_meta.mat', ann): _check_mat(m)
         import torchvision
         try: tv = torchvision.datasets.StanfordCars(base.parent, split=split, download=False)
@@ -460,16 +482,19 @@ def _aircraft_root(root):
     return root if (root / 'data').is_dir() else root / 'fgvc-aircraft-2013b'
 
 class FGVCAircraft(LabelledImages):
-    "FGVC-Aircraft 2013b; `split` in 'trainval', 'test', 'train', 'val'; `level` 'variant', 'family' or 'manufacturer'."
+    """FGVC-Aircraft 2013b; `split` in 'trainval', 'test', 'train', 'val'; `level` 'variant', 'family' or
+    'manufacturer'."""
     def __init__(self,
                  root,                   # the folder holding fgvc-aircraft-2013b/ (or holding data/ itself)
                  split='trainval',       # 'trainval' or 'test' (the usual pair), 'train' or 'val'
-                 level='variant',        # label granularity: 'variant' (100 classes), 'family' (70) or 'manufacturer' (30)
+                 level='variant',        # the labels: 'variant' (100 classes), 'family' (70) or 'manufacturer' (30)
                  transform=None,         # applied to each PIL image (None: the image as it is)
                  target_transform=None,  # applied to each label (None: the integer label)
                  **kwargs):              # `LabelledImages` options: verify, skip_corrupt, num_workers
-        if split not in ('trainval', 'test', 'train', 'val'): raise ValueError(f"split must be trainval, test, train or val, got {split!r}")
-        if level not in ('variant', 'family', 'manufacturer'): raise ValueError(f"level must be variant, family or manufacturer, got {level!r}")
+        if split not in ('trainval', 'test', 'train', 'val'):
+            raise ValueError(f"split must be trainval, test, train or val, got {split!r}")
+        if level not in ('variant', 'family', 'manufacturer'):
+            raise ValueError(f"level must be variant, family or manufacturer, got {level!r}")
         base = _aircraft_root(root)
         plural = {'variant': 'variants', 'family': 'families', 'manufacturer': 'manufacturers'}[level]
         _need(base / 'data' / f'{plural}.txt', 'FGVC-Aircraft class list')
@@ -491,7 +516,8 @@ class INaturalist2019(LabelledImages):
                  transform=None,         # applied to each PIL image (None: the image as it is)
                  target_transform=None,  # applied to each label (None: the integer label)
                  **kwargs):              # `LabelledImages` options: verify, skip_corrupt, num_workers
-        if split not in ('train', 'val'): raise ValueError(f"split must be 'train' or 'val' (test2019 has no labels), got {split!r}")
+        if split not in ('train', 'val'):
+            raise ValueError(f"split must be 'train' or 'val' (test2019 has no labels), got {split!r}")
         if target not in ('full', 'super'): raise ValueError(f"target must be 'full' or 'super', got {target!r}")
         root = Path(root)
         ann = _need(root / f'{split}2019.json', 'iNaturalist 2019 annotations')
@@ -510,7 +536,8 @@ class INaturalist2019(LabelledImages):
         self.super_classes = sorted(set(sup))
         self._super_of = [self.super_classes.index(s) for s in sup]
         samples = [(root / files[i], cat_idx[label[i]]) for i in sorted(files)]
-        super().__init__(samples, [c['name'] for c in cats], transform, target_transform, split, root, source=str(ann), **kwargs)
+        super().__init__(samples, [c['name'] for c in cats], transform, target_transform, split, root,
+                         source=str(ann), **kwargs)
         self.target = target
         if target == 'super':
             self.species_classes = self.classes
@@ -529,7 +556,8 @@ class ImageFolderSplit(LabelledImages):
                  split='train',             # the split folder to read, e.g. 'train' or 'test'
                  transform=None,            # applied to each PIL image (None: the image as it is)
                  target_transform=None,     # applied to each label (None: the integer label)
-                 extensions=IMG_EXTENSIONS, # lower-case file endings, with the dot, that count as images (matched case-insensitively)
+                 # lower-case file endings, with the dot, that count as images (matched case-insensitively)
+                 extensions=IMG_EXTENSIONS,
                  **kwargs):                 # `LabelledImages` options: verify, skip_corrupt, num_workers
         root = Path(root)
         if not root.is_dir(): raise FileNotFoundError(f"data set root not found: expected a folder {root}")
@@ -547,11 +575,13 @@ def _warn_absent_classes(d,        # the split folder
                          classes,  # the class names of all splits, in label order
                          seen,     # the labels this split has images of
                         ):
-    "One warning line naming the classes without images in the split folder `d`: an empty folder, or a class of other splits only."
+    """One warning line naming the classes without images in the split folder `d`: an empty folder, or a class of
+    other splits only."""
     absent = [f"{c!r} ({'an empty folder' if (d / c).is_dir() else 'only in other splits'})"
               for i, c in enumerate(classes) if i not in seen]
     if absent:
-        warnings.warn(f"{d}: {len(absent)} of {len(classes)} classes have no image in this split: {', '.join(absent[:5])}"
+        warnings.warn(f"{d}: {len(absent)} of {len(classes)} classes have no image in this split: "
+                      f"{', '.join(absent[:5])}"
                       f"{', ...' if len(absent) > 5 else ''}; check the data set's folders")
 
 
@@ -592,9 +622,11 @@ def load_subset(path,          # a file written by `save_subset`
         if not line.strip() or line.startswith('#'): continue
         i, _, rel = line.partition('\t'); i = int(i)
         if dataset is not None:
-            if i >= len(dataset): raise ValueError(f"{path}, line {n}: index {i} beyond the data set ({len(dataset)} images)")
+            if i >= len(dataset):
+                raise ValueError(f"{path}, line {n}: index {i} beyond the data set ({len(dataset)} images)")
             if rel and _rel(dataset, i) != rel:
-                raise ValueError(f"{path}, line {n}: index {i} is {_rel(dataset, i)!r} in the data set, the list says {rel!r}")
+                raise ValueError(f"{path}, line {n}: index {i} is {_rel(dataset, i)!r} in the data set, "
+                                 f"the list says {rel!r}")
         idx.append(i)
     return np.array(idx, dtype=int)
 
@@ -611,9 +643,9 @@ class LabelSubset(Dataset):
     def __getitem__(self, i): return self.dataset[int(self.indices[i])]
 
 def label_proportion_subset(dataset,    # a labelled data set with `.targets` and `.classes`
-                            fraction,   # share of each class's labels to keep, in (0, 1]; 1: all of them, nothing read or saved
+                            fraction,   # share of each class's labels kept, in (0, 1]; 1: all, nothing read or saved
                             seed=0,     # seed of the draw
-                            path=None): # the index list's file: read if it exists, else written (None: drawn, not saved)
+                            path=None): # the index file: read if it exists, else written (None: drawn, not saved)
     "`fraction` of the labels (class-stratified, seeded); read from `path` if it exists, else drawn and saved there."
     if fraction == 1: return LabelSubset(dataset, np.arange(len(dataset)))
     if path is not None and Path(path).exists(): return LabelSubset(dataset, load_subset(path, dataset))

@@ -63,7 +63,8 @@ def _class_members(y, n_cls):
 
 # %% ../nbs/05_evaluate.ipynb #c007
 def _ranks_by_sort(sim, ridx, rsim, valid, q, block):
-    "Ranks (ascending) of each query's relevant items: sort every row's values, binary-search the relevant similarities."
+    """Ranks (ascending) of each query's relevant items: sort every row's values, binary-search the relevant
+    similarities."""
     n = sim.shape[1]
     asc = _sort_rows(sim)
     right = torch.searchsorted(asc, rsim, right=True)
@@ -107,7 +108,8 @@ def _query_chunk_size(n:int, # items of the split
                       chunk_size:int|None, # queries per chunk asked for (None: from `max_memory_mb`)
                      ) -> int:
     "Queries per chunk: as asked, or as many as fit `max_memory_mb`; between 1 and n."
-    if chunk_size is None:  # bytes per query row: similarities and (sorted copy | search results), plus per-relevant-item tensors
+    if chunk_size is None:
+        # bytes per query row: similarities and (sorted copy | search results), plus per-relevant-item tensors
         chunk_size = int(max_memory_mb * 2**20 // ((16 if method == 'sort' else 28) * n + 96 * mmax))
     return max(1, min(n, int(chunk_size)))
 
@@ -118,7 +120,8 @@ def _query_chunk(x, # (N, D) normalised features
                  method:str, # 'sort' or 'count'
                  chunk_size:int, # queries per chunk (sizes the blocks of the tie handling)
                 ):
-    "Average precision, rank-1 and rank-5 hits and number of relevant items of queries s0..s1-1, each against all other items."
+    """Average precision, rank-1 and rank-5 hits and number of relevant items of queries s0..s1-1, each against all
+    other items."""
     n, mmax = x.shape[0], members.shape[1]
     q = torch.arange(n, device=x.device)[s0:s1]; rows = q - s0
     sim = x[s0:s1] @ x.T
@@ -127,7 +130,8 @@ def _query_chunk(x, # (N, D) normalised features
     valid = (ridx != n) & (ridx != q[:, None])
     rsim = sim.gather(1, ridx.clamp(max=n - 1))
     if method == 'sort': rank = _ranks_by_sort(sim, ridx, rsim, valid, q, chunk_size)
-    else: rank = _ranks_by_count(sim, ridx, rsim, valid, q, max(1, chunk_size * n // mmax), y[None, :] == y[s0:s1, None])
+    else: rank = _ranks_by_count(sim, ridx, rsim, valid, q, max(1, chunk_size * n // mmax),
+                                 y[None, :] == y[s0:s1, None])
     m = valid.sum(1)                # rank[:, i-1] is the rank of the i-th relevant item, for i <= m
     pos = torch.arange(1, mmax + 1, device=x.device, dtype=torch.float64)
     prec = torch.where(pos[None, :] <= m[:, None], pos[None, :] / rank, 0.)
@@ -145,8 +149,8 @@ def retrieval_metrics(features, # (N, D) features of one split, a tensor or an a
                      ) -> dict: # rank1, rank5, mAP (fractions), n_queries, n_excluded
     """Leave-one-out retrieval on one split: rank-1, rank-5 (hit rate) and mAP (full, non-interpolated), as fractions.
 
-    `features` (N, D) and integer `labels` (N,) as tensors or arrays; cosine similarity; ties ranked by ascending index.
-    Queries with no other item of their class are excluded from every mean and counted in `n_excluded`.
+    `features` (N, D) and integer `labels` (N,) as tensors or arrays; cosine similarity; ties ranked by ascending
+    index. Queries with no other item of their class are excluded from every mean and counted in `n_excluded`.
     `device` defaults to the features' device; `max_memory_mb` bounds the working set of one chunk of queries (the
     normalised float32 copy of the features comes on top). `method`: 'sort' (per-row sort), 'count' (binary search
     among the relevant items) or 'auto' ('sort' on CPU, 'count' on GPU); all give identical results."""
@@ -154,7 +158,8 @@ def retrieval_metrics(features, # (N, D) features of one split, a tensor or an a
     n = features.shape[0]
     if n < 2: raise ValueError(f"retrieval needs at least 2 items, got {n}")
     if max_memory_mb <= 0: raise ValueError(f"max_memory_mb must be positive, got {max_memory_mb}")
-    if method not in ('auto', 'sort', 'count'): raise ValueError(f"method must be 'auto', 'sort' or 'count', got {method!r}")
+    if method not in ('auto', 'sort', 'count'):
+        raise ValueError(f"method must be 'auto', 'sort' or 'count', got {method!r}")
     device = torch.device(device) if device is not None else features.device
     if method == 'auto': method = 'sort' if device.type == 'cpu' else 'count'
     x = F.normalize(features.to(device, torch.float32), dim=1)
@@ -221,7 +226,8 @@ def bench_retrieval(n:int=5794, # number of features (CUB's test split by defaul
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, n_classes, (n,), generator=g)
-    feats = (0.2 * torch.randn(n_classes, d, generator=g)[y] + torch.randn(n, d, generator=g)).to(device)  # weak class signal
+    # weak class signal
+    feats = (0.2 * torch.randn(n_classes, d, generator=g)[y] + torch.randn(n, d, generator=g)).to(device)
     x = F.normalize(feats, dim=1)
     def timed(f):
         _sync(device); t0 = time.perf_counter(); out = f(); _sync(device); return time.perf_counter() - t0, out
@@ -237,8 +243,10 @@ def bench_retrieval(n:int=5794, # number of features (CUB's test split by defaul
     t_loop *= n / nq
     mm = min(t_mm)
     rows = [dict(step='similarity product X @ X.T', seconds=mm, x_product=1.0)]
-    rows += [dict(step=f"retrieval_metrics, method={m!r}", seconds=min(t), x_product=min(t) / mm) for m, t in t_ret.items()]
-    rows.append(dict(step='per-query loop' + ('' if nq == n else f' (from {nq} queries)'), seconds=t_loop, x_product=t_loop / mm))
+    rows += [dict(step=f"retrieval_metrics, method={m!r}", seconds=min(t), x_product=min(t) / mm)
+             for m, t in t_ret.items()]
+    rows.append(dict(step='per-query loop' + ('' if nq == n else f' (from {nq} queries)'), seconds=t_loop,
+                     x_product=t_loop / mm))
     if verbose:
         print(f"retrieval benchmark: n={n}, d={d}, {n_classes} classes, device={device}, best of {repeats}")
         for r in rows: print(f"  {r['step']:<42} {r['seconds']:9.4f} s  {r['x_product']:8.2f} x product")
@@ -268,8 +276,8 @@ def probe_transform(size:int=224, # side of the random crop
                     std=IMAGENET_STD, # per-channel standard deviation of the normalisation
                    ):
     "Training transform of the linear probe: RandomResizedCrop(size, scale) and a horizontal flip, then normalise."
-    return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size, scale=scale, antialias=True), v2.RandomHorizontalFlip(),
-                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+    return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size, scale=scale, antialias=True),
+                       v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
 
 # %% ../nbs/05_evaluate.ipynb #c034
 class _Mapped(Dataset):
@@ -288,7 +296,8 @@ def _loader(data, batch_size, transform=None, shuffle=False, num_workers=0, seed
     if isinstance(data, DataLoader):
         if transform is not None: raise ValueError("pass `transform` with a Dataset, not with a ready DataLoader")
         return data
-    if not isinstance(data, Dataset): raise TypeError(f"expected a torch Dataset or DataLoader, got {type(data).__name__}")
+    if not isinstance(data, Dataset):
+        raise TypeError(f"expected a torch Dataset or DataLoader, got {type(data).__name__}")
     if transform is not None: data = _Mapped(data, transform)
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, generator=gen,
@@ -318,7 +327,8 @@ def extract_features(model:nn.Module, # a model with an `encode` method
                      num_workers:int=0, # DataLoader workers (Dataset only)
                      progress:bool=False, # show a progress bar
                     ):
-    """`(features, labels)`: `model.encode` of every item of `data` (Dataset of (image, label) or DataLoader), in order.
+    """`(features, labels)`: `model.encode` of every item of `data`
+    (Dataset of (image, label) or DataLoader), in order.
 
     Evaluation mode and inference_mode; bf16 autocast and channels_last inputs on CUDA (`amp=False` for float32).
     `transform` is applied to each image of a Dataset; `device` defaults to the model's (the model is moved there).
@@ -342,7 +352,8 @@ def extract_features(model:nn.Module, # a model with an `encode` method
 # %% ../nbs/05_evaluate.ipynb #c040
 class _Chunks(Dataset):
     "Batches of an in-memory uint8 image tensor, each transformed with one call."
-    def __init__(self, images, targets, tf, bs): self.images, self.targets, self.tf, self.bs = images, torch.as_tensor(targets), tf, bs
+    def __init__(self, images, targets, tf, bs):
+        self.images, self.targets, self.tf, self.bs = images, torch.as_tensor(targets), tf, bs
     def __len__(self): return math.ceil(len(self.images) / self.bs)
     def __getitem__(self, b):
         s = slice(b * self.bs, (b + 1) * self.bs)
@@ -354,7 +365,8 @@ def split_features(model, # a model with an `encode` method
                    device=None, # where to run (default: the model's device)
                    batch_size:int=256, # images per batch
                   ):
-    "`(features, labels)` of data set `ds` through `test_transform(size)`; batched tensor transforms for in-memory uint8 sets."
+    """`(features, labels)` of data set `ds` through `test_transform(size)`; batched tensor transforms for in-memory
+    uint8 sets."""
     tf = test_transform(size)
     imgs = getattr(ds, 'images', None)
     if isinstance(imgs, torch.Tensor) and imgs.dtype == torch.uint8 and imgs.ndim == 4:
@@ -408,7 +420,8 @@ def linear_probe_features(train_features, # (N, D) cached training features
     `subset` (indices into the training features) selects a label proportion; `n_classes` defaults to max label + 1."""
     xtr, ytr = _check_features_labels(train_features, train_labels)
     xte, yte = _check_features_labels(test_features, test_labels)
-    if xtr.shape[1] != xte.shape[1]: raise ValueError(f"train and test feature dims differ: {xtr.shape[1]} vs {xte.shape[1]}")
+    if xtr.shape[1] != xte.shape[1]:
+        raise ValueError(f"train and test feature dims differ: {xtr.shape[1]} vs {xte.shape[1]}")
     if subset is not None:
         subset = torch.as_tensor(list(subset), dtype=torch.long)
         if len(subset) == 0: raise ValueError("subset is empty")
@@ -447,7 +460,8 @@ def _train_probe_head(model, # the frozen model (in eval mode), whose `encode` g
                       seed:int, # seeds the head's initialisation
                       progress:bool, # show a progress bar over epochs
                      ):
-    "Train a linear head on frozen features, its size read off the first batch; the head (None for empty data) and each epoch's mean loss."
+    """Train a linear head on frozen features, its size read off the first batch; the head (None for empty data) and
+    each epoch's mean loss."""
     head, opt, sched, losses = None, None, None, []
     for _ in (progress_bar(range(epochs), leave=False) if progress else range(epochs)):
         tot, cnt = torch.zeros((), device=device), 0
@@ -501,11 +515,13 @@ def linear_probe(model:nn.Module, # a model with an `encode` method, kept frozen
     train_tf = probe_transform(size) if train_transform is None else train_transform
     eval_tf = test_transform(size) if eval_transform is None else eval_transform
     torch.manual_seed(seed)  # the augmentations draw from the global generator
-    dl = _loader(train_data, batch_size, train_tf, shuffle=True, num_workers=num_workers, seed=seed, pin=device.type == 'cuda')
+    dl = _loader(train_data, batch_size, train_tf, shuffle=True, num_workers=num_workers, seed=seed,
+                 pin=device.type == 'cuda')
     model.to(device)
     was_training = model.training
     model.eval()
-    try: head, losses = _train_probe_head(model, dl, n_classes, epochs, milestones, lr, momentum, weight_decay, device, amp, seed, progress)
+    try: head, losses = _train_probe_head(model, dl, n_classes, epochs, milestones, lr, momentum, weight_decay, device,
+                                          amp, seed, progress)
     finally: model.train(was_training)
     if head is None: raise ValueError("the training data set is empty")
     fte, yte = extract_features(model, test_data, batch_size=batch_size, device=device, amp=amp, transform=eval_tf,
@@ -524,7 +540,8 @@ def knn_predict(features, # (Q, D) query features
                 temperature:float=0.1, # T of the vote weight exp(sim/T)
                 chunk_size:int=1024, # queries per similarity block
                ) -> torch.Tensor: # (Q, n_classes) class scores
-    "Class scores (Q, n_classes) of the weighted kNN classifier: top-`neighbours` cosine neighbours in `bank` vote exp(sim/T)."
+    """Class scores (Q, n_classes) of the weighted kNN classifier: top-`neighbours` cosine neighbours in `bank` vote
+    exp(sim/T)."""
     bank, bank_labels = _check_features_labels(bank, bank_labels)
     features = _as_tensor(features, 'features')
     if features.ndim != 2 or features.shape[1] != bank.shape[1]:
@@ -572,7 +589,8 @@ class KNNMonitor:
                  transform=None, # applied to each image (e.g. `test_transform(size)`)
                  num_workers:int=0, # DataLoader workers
                 ):
-        self.train_data, self.test_data, self.neighbours, self.temperature = train_data, test_data, neighbours, temperature
+        (self.train_data, self.test_data,
+         self.neighbours, self.temperature) = train_data, test_data, neighbours, temperature
         self.kw = dict(batch_size=batch_size, device=device, amp=amp, transform=transform, num_workers=num_workers)
         self.history = []
     def __call__(self,

@@ -76,8 +76,8 @@ class Backbone(nn.Module):
         check_arg(isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] == 3,
                f"images must be a (N, 3, H, W) tensor, got {tuple(getattr(x, 'shape', ())) or type(x).__name__}")
         check_arg(min(x.shape[2:]) >= self.stride,
-               f"images of {x.shape[2]}x{x.shape[3]} px are too small for backbone={self.arch!r} with stem={self.stem!r} "
-               f"(output stride {self.stride}): use at least {self.stride} px"
+               f"images of {x.shape[2]}x{x.shape[3]} px are too small for backbone={self.arch!r} "
+               f"with stem={self.stem!r} (output stride {self.stride}): use at least {self.stride} px"
                + (", or stem='small' (stride 8)" if self.stem == 'standard' else ""))
         for name in _LAYERS: x = getattr(self, name)(x)
         return x
@@ -118,7 +118,8 @@ def _strip_prefixes(sd:dict) -> dict:
 def load_backbone_weights(backbone:nn.Module,  # a `Backbone`; its `arch` chooses the torchvision weights
                           weights:str):         # a torchvision weights name (hub cache) or a local checkpoint path
     "Load torchvision weights from the hub cache, or a local checkpoint, into `backbone`; never downloads."
-    check_arg(isinstance(weights, (str, os.PathLike)), f"`weights` must be None, a weights name or a path, got {weights!r}", TypeError)
+    check_arg(isinstance(weights, (str, os.PathLike)),
+              f"`weights` must be None, a weights name or a path, got {weights!r}", TypeError)
     weights = os.fspath(weights)
     if weights_is_path(weights):
         if not os.path.isfile(weights): raise FileNotFoundError(f"weights checkpoint {weights!r} does not exist")
@@ -152,26 +153,30 @@ MAX_WEIGHT = 1e3    # the largest |value| a weight or bias of a trained network 
 def check_weights_values(sd:dict,  # the backbone's tensors about to be loaded
                          source,   # where they come from, named in the error
                         ):
-    "A ValueError naming `source` when a tensor holds NaN or infinity, or a weight or bias (not a BN running statistic) exceeds `MAX_WEIGHT` in magnitude."
+    """A ValueError naming `source` when a tensor holds NaN or infinity, or a weight or bias (not a BN running
+    statistic) exceeds `MAX_WEIGHT` in magnitude."""
     floats = {k: v for k, v in sd.items() if torch.is_tensor(v) and v.is_floating_point()}
     bad = [k for k, v in floats.items() if not torch.isfinite(v).all()]
-    check_arg(not bad, f"{source} holds NaN or infinite values in {len(bad)} tensors (e.g. {', '.join(bad[:3])}): the file is "
-                       "damaged; these weights cannot start a run")
-    params = {k: float(v.abs().max()) for k, v in floats.items() if v.numel() and not k.rsplit('.', 1)[-1].startswith('running_')}
+    check_arg(not bad, f"{source} holds NaN or infinite values in {len(bad)} tensors (e.g. {', '.join(bad[:3])}): "
+                       "the file is damaged; these weights cannot start a run")
+    params = {k: float(v.abs().max()) for k, v in floats.items()
+              if v.numel() and not k.rsplit('.', 1)[-1].startswith('running_')}
     big = sorted((k for k, m in params.items() if m > MAX_WEIGHT), key=lambda k: -params[k])
-    if big: raise ValueError(f"{source} has weights far larger than a trained network's: {big[0]} reaches {params[big[0]]:.3g} in "
-                             f"magnitude ({len(big)} tensors exceed the bound of {MAX_WEIGHT:g}); were they scaled, or saved from a "
-                             "diverged run?")
+    if big: raise ValueError(f"{source} has weights far larger than a trained network's: {big[0]} reaches "
+                             f"{params[big[0]]:.3g} in magnitude ({len(big)} tensors exceed the bound of "
+                             f"{MAX_WEIGHT:g}); were they scaled, or saved from a diverged run?")
 
 # %% ../nbs/01_models.ipynb #c015
 class SplitBatchNorm(nn.BatchNorm2d):
-    "BatchNorm2d whose training statistics are computed over `num_splits` interleaved sub-batches (MoCo's one-GPU shuffle-BN)."
+    """BatchNorm2d whose training statistics are computed over `num_splits` interleaved sub-batches
+    (MoCo's one-GPU shuffle-BN)."""
     def __init__(self,
                  num_features:int,  # channels C, as for BatchNorm2d
                  num_splits:int,    # number of sub-batches of MoCo's one-GPU shuffle-BN emulation (1: plain BN)
                  **kw):             # further BatchNorm2d arguments (eps, momentum, ...)
         super().__init__(num_features, **kw)
-        check_arg(isinstance(num_splits, int) and num_splits >= 1, f"`bn_splits` must be a positive integer, got {num_splits!r}")
+        check_arg(isinstance(num_splits, int) and num_splits >= 1,
+                  f"`bn_splits` must be a positive integer, got {num_splits!r}")
         self.num_splits = num_splits
 
     def forward(self,
@@ -216,7 +221,8 @@ def concat_all_gather(x:torch.Tensor  # (N, ...) this rank's tensor, the same sh
 
 @torch.no_grad()
 def batch_shuffle(x:torch.Tensor):  # (N, ...) this rank's batch, N the same on every rank
-    "Shuffle a batch across ranks (MoCo's `_batch_shuffle_ddp`; equal batch sizes on all ranks), or locally in one process; returns (x, idx_unshuffle)."
+    """Shuffle a batch across ranks (MoCo's `_batch_shuffle_ddp`; equal batch sizes on all ranks), or locally in one
+    process; returns (x, idx_unshuffle)."""
     if not is_distributed():
         idx = torch.randperm(x.shape[0], device=x.device)
         return x[idx], torch.argsort(idx)
@@ -295,13 +301,13 @@ class MLPGFB(nn.Module):
 FIT_TARGETS = ('gradcam', 'uniform', 'parts', 'teacher')   # what the GFB can be fitted to (MethodConfig.fit_target)
 
 PRESETS = {
-    'paper': dict(proj_bn=True, proj_last_bn=True, gfb_bn=False, gfb_relu=False, gradcam_sign=-1, gradcam_loss='sum',
-                  gradcam_graph='none', gradcam_norm='none', pred_norm='none', gfb_key_stats=False,
-                  softmax_axis='spatial', tau=0.4, kl_direction='pred||target',
+    'paper': dict(proj_bn=True, proj_last_bn=True, gfb_bn=False, gfb_relu=False, gradcam_sign=-1,
+                  gradcam_loss='sum', gradcam_graph='none', gradcam_norm='none', pred_norm='none',
+                  gfb_key_stats=False, softmax_axis='spatial', tau=0.4, kl_direction='pred||target',
                   kl_reduction='mean', lam=1.0, nu=1.0, att_norm='image', pool_mode='sum', pool_l2=False),
-    'reference': dict(proj_bn=False, proj_last_bn=False, gfb_bn=True, gfb_relu=True, gradcam_sign=1, gradcam_loss='mean',
-                      gradcam_graph='features', gradcam_norm='none', pred_norm='batch', gfb_key_stats=True,
-                      softmax_axis='row', tau=1.0, kl_direction='target||pred',
+    'reference': dict(proj_bn=False, proj_last_bn=False, gfb_bn=True, gfb_relu=True, gradcam_sign=1,
+                      gradcam_loss='mean', gradcam_graph='features', gradcam_norm='none', pred_norm='batch',
+                      gfb_key_stats=True, softmax_axis='row', tau=1.0, kl_direction='target||pred',
                       kl_reduction='sum', lam=1.0, nu=0.01, att_norm='batch', pool_mode='mean', pool_l2=True),
 }
 
@@ -569,16 +575,18 @@ def current_log_names(record:dict,  # a log record: a `metrics.jsonl` line, a re
 
 def current_config_names(config:dict,  # a stored `MethodConfig` dict or `method_kw` (checkpoint, record, run config)
                         ) -> dict:     # a new dict in today's names
-    "A stored method configuration in this version's names: `momentum` becomes `key_momentum`, `detach_target` a `gradcam_graph`."
+    """A stored method configuration in this version's names: `momentum` becomes `key_momentum`, `detach_target` a
+    `gradcam_graph`."""
     c = _renamed(config, LEGACY_CONFIG_NAMES, 'the method configuration')
-    if 'detach_target' in c:   # configs saved before `gradcam_graph`: the target's graph was all (create_graph) or nothing
+    if 'detach_target' in c:   # saved before `gradcam_graph`: the target's graph was all (create_graph) or nothing
         c.setdefault('gradcam_graph', 'none' if c.pop('detach_target') else 'full')
     return c
 
 def config_differences(stored:dict,   # a stored `MethodConfig` dict (a checkpoint's), in any version's names
                        current:dict,  # a model's `config`
                       ) -> list:      # the names of the fields that differ, sorted
-    "The fields in which two method configurations differ; a field an older version did not store counts as its default."
+    """The fields in which two method configurations differ; a field an older version did not store counts as its
+    default."""
     default = {f.name: f.default for f in fields(MethodConfig)}
     a, b = current_config_names(stored), current_config_names(current)
     return sorted(k for k in set(a) | set(b) if a.get(k, default.get(k)) != b.get(k, default.get(k)))
@@ -629,8 +637,10 @@ def mean_pairwise_cosine(z:torch.Tensor  # (N, D) embeddings
 def _check_views(v1, v2):
     for name, v in (('view1', v1), ('view2', v2)):
         check_arg(isinstance(v, torch.Tensor) and v.ndim == 4 and v.shape[1] == 3,
-               f"`{name}` must be a (N, 3, H, W) image tensor, got {tuple(getattr(v, 'shape', ())) or type(v).__name__}")
-    check_arg(v1.shape[0] == v2.shape[0], f"`view1` and `view2` must hold the same images, got {v1.shape[0]} and {v2.shape[0]}")
+               f"`{name}` must be a (N, 3, H, W) image tensor, "
+               f"got {tuple(getattr(v, 'shape', ())) or type(v).__name__}")
+    check_arg(v1.shape[0] == v2.shape[0],
+           f"`view1` and `view2` must hold the same images, got {v1.shape[0]} and {v2.shape[0]}")
     check_arg(v1.shape[0] >= 2, f"a training batch needs at least 2 images (batch norm), got {v1.shape[0]}")
 
 def side_stream_seed(tag:str='gfb'  # names the stream: different tags give different seeds
@@ -650,10 +660,13 @@ def oracle_target(fit_map:torch.Tensor|None,  # (M, h, w) maps of the step's vie
                   G:torch.Tensor,              # (N, H, W) the GradCAM whose rows and grid the target takes
                   kind:str='parts',            # the fit target's name, for the error message
                  ) -> torch.Tensor:            # (N, H, W) float, detached
-    "An oracle fit target on the GradCAM's grid: the first N maps of `fit_map`, each cell the mean of its map over the cell (area pooling)."
-    check_arg(fit_map is not None, f"fit_target={kind!r} needs the step's `fit_map`: the training loop supplies it (chapter 6)")
+    """An oracle fit target on the GradCAM's grid: the first N maps of `fit_map`, each cell the mean of its map over
+    the cell (area pooling)."""
+    check_arg(fit_map is not None,
+              f"fit_target={kind!r} needs the step's `fit_map`: the training loop supplies it (chapter 6)")
     check_arg(isinstance(fit_map, torch.Tensor) and fit_map.ndim == 3 and fit_map.shape[0] >= G.shape[0],
-              f"`fit_map` must be (M, h, w) with M >= {G.shape[0]} (the views' maps), got {tuple(getattr(fit_map, 'shape', ()))}")
+              f"`fit_map` must be (M, h, w) with M >= {G.shape[0]} (the views' maps), "
+              f"got {tuple(getattr(fit_map, 'shape', ()))}")
     return cell_means(fit_map[:G.shape[0]].to(G.device), G.shape[-2:]).to(G.dtype).detach()
 
 # %% ../nbs/01_models.ipynb #c033b
@@ -667,11 +680,13 @@ class SSLMethod(nn.Module):
         if cfg.bn_splits > 1: convert_split_bn(self.encoder_q, cfg.bn_splits)
         C = self.encoder_q.out_channels
         # The GFB draws its weights from a stream of its own and leaves the global one where it was, so that every
-        # method of one seed starts from MoCo v2's encoder (and, where the shapes agree, its projector and queue): paired.
+        # method of one seed starts from MoCo v2's encoder (and, where the shapes agree, its projector and
+        # queue): paired.
         with torch.random.fork_rng(devices=[]):
             torch.random.default_generator.manual_seed(side_stream_seed('gfb'))    # the CPU generator only
             self.gfb = (None if cfg.gfb == 'none' else
-                        MaxOutGFB(C, cfg.k, bn=cfg.gfb_bn, relu=cfg.gfb_relu, bias=cfg.gfb_bias) if cfg.gfb == 'maxout' else
+                        MaxOutGFB(C, cfg.k, bn=cfg.gfb_bn, relu=cfg.gfb_relu, bias=cfg.gfb_bias)
+                        if cfg.gfb == 'maxout' else
                         MLPGFB(C, cfg.gfb_hidden, bn=cfg.gfb_bn, relu=cfg.gfb_relu))
         self.pool_dim = C * cfg.k if cfg.train_pool == 'bilinear' else C
         self.feature_dim = C * cfg.k if cfg.test_pool == 'bilinear' else C
@@ -712,7 +727,8 @@ class SSLMethod(nn.Module):
         return key_module
 
     def _projector_and_momentum_copies(self):
-        "The online projector, then momentum copies of the encoder, the projector and (if it pools in training) the GFB."
+        """The online projector, then momentum copies of the encoder, the projector and (if it pools in training)
+        the GFB."""
         cfg = self.cfg
         self.projector_q = self._make_projector()
         self.encoder_k = self._key_copy(self.encoder_q)
@@ -750,7 +766,8 @@ class SSLMethod(nn.Module):
         return weighted_pool(fmap, att, mode=self.cfg.pool_mode, normalize=self.cfg.pool_l2), A
 
     def _gradcam(self, loss_ssl, fmap):
-        "Eq. 3: the GradCAM G of `loss_ssl` on `fmap`, (N, H, W), per `gradcam_loss`, `gradcam_sign` and `gradcam_graph`."
+        """Eq. 3: the GradCAM G of `loss_ssl` on `fmap`, (N, H, W), per `gradcam_loss`, `gradcam_sign` and
+        `gradcam_graph`."""
         cfg = self.cfg
         # 'sum': the gradient of each image's own loss term (the SSL loss is a mean over the rows of fmap)
         scale = fmap.shape[0] if cfg.gradcam_loss == 'sum' else 1
@@ -758,7 +775,8 @@ class SSLMethod(nn.Module):
                                graph=cfg.gradcam_graph if cfg.fit_gradcam else 'none')
 
     def _fit_target(self, G, fit_map=None):
-        "The map the GFB is fitted to: G, a constant map (uniform softmax) or the oracle `fit_map` on G's grid; `gradcam_norm` min-max normalises."
+        """The map the GFB is fitted to: G, a constant map (uniform softmax) or the oracle `fit_map` on G's grid;
+        `gradcam_norm` min-max normalises."""
         cfg = self.cfg
         if cfg.fit_target == 'uniform': return torch.zeros_like(G).detach()
         if cfg.fit_target != 'gradcam': G = oracle_target(fit_map, G, cfg.fit_target)
@@ -775,7 +793,8 @@ class SSLMethod(nn.Module):
         return loss_kl, pred, A
 
     def _fit(self, loss_ssl, fmap, A, z, force_gradcam=False, fit_map=None, fit=True):
-        "Eq. 7: lambda * L_SSL + nu * KL(GFB, target), the target the GradCAM of L_SSL or an oracle `fit_map`; returns (loss, logs, maps)."
+        """Eq. 7: lambda * L_SSL + nu * KL(GFB, target), the target the GradCAM of L_SSL or an oracle `fit_map`;
+        returns (loss, logs, maps)."""
         cfg = self.cfg
         logs = {'loss_ssl': loss_ssl.detach(), 'proj_cos': mean_pairwise_cosine(z.detach())}
         loss, maps, pred, target = cfg.lam * loss_ssl, {}, None, None
@@ -801,7 +820,8 @@ class SSLMethod(nn.Module):
     def training_loss(self,
                       view1:torch.Tensor,  # (N, 3, H, W) a view of N >= 2 images (MoCo: queries; symmetric: also keys)
                       view2:torch.Tensor,  # (N, 3, H, W) another view of them (MoCo: keys; symmetric: also queries)
-                      **inputs):           # what `needs` names: `fit_map` (2N, h, w) (view1's maps, then view2's) or `labels` (N,)
+                      # what `needs` names: `fit_map` (2N, h, w) (view1's maps, then view2's) or `labels` (N,)
+                      **inputs):
         "One training step's loss and detached diagnostics; does the momentum (and queue) update itself."
         self._check_inputs(inputs)
         loss, logs, _ = self._step(view1, view2, **inputs)
@@ -809,7 +829,8 @@ class SSLMethod(nn.Module):
 
     def _check_inputs(self, inputs):
         "The step's inputs beyond the views are exactly what `needs` names."
-        check_arg(set(inputs) == set(self.needs), f"method {self.cfg.method!r} (fit_target={self.cfg.fit_target!r}) takes "
+        check_arg(set(inputs) == set(self.needs),
+                  f"method {self.cfg.method!r} (fit_target={self.cfg.fit_target!r}) takes "
                   f"{list(self.needs) or 'no inputs'} beside the two views, got {sorted(inputs) or 'none'}")
 
     def forward(self,
@@ -852,7 +873,8 @@ class SSLMethod(nn.Module):
                   images:torch.Tensor,  # (N, 3, H, W) images
                  ) -> torch.Tensor:
         "The K projection maps of a max-out GFB, (N, K, H, W)."
-        check_arg(isinstance(self.gfb, MaxOutGFB), f"method {self.cfg.method!r} has no K part maps (gfb={self.cfg.gfb!r})")
+        check_arg(isinstance(self.gfb, MaxOutGFB),
+                  f"method {self.cfg.method!r} has no K part maps (gfb={self.cfg.gfb!r})")
         return self.gfb.maps(self.feature_map(images))
 
 # %% ../nbs/01_models.ipynb #c035
@@ -877,8 +899,9 @@ class MoCo(SSLMethod):
         "Warn (never shrink) when the queue holds more keys than the data set has images; returns True if it does."
         Q = self.queue.shape[1]
         if Q <= n_images: return False
-        warnings.warn(f"queue_size={Q} exceeds the data set ({n_images} images): the queue holds about {Q / n_images:.1f} "
-                      f"keys of every image, so stale keys of a query's own image serve as negatives", stacklevel=2)
+        warnings.warn(f"queue_size={Q} exceeds the data set ({n_images} images): the queue holds about "
+                      f"{Q / n_images:.1f} keys of every image, so stale keys of a query's own image serve "
+                      "as negatives", stacklevel=2)
         return True
 
     @torch.no_grad()
@@ -906,7 +929,8 @@ class MoCo(SSLMethod):
                    view1:torch.Tensor,  # (N, 3, H, W) the queries' views
                    view2:torch.Tensor,  # (N, 3, H, W) the keys' views
                   ) -> dict:
-        "InfoNCE's per-image terms on `view1`, with no update: the feature map `fmap` (N,C,H,W), each query's `loss` (N,) and its positive logit `positive` (N,)."
+        """InfoNCE's per-image terms on `view1`, with no update: the feature map `fmap` (N,C,H,W), each query's `loss`
+        (N,) and its positive logit `positive` (N,)."""
         cfg = self.cfg
         fmap = self.encoder_q.forward_features(view1)
         q = F.normalize(upcast(self.projector_q(self._pool(fmap, cfg.train_pool, self.gfb)[0])), dim=1)
@@ -918,7 +942,8 @@ class MoCo(SSLMethod):
 
     def _step(self, view1, view2, update=True, force_gradcam=False, fit_map=None):
 
-        "One MoCo step: InfoNCE of the queries against their keys and the queue, then the fit; returns (loss, logs, maps)."
+        """One MoCo step: InfoNCE of the queries against their keys and the queue, then the fit; returns
+        (loss, logs, maps)."""
         cfg = self.cfg
         _check_views(view1, view2)
         n = view1.shape[0]
@@ -928,7 +953,7 @@ class MoCo(SSLMethod):
         q = F.normalize(upcast(self.projector_q(pooled)), dim=1)
         gfb_stats = update and cfg.gfb_key_stats and self.gfb is not None and self.training
         with torch.no_grad():
-            if gfb_stats: self.gfb(fmap)   # released code: query map, key map, then the fit's query pass (3 BN updates)
+            if gfb_stats: self.gfb(fmap)   # released code: query map, key map, the fit's query pass (3 BN updates)
             if update: self.momentum_update()
             keys = self._keys(torch.cat([view2, view1]) if cfg.symmetric else view2, gfb_stats)
         queue = self.queue.clone()     # the queue changes in place below, before the caller's backward
@@ -954,19 +979,21 @@ class BYOL(SSLMethod):
                    view1:torch.Tensor,  # (N, 3, H, W) the online views
                    view2:torch.Tensor,  # (N, 3, H, W) the target's views
                   ) -> dict:
-        "BYOL's per-image terms, with no update: `fmap` (2N,C,H,W) of both views (the first N rows are view1's), each row's `loss` (2N,) and `positive`, its cosine (2N,)."
+        """BYOL's per-image terms, with no update: `fmap` (2N,C,H,W) of both views (the first N rows are view1's),
+        each row's `loss` (2N,) and `positive`, its cosine (2N,)."""
         cfg = self.cfg
         fmap = self.encoder_q.forward_features(torch.cat([view1, view2]))
         p = F.normalize(upcast(self.predictor(self.projector_q(self._pool(fmap, cfg.train_pool, self.gfb)[0]))), dim=1)
         with torch.no_grad():
-            z = F.normalize(upcast(self.projector_k(self._pool(self.encoder_k.forward_features(torch.cat([view2, view1])),
-                                                                cfg.train_pool, self.gfb_k)[0])), dim=1)
+            z = F.normalize(upcast(self.projector_k(self._pool(
+                self.encoder_k.forward_features(torch.cat([view2, view1])), cfg.train_pool, self.gfb_k)[0])), dim=1)
         positive = (p * z).sum(1)
         return dict(fmap=fmap, loss=2 - 2 * positive, positive=positive)
 
     def _step(self, view1, view2, update=True, force_gradcam=False, fit_map=None):
 
-        "One BYOL step: the regression of the target's projections of the other view, then the fit; returns (loss, logs, maps)."
+        """One BYOL step: the regression of the target's projections of the other view, then the fit; returns
+        (loss, logs, maps)."""
         cfg = self.cfg
         _check_views(view1, view2)
         fmap = self.encoder_q.forward_features(torch.cat([view1, view2]))
@@ -982,9 +1009,10 @@ class BYOL(SSLMethod):
 
 # %% ../nbs/01_models.ipynb #c037_sup
 class Supervised(SSLMethod):
-    "Table 3's first row: the backbone and a linear classifier on its pooled features, trained with the labels (cross-entropy on both views)."
+    """Table 3's first row: the backbone and a linear classifier on its pooled features, trained with the labels
+    (cross-entropy on both views)."""
     def __init__(self,
-                 cfg:MethodConfig):  # a `MethodConfig`, e.g. `method_config('supervised', n_classes=32)`; validated here
+                 cfg:MethodConfig):  # e.g. `method_config('supervised', n_classes=32)`; validated here
         super().__init__(cfg)
         self.classifier = nn.Linear(self.pool_dim, cfg.n_classes)
 
@@ -1002,7 +1030,8 @@ class Supervised(SSLMethod):
         "One step: the cross-entropy of both views' logits with their labels; returns (loss, logs, maps)."
         _check_views(view1, view2)
         check_arg(isinstance(labels, torch.Tensor) and labels.shape == (view1.shape[0],),
-                  f"`labels` must be ({view1.shape[0]},) class ids, got {tuple(getattr(labels, 'shape', ())) or labels!r}")
+                  f"`labels` must be ({view1.shape[0]},) class ids, "
+                  f"got {tuple(getattr(labels, 'shape', ())) or labels!r}")
         logits = self.classifier(gap(self.encoder_q.forward_features(torch.cat([view1, view2]))))
         y = labels.to(logits.device).repeat(2)
         loss = F.cross_entropy(upcast(logits), y)
@@ -1013,7 +1042,8 @@ class Supervised(SSLMethod):
                       images:torch.Tensor,  # (N, 3, H, W) images
                       labels=None,          # (N,) the class whose score is explained (None: the predicted class)
                      ) -> torch.Tensor:     # (N, H, W), detached
-        "GradCAM (Eq. 3, gradient of the score) of each image's class logit: the labelled map of SAM's original setting."
+        """GradCAM (Eq. 3, gradient of the score) of each image's class logit: the labelled map of SAM's original
+        setting."""
         with torch.enable_grad():
             fmap = self.feature_map(images).detach().requires_grad_(True)
             logits = self.classifier(gap(fmap))
@@ -1129,7 +1159,8 @@ METHODS = {name: _constructor(name) for name in METHOD_SPECS}
 
 # %% ../nbs/01_models.ipynb #c020
 def _ddp_selftest(rank:int, world:int, port:int, out=None):
-    "Run on each rank of a gloo process group: checks the distributed shuffle and queue; rank 0 saves one DDP step to `out` (tests)."
+    """Run on each rank of a gloo process group: checks the distributed shuffle and queue; rank 0 saves one DDP step
+    to `out` (tests)."""
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world)
     try:

@@ -63,7 +63,8 @@ def barlow_twins_loss(z1:torch.Tensor,   # (N, D) embeddings of view 1
                       lambd:float=5e-3,  # weight lambda of the off-diagonal (redundancy reduction) term
                       eps:float=1e-5,    # added to the batch variance in the standardisation
                      ) -> torch.Tensor:  # 0-d
-    "Barlow Twins: the cross-correlation C of the batch-standardised views; its diagonal's squared distance to 1 plus lambda times the squared off-diagonal."
+    """Barlow Twins: the cross-correlation C of the batch-standardised views; its diagonal's squared distance to 1
+    plus lambda times the squared off-diagonal."""
     _check_pair(z1, z2); _check_positive('lambd', lambd)
     c = batch_standardize(z1, eps).T @ batch_standardize(z2, eps) / z1.shape[0]
     diag = torch.diagonal(c)

@@ -48,8 +48,10 @@ class SynthConfig:
     def __post_init__(self):
         for k in ('head_colors', 'wing_patterns', 'tail_colors'):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
-        if self.wing_patterns > len(WING_PATTERNS): raise ValueError(f"wing_patterns must be <= {len(WING_PATTERNS)}, got {self.wing_patterns}")
-        if not 0 < self.clutter_density < 1: raise ValueError(f"clutter_density must be in (0, 1), got {self.clutter_density}")
+        if self.wing_patterns > len(WING_PATTERNS):
+            raise ValueError(f"wing_patterns must be <= {len(WING_PATTERNS)}, got {self.wing_patterns}")
+        if not 0 < self.clutter_density < 1:
+            raise ValueError(f"clutter_density must be in (0, 1), got {self.clutter_density}")
         if not 0 < self.part_frac < 0.5: raise ValueError(f"part_frac must be in (0, 0.5), got {self.part_frac}")
         lo, hi = self.scale_range
         if not 0 < lo <= hi: raise ValueError(f"scale_range must satisfy 0 < lo <= hi, got {self.scale_range}")
@@ -181,7 +183,8 @@ def _bird_pose(cfg, # a `SynthConfig` (`scale_range`, `max_rotation`, `aspect_ji
                u01, # draws uniform numbers of a shape from the chunk's generator, on the device
                dev, # where to draw
               ) -> dict:
-    "Each bird's pose at the render size: scale s, half-length L (px), centre, rotation th, mirror, thickness, brightness; part factor k."
+    """Each bird's pose at the render size: scale s, half-length L (px), centre, rotation th, mirror, thickness,
+    brightness; part factor k."""
     Hr, Wr = _render_hw(cfg); Sr = min(Hr, Wr)
     lo, hi = cfg.scale_range
     s = lo + (hi - lo) * u01(B)
@@ -196,7 +199,8 @@ def _object_coords(pose, # the dict of `_bird_pose`
                    Hr, Wr, # the render size
                    dev, # where to draw
                   ):
-    "Object coordinates (u, v) (B,Hr,Wr) of every pixel: u along the body (head at +1), v across it, in body half-lengths."
+    """Object coordinates (u, v) (B,Hr,Wr) of every pixel: u along the body (head at +1), v across it, in body
+    half-lengths."""
     xs = torch.arange(Wr, device=dev) + 0.5; ys = torch.arange(Hr, device=dev) + 0.5
     dx = xs[None, None, :] - pose['cx'][:, None, None]; dy = ys[None, :, None] - pose['cy'][:, None, None]
     c, sn = torch.cos(pose['th'])[:, None, None], torch.sin(pose['th'])[:, None, None]
@@ -230,7 +234,8 @@ def _draw_bird(cfg, # a `SynthConfig`
                u, v, # object coordinates of `_object_coords`
                head_pal, tail_pal, # crown and tail-tip colours of `part_palettes`, on the device
               ) -> dict:
-    "Draw body, tail, wing, crown (head) and eye over `img`, the parts in the colours and pattern of each class; their soft masks."
+    """Draw body, tail, wing, crown (head) and eye over `img`, the parts in the colours and pattern of each class;
+    their soft masks."""
     dev, L, k, P = img.device, pose['L'], pose['k'], _part_ellipses(pose['k'])
     body_col = torch.tensor([0.55, 0.5, 0.42], device=dev)[None] * pose['bright'][:, None]
     body = _ellipse(u, v, 0.0, 0.0, 1.0, pose['thick'], L)
@@ -294,7 +299,8 @@ def _render_chunk(cfg, labels, g, with_masks, dev):
     if with_masks: out.update(_masks(cfg, m))
     H, W = cfg.image_size; sy, sx = H / Hr, W / Wr
     out['part_boxes'] = _part_boxes(cfg, pose)
-    out['pose'] = torch.stack([pose['cx'] * sx, pose['cy'] * sy, pose['s'], torch.rad2deg(pose['th']), pose['mirror']], -1)
+    out['pose'] = torch.stack([pose['cx'] * sx, pose['cy'] * sy, pose['s'], torch.rad2deg(pose['th']),
+                               pose['mirror']], -1)
     return out
 
 # %% ../nbs/03_synthetic.ipynb #c008
@@ -339,7 +345,8 @@ def render_synthetic(cfg: SynthConfig, # the generator's knobs
                      with_masks=False, # also return per-pixel part and object masks
                      device=None, # where to draw (e.g. 'cuda'); results come back on the CPU
                     ):
-    "Images `(N,3,H,W)` uint8 of classes `labels`, part boxes `(N,3,4)` (crown, wing, tail; x0,y0,x1,y1), pose; masks on request."
+    """Images `(N,3,H,W)` uint8 of classes `labels`, part boxes `(N,3,4)` (crown, wing, tail; x0,y0,x1,y1), pose;
+    masks on request."""
     labels = torch.as_tensor(labels, dtype=torch.long)
     if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < cfg.n_classes):
         raise ValueError(f"labels must be in 0..{cfg.n_classes - 1}")
@@ -347,7 +354,8 @@ def render_synthetic(cfg: SynthConfig, # the generator's knobs
 
 # %% ../nbs/03_synthetic.ipynb #c010
 class RenderedImages(Dataset):
-    "An in-memory split of generated images: `(PIL image, label)` like torchvision from uint8 `images` (N, 3, H, W), `targets`, `classes`, `transform`."
+    """An in-memory split of generated images: `(PIL image, label)` like torchvision from uint8 `images` (N, 3, H, W),
+    `targets`, `classes`, `transform`."""
     def __len__(self): return len(self.images)
     def __getitem__(self, i):
         img = Image.fromarray(self.images[i].permute(1, 2, 0).numpy())
@@ -382,7 +390,8 @@ class SyntheticFineGrained(RenderedImages):
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
     def __repr__(self):
-        return f"SyntheticFineGrained(split={self.split!r}, {len(self)} images {tuple(self.config.image_size)}, {len(self.classes)} classes)"
+        return (f"SyntheticFineGrained(split={self.split!r}, {len(self)} images {tuple(self.config.image_size)}, "
+                f"{len(self.classes)} classes)")
 
 # %% ../nbs/03_synthetic.ipynb #c021
 def write_synthetic(root, # folder to write (created)
@@ -394,12 +403,14 @@ def write_synthetic(root, # folder to write (created)
                     sizes=None, # {split: number of images}, overriding the preset's
                     **overrides, # `SynthConfig` fields to change
                    ):
-    "Render a preset into `<root>/<split>/<class>/<n>.jpg` plus parts and config files; reuse an existing identical one."
+    """Render a preset into `<root>/<split>/<class>/<n>.jpg` plus parts and config files; reuse an existing identical
+    one."""
     cfg, default_sizes = SYNTH_PRESETS[preset] if isinstance(preset, str) else (preset, SYNTH_PRESETS['small'][1])
     cfg = replace(cfg, **overrides) if overrides else cfg
     sizes = {**default_sizes, **(sizes or {})}
     root = Path(root)
-    meta = json.loads(json.dumps(dict(config=asdict(cfg), sizes={s: sizes[s] for s in splits}, quality=quality, format=1)))
+    meta = json.loads(json.dumps(dict(config=asdict(cfg), sizes={s: sizes[s] for s in splits}, quality=quality,
+                                      format=1)))
     mf = root / 'config.json'
     if mf.exists() and json.loads(mf.read_text()) == meta and all((root / f'parts_{s}.pt').exists() for s in splits):
         return root
@@ -418,8 +429,8 @@ def write_synthetic(root, # folder to write (created)
                 r = _render_range(cfg, labels, s, c0, min(c0 + 512, len(labels)), device)
                 list(ex.map(save, zip(r['images'], range(c0, c0 + len(r['images'])), r['targets'].tolist())))
                 parts.append(r)
-        torch.save(dict(part_boxes=torch.cat([p['part_boxes'] for p in parts]), pose=torch.cat([p['pose'] for p in parts]),
-                        targets=labels), root / f'parts_{s}.pt')
+        torch.save(dict(part_boxes=torch.cat([p['part_boxes'] for p in parts]),
+                        pose=torch.cat([p['pose'] for p in parts]), targets=labels), root / f'parts_{s}.pt')
     mf.write_text(json.dumps(meta))
     return root
 
@@ -435,7 +446,8 @@ def synthetic_folder(root, # folder of the set (written first if needed)
     write_synthetic(root, preset, sizes=sizes, **overrides)
     ds = ImageFolderSplit(root, split, transform=transform)
     p = torch.load(Path(root) / f'parts_{split}.pt', weights_only=True)
-    if p['targets'].tolist() != ds.targets: raise ValueError(f"{root}/{split} does not match parts_{split}.pt: rewrite it")
+    if p['targets'].tolist() != ds.targets:
+        raise ValueError(f"{root}/{split} does not match parts_{split}.pt: rewrite it")
     ds.part_boxes, ds.pose = p['part_boxes'], p['pose']
     return ds
 

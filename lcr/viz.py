@@ -42,7 +42,8 @@ def upsample_maps(maps, # (N, h, w) or (N, K, h, w) maps
                  ) -> torch.Tensor: # float32 maps of the new size
     "Bilinearly resize maps (N, h, w) or (N, K, h, w) to `size` = (H, W) (align_corners=False), as float32."
     maps = torch.as_tensor(maps).float()
-    if maps.ndim not in (3, 4): raise ValueError(f"maps must be (N, h, w) or (N, K, h, w), got shape {tuple(maps.shape)}")
+    if maps.ndim not in (3, 4):
+        raise ValueError(f"maps must be (N, h, w) or (N, K, h, w), got shape {tuple(maps.shape)}")
     x = maps[:, None] if maps.ndim == 3 else maps
     if tuple(x.shape[-2:]) != tuple(size): x = F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=False)
     return x[:, 0] if maps.ndim == 3 else x
@@ -51,26 +52,29 @@ def upsample_maps(maps, # (N, h, w) or (N, K, h, w) maps
 def attention_mass_on_parts(att, # (N, h, w) non-negative maps
                             part_masks, # (N, H, W) part masks (bool, 0/1 or float > 0.5)
                            ) -> torch.Tensor: # (N,) float64 fractions in [0, 1]; nan for a map with no mass
-    "Fraction of each non-negative map's mass (N, h, w) on its part mask (N, H, W), after bilinear resizing to (H, W); (N,) float64."
+    """Fraction of each non-negative map's mass (N, h, w) on its part mask (N, H, W), after bilinear resizing to
+    (H, W); (N,) float64."""
     att = torch.as_tensor(att)
     masks = torch.as_tensor(part_masks)
     if att.ndim != 3: raise ValueError(f"att must be (N, h, w) maps, got shape {tuple(att.shape)}")
     if masks.ndim != 3: raise ValueError(f"part_masks must be (N, H, W), got shape {tuple(masks.shape)}")
     if att.shape[0] != masks.shape[0]:
-        raise ValueError(f"att and part_masks must hold the same number of images, got {att.shape[0]} and {masks.shape[0]}")
+        raise ValueError("att and part_masks must hold the same number of images, "
+                         f"got {att.shape[0]} and {masks.shape[0]}")
     if not bool(torch.isfinite(att.float()).all()): raise ValueError("att contains NaN or infinite values")
     if bool((att < 0).any()):
         raise ValueError("att must be non-negative (apply a ReLU or normalize_attention to signed maps first)")
     on, total = torch.empty(len(att), dtype=torch.float64), torch.empty(len(att), dtype=torch.float64)
     for s in range(0, len(att), 64):      # 64 images at a time: memory does not grow with N
-        a = upsample_maps(att[s:s + 64], masks.shape[-2:]).double().clamp(min=0)  # bilinear weights are convex: stays >= 0
+        # bilinear weights are convex: stays >= 0
+        a = upsample_maps(att[s:s + 64], masks.shape[-2:]).double().clamp(min=0)
         mb = masks[s:s + 64]
         m = (mb > 0.5).double() if mb.is_floating_point() else (mb != 0).double()
         on[s:s + 64], total[s:s + 64] = (a * m).sum((1, 2)), a.sum((1, 2))
     return torch.where(total > 0, on / total, torch.full_like(total, float('nan')))
 
 # %% ../nbs/07_viz.ipynb #c_limits
-MAX_ROWS = 16   # the most rows one figure draws: images (attention figure), queries (retrieval panel), loss terms (curves)
+MAX_ROWS = 16   # the most rows of a figure: images (attention figure), queries (retrieval panel), loss terms (curves)
 MAX_COLS = 32   # the most panels in one row of a figure
 MAX_MAPS = 16   # the most projection maps per model in the attention figure
 
@@ -81,12 +85,14 @@ def check_figure_size(what:str,    # the figure, as the message names it
                      ):
     "A one-line ValueError unless `rows` x `cols` panels fit one figure (at most MAX_ROWS x MAX_COLS)."
     if rows > MAX_ROWS or cols > MAX_COLS:
-        raise ValueError(f"{what} would be {rows} rows x {cols} panels; one figure holds at most {MAX_ROWS} x {MAX_COLS}: {fix}")
+        raise ValueError(f"{what} would be {rows} rows x {cols} panels; "
+                         f"one figure holds at most {MAX_ROWS} x {MAX_COLS}: {fix}")
 
 # %% ../nbs/07_viz.ipynb #c012
 def gradcam_title(model,  # a method of `lcr.models`
                  ) -> str:
-    "'GradCAM (score)' or 'GradCAM (loss)': the map's sign convention, the gradient of the score or of the loss (chapter 0)."
+    """'GradCAM (score)' or 'GradCAM (loss)': the map's sign convention, the gradient of the score or of the loss
+    (chapter 0)."""
     return f"GradCAM ({'score' if model.cfg.gradcam_sign == -1 else 'loss'})"
 
 def _model_columns(name, model, k_maps):
@@ -117,10 +123,12 @@ def compute_maps(model, # a model of `lcr.models` (has `gradcam`; `gfb` optional
                  views=None, # key views for the GradCAM (default: the flipped images)
                  k_maps=4, # projection maps to return (max-out GFB only)
                 ) -> dict: # 'gradcam' (N,h,w), 'attention' (N,h,w), 'parts' (N,k,h,w): those the model has
-    "The maps `attention_figure` shows for one model: {'gradcam': (N,h,w), 'attention': (N,h,w), 'parts': (N,k,h,w)} (those it has)."
+    """The maps `attention_figure` shows for one model: {'gradcam': (N,h,w), 'attention': (N,h,w), 'parts': (N,k,h,w)}
+    (those it has)."""
     x, _ = _as_images(images)
     views = torch.flip(x, dims=(3,)) if views is None else _as_images(views)[0]
-    if views.shape != x.shape: raise ValueError(f"views must have the images' shape {tuple(x.shape)}, got {tuple(views.shape)}")
+    if views.shape != x.shape:
+        raise ValueError(f"views must have the images' shape {tuple(x.shape)}, got {tuple(views.shape)}")
     p = next(iter(model.parameters()), None)
     dev = p.device if p is not None else torch.device('cpu')
     x, views = x.to(dev), views.to(dev)
@@ -153,11 +161,13 @@ def attention_figure(models:dict, # name -> model, one group of columns each, in
                      k_maps:int=4, # projection maps shown per max-out GFB, 0..MAX_MAPS (at most the GFB's K are shown)
                      panel_size:float=1.6, # side of one panel, in inches
                     ) -> Figure:
-    """One row per image: the image, then per model its GradCAM of the SSL loss, GFB attention and first `k_maps` projection maps.
+    """One row per image: the image, then per model its GradCAM of the SSL loss, GFB attention and first `k_maps`
+    projection maps.
 
     `images` (N, 3, H, W), normalised floats or uint8; `views` the key views for GradCAM (default: the flipped images);
     `part_masks` (N, H, W) draws the true part outlines and each panel's attention mass on parts.
-    At most `MAX_ROWS` images and `MAX_COLS` panels a row (`check_figure_size`), checked before anything is computed."""
+    At most `MAX_ROWS` images and `MAX_COLS` panels a row (`check_figure_size`), checked before anything is
+    computed."""
     _check_models(models)
     if not isinstance(k_maps, int) or isinstance(k_maps, bool) or not 0 <= k_maps <= MAX_MAPS:
         raise ValueError(f"k_maps must be an integer in 0..{MAX_MAPS}, got {k_maps!r}")
@@ -166,10 +176,12 @@ def attention_figure(models:dict, # name -> model, one group of columns each, in
         cols += [(kind, k, t, name) for kind, k, t in _model_columns(name, m, k_maps)]
         gfb = getattr(m, 'gfb', None)
         if isinstance(gfb, MaxOutGFB) and k_maps > gfb.k:
-            warnings.warn(f"k_maps={k_maps}, but model {name!r} has K={gfb.k} projections: showing {gfb.k}", stacklevel=2)
+            warnings.warn(f"k_maps={k_maps}, but model {name!r} has K={gfb.k} projections: showing {gfb.k}",
+                          stacklevel=2)
     n = images.shape[0] if len(getattr(images, 'shape', ())) else 0
     check_figure_size('the attention figure', n, len(cols),
-                      f"draw at most {MAX_ROWS} images a figure, and fewer models or a lower k_maps for fewer panels a row")
+                      f"draw at most {MAX_ROWS} images a figure, and fewer models or a lower k_maps "
+                      "for fewer panels a row")
     x, shown = _as_images(images)
     N, H, W = x.shape[0], x.shape[2], x.shape[3]
     if N == 0: raise ValueError("images is empty")
@@ -226,7 +238,8 @@ def training_curves(metrics, # list of record dicts, or the path of a metrics.js
                     x:str='step', # key of the horizontal axis (records without it are skipped)
                     panel_size:tuple=(4., 2.2), # (width, height) of one panel, in inches
                    ) -> Figure:
-    "One panel per loss term (default: numeric keys starting with 'loss') against `x`, from a list of dicts or a .jsonl path."
+    """One panel per loss term (default: numeric keys starting with 'loss') against `x`, from a list of dicts or a
+    .jsonl path."""
     recs = _read_metrics(metrics)
     found = sorted({k for r in recs for k, v in r.items() if finite_number(v)})
     if keys is None: keys = [k for k in found if k.startswith('loss')]
@@ -235,13 +248,15 @@ def training_curves(metrics, # list of record dicts, or the path of a metrics.js
     missing = [k for k in keys if k not in found]
     if missing: raise ValueError(f"keys {missing} are in no record; numeric keys are {found}")
     check_figure_size('the training curves', len(keys), 1, f"pass at most {MAX_ROWS} keys")
-    fig, axes = plt.subplots(len(keys), 1, figsize=(panel_size[0], panel_size[1] * len(keys)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(keys), 1, figsize=(panel_size[0], panel_size[1] * len(keys)), sharex=True,
+                             squeeze=False)
     # records without `x` (e.g. evaluation records) are skipped; if no record has it, the record index serves
     xlabel = x if any(finite_number(r.get(x)) for r in recs) else 'record'
     xs_all = [r.get(x) if xlabel == x else i for i, r in enumerate(recs)]
     ok = [i for i in range(len(recs)) if finite_number(xs_all[i])]
     bounds = [xs_all[j] for i, j in zip(ok, ok[1:])
-              if finite_number(recs[i].get('epoch')) and finite_number(recs[j].get('epoch')) and recs[i]['epoch'] != recs[j]['epoch']]
+              if finite_number(recs[i].get('epoch')) and finite_number(recs[j].get('epoch'))
+              and recs[i]['epoch'] != recs[j]['epoch']]
     for ax, k in zip(axes[:, 0], keys):
         pts = [(xs_all[i], recs[i][k]) for i in ok if finite_number(recs[i].get(k))]
         if not pts: raise ValueError(f"no record has both {x!r} and {k!r}")
@@ -264,7 +279,8 @@ def top_k_neighbours(features, # (N, D) features
     q = torch.as_tensor(queries, dtype=torch.long).flatten()
     if len(q) == 0: raise ValueError("queries is empty")
     if bool(((q < 0) | (q >= n)).any()): raise ValueError(f"queries must be indices in 0..{n - 1}, got {q.tolist()}")
-    if not isinstance(k, int) or not 1 <= k <= n - 1: raise ValueError(f"k must be an integer in 1..{n - 1} (N - 1), got {k!r}")
+    if not isinstance(k, int) or not 1 <= k <= n - 1:
+        raise ValueError(f"k must be an integer in 1..{n - 1} (N - 1), got {k!r}")
     x = F.normalize(f.double(), dim=1)
     block, out = max(1, 2 ** 22 // n), []           # queries per block: 4M similarities (32 MB) at a time
     for b in range(0, len(q), block):
@@ -277,7 +293,8 @@ def top_k_neighbours(features, # (N, D) features
 # %% ../nbs/07_viz.ipynb #c027_1
 def retrieval_panel(features, # (N, D) features
                     labels, # (N,) class ids
-                    images, # (N, 3, H, W) images of the items, normalised floats or uint8; or a function of a list of indices giving their images
+                    # (N, 3, H, W) images (normalised floats or uint8), or a function of a list of indices giving them
+                    images,
                     queries, # indices of the queries: one row each, at most MAX_ROWS
                     k:int=5, # neighbours shown per query, at most MAX_COLS - 1
                     panel_size:float=1.3, # side of one panel, in inches
@@ -285,7 +302,8 @@ def retrieval_panel(features, # (N, D) features
                     miss_color='red', # border of a neighbour of another class
                     query_color='black', # border of the query
                    ) -> Figure:
-    "Each query (row) with its top-`k` cosine neighbours; borders `hit_color` for the query's class, `miss_color` otherwise. Only the images drawn are read."
+    """Each query (row) with its top-`k` cosine neighbours; borders `hit_color` for the query's class, `miss_color`
+    otherwise. Only the images drawn are read."""
     labels = torch.as_tensor(labels)
     q = torch.as_tensor(queries, dtype=torch.long).flatten()
     if isinstance(k, int): check_figure_size('the retrieval panel', len(q), k + 1,
@@ -305,7 +323,8 @@ def retrieval_panel(features, # (N, D) features
     fig, axes = plt.subplots(len(q), k + 1, figsize=(panel_size * (k + 1), panel_size * len(q) + 0.3), squeeze=False)
     for r, qi in enumerate(q.tolist()):
         row = [(qi, query_color, f"query {qi}")]
-        row += [(g, hit_color if labels[g] == labels[qi] else miss_color, f"{j + 1}: {g}") for j, g in enumerate(nb[r].tolist())]
+        row += [(g, hit_color if labels[g] == labels[qi] else miss_color, f"{j + 1}: {g}")
+                for j, g in enumerate(nb[r].tolist())]
         for ax, (g, c, t) in zip(axes[r], row):
             ax.imshow(shown[at[g]]); ax.set_xticks([]); ax.set_yticks([])
             for sp in ax.spines.values(): sp.set_edgecolor(c); sp.set_linewidth(3); sp.set_visible(True)
@@ -334,7 +353,8 @@ def explorer_figure(model, # a model `compute_maps` reads (GradCAM; GFB maps whe
                     panel_size:float=2.2, # side of one panel, in inches
                     title:str='', # the figure's title
                    ):
-    "One row of `explorer`: the image, its GradCAM, the GFB attention A and projection map `projection` ('n/a' where the model has none)."
+    """One row of `explorer`: the image, its GradCAM, the GFB attention A and projection map `projection` ('n/a' where
+    the model has none)."""
     d = compute_maps(model, x, views, k_maps=projection + 1)
     xs, shown = _as_images(x)
     H, W = xs.shape[-2:]
@@ -357,7 +377,8 @@ def explorer(models:dict, # name -> model, chosen with a dropdown
              views=None, # key views for the GradCAM (default: the flipped image)
              panel_size:float=2.2, # side of one panel, in inches
             ):
-    "An ipywidgets explorer (image index, model, projection index) of GradCAM, GFB attention and projection maps; `.update()` redraws."
+    """An ipywidgets explorer (image index, model, projection index) of GradCAM, GFB attention and projection maps;
+    `.update()` redraws."""
     import ipywidgets as widgets
     _check_models(models)
     if len(dataset) == 0: raise ValueError("dataset is empty")
