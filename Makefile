@@ -27,9 +27,10 @@ demo: $(STAMP)
 pretrain: $(STAMP)
 	$(PY) -c "from lcr.experiments import prepare_start; print(prepare_start('cpu-pretrained', progress='print'))"
 
-## MoCo v2 and LCR from the pretrained start, seed 0, evaluated (after `make pretrain`; pretrains first otherwise)
+## MoCo v2 and LCR from the pretrained start the repository ships (weights/, records/pretrained_weights.json), seed 0
 demo-pretrained: $(STAMP)
-	$(VENV)/bin/lcr_experiments --budget cpu-pretrained --names mocov2,lcr --seeds 0 --out runs/demo_pretrained
+	$(VENV)/bin/lcr_experiments --budget cpu-pretrained --names mocov2,lcr --seeds 0 --out runs/demo_pretrained \
+		--pretrained_out weights
 
 ## Every notebook top to bottom through nbdev_test, `slow` cells included (and `cuda` ones where a GPU is present),
 ## one pytest test each, the static reading-order check and the end-to-end tests in tests/
