@@ -12,7 +12,7 @@ import torch
 import matplotlib.pyplot as plt
 from .models import current_log_names, current_config_names, accepts
 from .runs import prepare_out, resolve_device, read_metrics
-from .train import TrainConfig, train, initial_model, train_cache, batch_views, epoch_order
+from .train import TrainConfig, train, initial_model, train_cache, Learner, MaxSteps, StepValues
 from .augment import BatchTwoViews, AugmentConfig
 from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, model_parts_mass, load_run, cached_metrics
 from .pretrain import PretrainConfig, pretrain, weights_file, pretrained_meta, feature_baseline
@@ -738,20 +738,19 @@ def replay_steps(run,             # a finished run folder
                  device='cpu',  # where to replay
                 ) -> list:
     "The SSL loss (InfoNCE for MoCo) of each of `len(lrs)` further training steps of a finished run, at learning rates `lrs`, on a copy (nothing is written)."
+    from dataclasses import replace
     model, cfg, _ = load_run(run, resolve_device(device))
-    model.train()
     cache = train_cache(cfg).to(next(model.parameters()).device)
     augment = BatchTwoViews(AugmentConfig(size=cfg.image_size), dtype=torch.float32, channels_last=False)
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    spe, losses = len(cache) // cfg.batch_size, []
-    for i, lr in enumerate(lrs):
-        e, s = cfg.epochs + i // spe, i % spe          # the epochs after the run's last, in the loop's own order
-        for g in opt.param_groups: g['lr'] = float(lr)
-        q, k = batch_views(cache, augment, epoch_order(len(cache), cfg.seed, e), cfg, e, s)
-        loss, logs = model(q, k)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-        losses.append(logs['loss_ssl'])
-    return torch.stack(losses).tolist()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: float(lrs[min(i, len(lrs) - 1)]))    # step i at lrs[i]
+    spe, losses = len(cache) // cfg.batch_size, StepValues('loss_ssl')
+    more = replace(cfg, epochs=cfg.epochs + -(-len(lrs) // spe))   # the epochs after the run's last, in the loop's own order
+    learn = Learner(more, model, opt, sched, cache, augment, [MaxSteps(len(lrs)), losses])
+    learn.epoch = cfg.epochs
+    learn.fit()
+    return losses.values
 
 # %% ../nbs/10_experiments.ipynb #c053
 def parts_mass_table(results:dict,                          # {name: [record entries]} with their `parts`

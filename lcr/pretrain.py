@@ -5,22 +5,25 @@
 # %% auto #0
 __all__ = ['RUN_FREE', 'PRETRAIN_FORMAT', 'PretrainConfig', 'pretrain_identity', 'pretrain_name', 'weights_file', 'run_folder',
            'PretrainNet', 'held_out_accuracy', 'weights_digest', 'verify_weights', 'pretrained_meta', 'pretrain',
-           'feature_baseline', 'pretrain_cli']
+           'crop_batch', 'classifier_step', 'HeldOutAccuracy', 'StopLine', 'WeightsFile', 'feature_baseline',
+           'pretrain_cli']
 
 # %% ../nbs/06a_pretrain.ipynb #c004
-import sys, json, time, hashlib, warnings, contextlib
+import sys, json, time, hashlib, warnings
 from dataclasses import dataclass, field, asdict, replace, fields
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import finite_number, derive_seed
+from .core import check_arg, finite_number, derive_seed
 from .models import Backbone, ARCHS, STEMS, make_method
 from .synthetic import SyntheticFineGrained, GENERIC_VERSION, GENERIC_PRESETS, GenericConfig, GenericObjects
 from .augment import AugmentConfig, BatchTwoViews
 from .evaluate import test_transform, split_features, retrieval_metrics, linear_probe_features
-from .runs import (CKPT_FORMAT, format_record, CheckpointError, NonFiniteLossError, OutputWriteError, RunLockedError,
-                      resolve_device, prepare_out, lock_run, remove_stale_temps, save_checkpoint, load_checkpoint,
-                      load_model_state, prepare_metrics, read_metrics, error_text)
-from .train import epoch_order, cosine_lambda, Progress
+from .runs import (CheckpointError, NonFiniteLossError, OutputWriteError, RunLockedError, resolve_device,
+                      prepare_out, lock_run, remove_stale_temps, save_checkpoint, load_checkpoint, load_model_state,
+                      prepare_metrics, read_metrics, error_text)
+from .train import (cosine_lambda, set_determinism, interrupted_jobs, config_options, options_config, Learner,
+                       Callback, EpochJob, StepLog, MetricsFile, ProgressCB, NonFiniteGuard, MaxSteps, TimeLimit,
+                       Checkpointer)
 
 # %% ../nbs/06a_pretrain.ipynb #c031
 RUN_FREE = ('out', 'device', 'ckpt_every_steps', 'log_every', 'eval_every', 'max_steps', 'max_minutes', 'progress')
@@ -55,21 +58,25 @@ class PretrainConfig:
     progress: str = 'auto'            # 'auto' (bars in notebooks, lines in terminals), 'bar', 'print' or 'none'
 
     def validate(self):
-        "Raise a ValueError (TypeError for `data_kw`) naming the option when the configuration is unknown or inconsistent."
-        self._check_choices(); self._check_integers(); self._check_numbers(); self._check_image_size(); self._check_data()
+        ("Raise a ValueError (TypeError for `data_kw`) naming the option when the configuration is unknown or "
+         "inconsistent.")
+        self._check_choices(); self._check_integers(); self._check_numbers(); self._check_image_size()
+        self._check_data()
         return self
 
     def _check_choices(self):
         "Options that name one of a list: backbone, stem, data preset, progress display."
         for name, options in (('backbone', ARCHS), ('stem', STEMS), ('data', tuple(GENERIC_PRESETS)),
                               ('progress', ('auto', 'bar', 'print', 'none'))):
-            if getattr(self, name) not in options: raise ValueError(f"`{name}` must be one of {list(options)}, got {getattr(self, name)!r}")
+            v = getattr(self, name)
+            check_arg(v in options, f"`{name}` must be one of {list(options)}, got {v!r}")
 
     def _check_integers(self):
         "Options that count something: integers with a lower bound, some of them optional (None)."
         checks = ([(n, 1, False) for n in ('tiny_width', 'image_size', 'epochs', 'log_every')] +
                   [(n, 1, True) for n in ('n_train', 'n_test', 'max_steps')] +
-                  [('batch_size', 2, False), ('ckpt_every_steps', 0, False), ('eval_every', 0, False), ('seed', 0, False)])
+                  [('batch_size', 2, False), ('ckpt_every_steps', 0, False), ('eval_every', 0, False),
+                   ('seed', 0, False)])
         for name, lo, allow_none in checks:
             v = getattr(self, name)
             if allow_none and v is None: continue
@@ -77,33 +84,42 @@ class PretrainConfig:
                 raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}")
 
     def _check_numbers(self):
-        "The optimizer's numbers, the crop scale and the time limit: finite numbers in their ranges; and a cache folder with a name."
-        if not (finite_number(self.lr) and self.lr > 0): raise ValueError(f"`lr` must be a finite number > 0, got {self.lr!r}")
+        ("The optimizer's numbers, the crop scale and the time limit: finite numbers in their ranges; and a cache "
+         "folder with a name.")
+        check_arg(finite_number(self.lr) and self.lr > 0, f"`lr` must be a finite number > 0, got {self.lr!r}")
         big = float(torch.finfo(torch.float32).max)     # the optimizer's kernels take lr and weight decay as float32
         for n in ('lr', 'weight_decay'):
             if finite_number(getattr(self, n)) and getattr(self, n) > big:
-                raise ValueError(f"`{n}` must be at most {big:.3g} (the largest float32, which the optimizer computes in), got {getattr(self, n)!r}")
+                raise ValueError(f"`{n}` must be at most {big:.3g} (the largest float32, which the optimizer computes "
+                                 f"in), got {getattr(self, n)!r}")
         if not (isinstance(self.out, (str, Path)) and str(self.out).strip()):
-            raise ValueError(f"`out` must name the cache folder, got {self.out!r} (an empty name would write into the current folder)")
-        if not (finite_number(self.momentum) and 0 <= self.momentum < 1): raise ValueError(f"`momentum` must be in [0, 1), got {self.momentum!r}")
-        if not (finite_number(self.weight_decay) and self.weight_decay >= 0): raise ValueError(f"`weight_decay` must be a finite number >= 0, got {self.weight_decay!r}")
-        if not (finite_number(self.min_scale) and 0 < self.min_scale <= 1): raise ValueError(f"`min_scale` must be in (0, 1], got {self.min_scale!r}")
+            raise ValueError(f"`out` must name the cache folder, got {self.out!r} (an empty name would write into the "
+                             "current folder)")
+        check_arg(finite_number(self.momentum) and 0 <= self.momentum < 1,
+                  f"`momentum` must be in [0, 1), got {self.momentum!r}")
+        check_arg(finite_number(self.weight_decay) and self.weight_decay >= 0,
+                  f"`weight_decay` must be a finite number >= 0, got {self.weight_decay!r}")
+        check_arg(finite_number(self.min_scale) and 0 < self.min_scale <= 1,
+                  f"`min_scale` must be in (0, 1], got {self.min_scale!r}")
         mm = self.max_minutes
-        if mm is not None and not (finite_number(mm) and mm > 0): raise ValueError(f"`max_minutes` must be a positive number of minutes, got {mm!r}")
+        check_arg(mm is None or (finite_number(mm) and mm > 0),
+                  f"`max_minutes` must be a positive number of minutes, got {mm!r}")
 
     def _check_image_size(self):
         "The crops must be at least as large as the stem's output stride."
         stride = 8 if self.stem == 'small' else 32
         if self.image_size < stride:
-            raise ValueError(f"`image_size` {self.image_size} px is too small for stem={self.stem!r} (output stride {stride}): use at least {stride} px")
+            raise ValueError(f"`image_size` {self.image_size} px is too small for stem={self.stem!r} (output stride "
+                             f"{stride}): use at least {stride} px")
 
     def _check_data(self):
         "`data_kw` names `GenericConfig` fields, and the training split holds at least one batch."
-        if not isinstance(self.data_kw, dict): raise TypeError(f"`data_kw` must be a dict of GenericConfig fields, got {type(self.data_kw).__name__}")
+        check_arg(isinstance(self.data_kw, dict),
+                  f"`data_kw` must be a dict of GenericConfig fields, got {type(self.data_kw).__name__}", TypeError)
         gcfg, sizes = self.data_config()
         if sizes['train'] < self.batch_size:
-            raise ValueError(f"the training split has {sizes['train']} images, fewer than one batch of {self.batch_size}: lower "
-                             "batch_size or raise n_train")
+            raise ValueError(f"the training split has {sizes['train']} images, fewer than one batch of "
+                             f"{self.batch_size}: lower batch_size or raise n_train")
 
     def data_config(self):
         "`(GenericConfig, {'train': n, 'test': n})` of the generic set this run trains and evaluates on."
@@ -123,11 +139,12 @@ _DATA_OPTIONS = ('data', 'data_kw', 'n_train', 'n_test')   # resolved into the g
 
 def pretrain_identity(cfg:PretrainConfig,  # a pretraining configuration
                      ) -> dict:
-    "What decides the weights of `cfg`, flat: its options (not `RUN_FREE`), the generic set's configuration (`data.*`) and sizes (`sizes.*`), `GENERIC_VERSION`."
+    ("What decides the weights of `cfg`, flat: its options (not `RUN_FREE`), the generic set's configuration "
+     "(`data.*`) and sizes (`sizes.*`), `GENERIC_VERSION`.")
     gcfg, sizes = cfg.data_config()
     opts = {k: v for k, v in asdict(cfg).items() if k not in RUN_FREE + _DATA_OPTIONS}
-    return _plain({**opts, **{f'data.{k}': v for k, v in asdict(gcfg).items()}, **{f'sizes.{k}': v for k, v in sizes.items()},
-                   'version': GENERIC_VERSION})
+    return _plain({**opts, **{f'data.{k}': v for k, v in asdict(gcfg).items()},
+                   **{f'sizes.{k}': v for k, v in sizes.items()}, 'version': GENERIC_VERSION})
 
 def _differ(old:dict, new:dict, was='checkpoint') -> list:
     return [f"{k}: {was} {old.get(k)!r} vs now {v!r}" for k, v in new.items() if old.get(k) != v]
@@ -135,7 +152,8 @@ def _differ(old:dict, new:dict, was='checkpoint') -> list:
 def pretrain_name(cfg:PretrainConfig,  # a pretraining configuration
                  ) -> str:
     "`<backbone>-<16 hex digits>`: a hash of `pretrain_identity(cfg)`, everything that decides the weights."
-    return f"{cfg.backbone}-{hashlib.sha256(json.dumps(pretrain_identity(cfg), sort_keys=True).encode()).hexdigest()[:16]}"
+    digest = hashlib.sha256(json.dumps(pretrain_identity(cfg), sort_keys=True).encode()).hexdigest()
+    return f"{cfg.backbone}-{digest[:16]}"
 
 def weights_file(cfg:PretrainConfig,  # a pretraining configuration (`out` is its cache folder)
                 ) -> Path:
@@ -203,19 +221,23 @@ def weights_digest(sd:dict,  # a state dict of tensors
     h = hashlib.sha256()
     for k in sorted(sd):
         v = sd[k].detach().cpu().contiguous()
-        h.update(f"{k}\0{v.dtype}\0{tuple(v.shape)}\0".encode()); h.update(v.view(-1).view(torch.uint8).numpy().tobytes())
+        h.update(f"{k}\0{v.dtype}\0{tuple(v.shape)}\0".encode())
+        h.update(v.view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 def verify_weights(path,  # a weights file written by `pretrain`
                   ) -> dict:
-    "The `meta` of the weights file `path` once its tensors match the sha256 written with them (files written before checksums: once they are finite); a CheckpointError otherwise."
+    ("The `meta` of the weights file `path` once its tensors match the sha256 written with them (files written before "
+     "checksums: once they are finite); a CheckpointError otherwise.")
     d = _weights_file_dict(path)
     want, sd = d['meta'].get('sha256'), d['state_dict']
     if want is not None and weights_digest(sd) != want:
-        raise CheckpointError(f"{path}: its tensors do not match the sha256 written with them (the file was changed after "
+        raise CheckpointError(f"{path}: its tensors do not match the sha256 written with them (the file was changed "
+                              "after "
                               "pretraining); it was left untouched: move it away to train the weights again")
     bad = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad: raise CheckpointError(f"{path} holds NaN or infinite values in {len(bad)} tensors (e.g. {', '.join(bad[:3])}); it was "
+    if bad: raise CheckpointError(f"{path} holds NaN or infinite values in {len(bad)} tensors (e.g. "
+                                  f"{', '.join(bad[:3])}); it was "
                                   "left untouched: move it away to train the weights again")
     return d['meta']
 
@@ -230,20 +252,24 @@ def _weights_file_dict(path):
     if not path.is_file(): raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
     try: d = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path} is not a readable weights file ({type(e).__name__}: {error_text(e, 200)}); it was left "
+        raise CheckpointError(f"{path} is not a readable weights file ({type(e).__name__}: {error_text(e, 200)}); it "
+                              "was left "
                               "untouched: move it away to train it again") from None
     if not (isinstance(d, dict) and isinstance(d.get('meta'), dict) and isinstance(d.get('state_dict'), dict)
             and d['meta'].get('format') == PRETRAIN_FORMAT):
-        raise CheckpointError(f"{path} is not a weights file of lcr's pretraining (format {PRETRAIN_FORMAT!r}); it was left untouched")
+        raise CheckpointError(f"{path} is not a weights file of lcr's pretraining (format {PRETRAIN_FORMAT!r}); it "
+                              "was left untouched")
     return d
 
 # %% ../nbs/06a_pretrain.ipynb #c036
 def _cached(path, cfg, say):
-    "The weights file `path` when its metadata names the options of `cfg` and its tensors are those written (`verify_weights`); a CheckpointError otherwise."
+    ("The weights file `path` when its metadata names the options of `cfg` and its tensors are those written "
+     "(`verify_weights`); a CheckpointError otherwise.")
     meta = verify_weights(path)
     diff = _differ(meta.get('identity', {}), pretrain_identity(cfg), 'file')
     if meta.get('name') != path.stem or diff:
-        raise CheckpointError(f"{path} holds the weights of another configuration ({'; '.join(diff) or 'another name'}); it was "
+        raise CheckpointError(f"{path} holds the weights of another configuration "
+                              f"({'; '.join(diff) or 'another name'}); it was "
                               "left untouched: move it away to train these")
     say(f"pretrained weights {path} (held-out top-1 {meta['held_out']['top1']:.3f}): cached, nothing to train")
     return path
@@ -251,7 +277,8 @@ def _cached(path, cfg, say):
 def pretrain(cfg:PretrainConfig|None=None,  # the run's configuration (None: `PretrainConfig()`, the CPU study's)
              **kw,                           # `PretrainConfig` fields that replace `cfg`'s, e.g. `epochs=1`
             ) -> Path|None:
-    "Train (or find cached) the weights `cfg` describes (options may also be passed as keywords); the weights file, or None when a limit stopped the run."
+    ("Train (or find cached) the weights `cfg` describes (options may also be passed as keywords); the weights file, "
+     "or None when a limit stopped the run.")
     t_start = time.monotonic()
     cfg = replace(cfg if cfg is not None else PretrainConfig(), **kw).validate()
     wfile = weights_file(cfg)
@@ -264,10 +291,6 @@ def pretrain(cfg:PretrainConfig|None=None,  # the run's configuration (None: `Pr
         if wfile.exists(): return _cached(wfile, cfg, say)    # finished by another process while this one started
         return _pretrain(cfg, run, wfile, dev, t_start)
 
-def _pretrain(cfg, run, wfile, dev, t_start):
-    "Train the weights of `cfg` in the locked run folder `run`, continuing its checkpoint; `wfile`, or None when a limit stopped the run."
-    return _PretrainRun(cfg, run, wfile, dev, t_start).train()
-
 # %% ../nbs/06a_pretrain.ipynb #c036_1
 def _resume_state(ckpt_path, # the run folder's checkpoint.pt (it may not exist)
                   cfg, # the run's configuration
@@ -277,9 +300,11 @@ def _resume_state(ckpt_path, # the run folder's checkpoint.pt (it may not exist)
     if not ckpt_path.exists(): return None
     state = load_checkpoint(ckpt_path)
     if state.get('kind') != 'pretrain':
-        raise CheckpointError(f"{ckpt_path} is not a checkpoint of a pretraining run (lcr_train writes that kind); it was left untouched")
+        raise CheckpointError(f"{ckpt_path} is not a checkpoint of a pretraining run (lcr_train writes that kind); it "
+                              "was left untouched")
     diff = _differ(state.get('identity', {}), pretrain_identity(cfg))
-    if diff: raise CheckpointError(f"{ckpt_path} belongs to another run; these options differ: {'; '.join(diff)}. It was left untouched")
+    if diff: raise CheckpointError(f"{ckpt_path} belongs to another run; these options differ: {'; '.join(diff)}. It "
+                                   "was left untouched")
     return state
 
 def _pretrain_splits(cfg, # the run's configuration
@@ -287,14 +312,18 @@ def _pretrain_splits(cfg, # the run's configuration
                      state, # the checkpoint being continued, or None
                      ckpt_path, # its file, named in the error
                     ):
-    "The generic set's configuration, training and held-out splits, and their description; the checkpoint must have seen the same images."
+    ("The generic set's configuration, training and held-out splits, and their description; the checkpoint must have "
+     "seen the same images.")
     gcfg, sizes = cfg.data_config()
     tr = GenericObjects(gcfg, 'train', n=sizes['train'], device=dev)
     te = GenericObjects(gcfg, 'test', n=sizes['test'], device=dev)
-    data = dict(fingerprint=tr.fingerprint(), n_train=len(tr), n_test=len(te), config=_plain(asdict(gcfg)), classes=tr.classes)
+    data = dict(fingerprint=tr.fingerprint(), n_train=len(tr), n_test=len(te), config=_plain(asdict(gcfg)),
+                classes=tr.classes)
     if state is not None and state['data']['fingerprint'] != data['fingerprint']:
-        raise CheckpointError(f"{ckpt_path} was trained on other images (fingerprint {state['data']['fingerprint']} against "
-                              f"{data['fingerprint']} drawn now: another version of the generator or device); it was left untouched")
+        raise CheckpointError(f"{ckpt_path} was trained on other images (fingerprint {state['data']['fingerprint']} "
+                              "against "
+                              f"{data['fingerprint']} drawn now: another version of the generator or device); it was "
+                              "left untouched")
     return gcfg, tr, te, data
 
 # %% ../nbs/06a_pretrain.ipynb #c036_2
@@ -315,8 +344,10 @@ def _pretrain_net(cfg, # the run's configuration
 def _crop_flip_views(cfg, # the run's configuration (`image_size`, `min_scale`, `channels_last`)
                      cuda, # whether the views are made on a GPU (channels-last there)
                     ):
-    "The training views of supervised pretraining: chapter 4's random resized crops and flips, no colour jitter, grayscale or blur."
-    return BatchTwoViews(AugmentConfig(size=cfg.image_size, scale=(cfg.min_scale, 1.0), p_jitter=0., p_gray=0., p_blur=0.),
+    ("The training views of supervised pretraining: chapter 4's random resized crops and flips, no colour jitter, "
+     "grayscale or blur.")
+    return BatchTwoViews(AugmentConfig(size=cfg.image_size, scale=(cfg.min_scale, 1.0), p_jitter=0., p_gray=0.,
+                                       p_blur=0.),
                          dtype=torch.float32, channels_last=cfg.channels_last and cuda)
 
 def _sgd_cosine(net, # the network to train
@@ -330,197 +361,142 @@ def _sgd_cosine(net, # the network to train
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, cosine_lambda(total))
 
 # %% ../nbs/06a_pretrain.ipynb #c036_3
-def _supervised_step(net, # the network (in training mode)
-                     opt, # its optimizer
-                     sched, # its schedule, stepped once
-                     x, # (B, 3, H, W) views
-                     y, # (B,) labels
-                     amp, # the autocast context (or a null one)
-                    ) -> dict:
-    "One cross-entropy step on views `x` with labels `y`; the loss and the batch accuracy, left on the device."
-    with amp: logits = net(x)
+def crop_batch(learn,  # the `Learner`: its cache, augmentation (`_crop_flip_views`), epoch order, `epoch` and `step`
+              ) -> tuple:
+    ("`(x, y)`: the views and labels of batch `(epoch, step)` of supervised pretraining, a `Learner`'s `batch_fn`; "
+     "the crops come from a generator seeded by `(seed, epoch, step)` alone.")
+    cfg, s, aug, cache = learn.cfg, learn.step, learn.augment, learn.cache
+    idx = learn.order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+    g = torch.Generator().manual_seed(derive_seed(cfg.seed, learn.epoch, s))
+    x = aug.apply(cache.images[idx.to(learn.dev)], aug.sample_params(cache.sizes.cpu()[idx], g))
+    return x, cache.targets[idx.to(learn.dev)]
+
+def classifier_step(learn,  # the `Learner`: `fwd` is the classifier, `amp` its autocast
+                    batch,  # `(x, y)`: (B, 3, H, W) views and (B,) labels, from `crop_batch`
+                   ) -> dict:
+    ("One cross-entropy step on `batch` (`learn.update`), a `Learner`'s `step_fn`; the loss and the batch accuracy, "
+     "left on the device.")
+    x, y = batch
+    with learn.amp: logits = learn.fwd(x)
     loss = F.cross_entropy(logits.float(), y)
-    opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+    learn.update(loss)
     return dict(loss=loss.detach(), acc=(logits.detach().argmax(1) == y).float().mean())
 
 # %% ../nbs/06a_pretrain.ipynb #c036_4
-class _PretrainRun:
-    "One pretraining run in its locked folder: what the loop advances (network, optimizer, position), its metrics file and checkpoint."
-    def __init__(self, cfg, run, wfile, dev, t_start):
-        self.cfg, self.wfile, self.dev, self.t_start, self.cuda = cfg, wfile, dev, t_start, dev.type == 'cuda'
-        self.ckpt_path, self.metrics_path = run / 'checkpoint.pt', run / 'metrics.jsonl'
-        state = _resume_state(self.ckpt_path, cfg)
-        if self.cuda: torch.backends.cudnn.benchmark = True
-        gcfg, tr, self.te, self.data = _pretrain_splits(cfg, dev, state, self.ckpt_path)
-        self.net = _pretrain_net(cfg, gcfg.n_classes, dev, state, self.ckpt_path)
-        self.cache = tr.uint8_cache().to(dev)
-        if cfg.channels_last and self.cuda: self.net = self.net.to(memory_format=torch.channels_last)
-        self.aug = _crop_flip_views(cfg, self.cuda)
-        self.steps_per_epoch = len(self.cache) // cfg.batch_size
-        self.total = cfg.epochs * self.steps_per_epoch
-        self.opt, self.sched = _sgd_cosine(self.net, cfg, self.total, self.cuda)
-        self.start_epoch, self.start_step, self.gstep, self.saved, self.train_s, self.epoch_vals = 0, 0, 0, None, 0.0, {}
-        if state is not None: self.restore(state)
-        prepare_metrics(self.metrics_path, self.saved)
-        # an epoch's end checkpointed, its held-out evaluation not logged: the run was interrupted between them
-        self.redo_eval = state is not None and state['step'] == 0 and self.eval_due(state['epoch']) and not self.logged('eval')
-        self.amp = torch.autocast('cuda', dtype=torch.bfloat16) if (self.cuda and cfg.amp) else contextlib.nullcontext()
-        self.bar = Progress(cfg.progress, cfg.epochs)
-        self.pending, self.t0, self.t_loop = [], time.time(), time.monotonic()
+class HeldOutAccuracy(EpochJob):
+    ("Top-1 and top-5 on the held-out split every `eval_every` epochs but the last (whose comes with the weights: "
+     "`WeightsFile`), as `eval` lines.")
+    order, job, every = 30, 'eval', 'eval_every'
+    def __init__(self,
+                 cfg:PretrainConfig,  # the run's configuration: `eval_every`, `epochs`, `image_size`, `amp`
+                 te,                  # the held-out split
+                 dev):                # where to classify
+        self.cfg, self.te, self.dev, self.lead = cfg, te, dev, True
+    def due(self,
+            epoch:int,   # epochs done, counted from 1
+           ) -> bool:
+        "Whether an `eval` line follows `epoch`: every `eval_every` epochs, but not after the last."
+        return super().due(epoch) and epoch < self.cfg.epochs
+    def accuracy(self,
+                 model,  # the classifier
+                ) -> dict:
+        "Top-1 and top-5 of `model` on the held-out split (`held_out_accuracy`)."
+        return held_out_accuracy(model, self.te, self.cfg.image_size, self.dev, amp=self.cfg.amp)
+    def run(self,
+            learn,       # the `Learner`
+            epoch:int):  # epochs done, counted from 1
+        "Log the `eval` line of `epoch`."
+        learn.log(dict(kind='eval', epoch=epoch, global_step=learn.gstep, **self.accuracy(learn.model),
+                       time=learn.elapsed()))
 
-    def restore(self, state):
-        "Continue from checkpoint `state`: optimizer and schedule, position, training time, CPU generator, the epoch's logs so far."
-        try: self.opt.load_state_dict(state['optimizer']); self.sched.load_state_dict(state['scheduler'])
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise CheckpointError(f"{self.ckpt_path}: its optimizer or scheduler state does not fit: {error_text(e, 300)}") from None
-        self.start_epoch, self.start_step, self.gstep = state['epoch'], state['step'], state['global_step']
-        self.saved, self.train_s = self.gstep, state.get('train_s', 0.0)
-        torch.set_rng_state(state['rng']['cpu'])
-        self.epoch_vals.update(state.get('epoch_logs', {}))
+class StopLine(Callback):
+    ("When a limit cancels the run: a line of its kind (`max_steps`, `time_limit`) with the rate and the remaining "
+     "time, and where the run continues.")
+    def __init__(self,
+                 t_start:float,  # `time.monotonic()` when the run was called
+                 ckpt_path):     # the run's checkpoint, named in the text
+        self.t_start, self.ckpt_path = t_start, ckpt_path
+    def before_fit(self, learn):
+        "Note where and when the loop starts, for the measured rate."
+        self.g0, self.t_loop = learn.gstep, time.monotonic()
+    def after_cancel_fit(self, learn):
+        "Log why the run stopped before its last step, with the projected remaining time."
+        now, g, total, why = time.monotonic(), learn.gstep, learn.total, learn.cancelled
+        rate = (g - self.g0) / max(now - self.t_loop, 1e-9)
+        learn.log(dict(kind=why, global_step=g, total_steps=total, elapsed_s=now - self.t_start, steps_per_s=rate,
+                       projected_remaining_s=(total - g) / max(rate, 1e-9), time=learn.elapsed()),
+                  f"stopped ({why}) after global step {g} of {total}; {self.ckpt_path} continues the run: call "
+                  "pretrain again")
 
-    def eval_due(self, epoch):
-        "Whether a held-out `eval` record follows epoch `epoch` (counted from 1), every `eval_every` epochs but the last (whose comes with the weights)."
-        return bool(self.cfg.eval_every) and epoch % self.cfg.eval_every == 0 and epoch < self.cfg.epochs
-
-    def logged(self, kind):
-        "Whether the log holds a record of `kind` at the current global step (written before an interruption)."
-        return self.metrics_path.exists() and any(r.get('kind') == kind and r.get('global_step') == self.gstep
-                                                  for r in read_metrics(self.metrics_path))
-
-    def emit_eval(self, epoch):
-        "Log the held-out accuracy after `epoch` (counted from 1)."
-        self.emit(dict(kind='eval', epoch=epoch, global_step=self.gstep, **self.held_out(), time=time.time() - self.t0))
-
-    def last_good(self):
-        "Where the run would continue from, for error messages."
-        return (f"{self.ckpt_path} holds the last good state (global step {self.saved})" if self.saved is not None else
-                "no checkpoint was written yet, so the run would start again from its first step")
-
-    def emit(self, rec, show=True):
-        "Append record `rec` to the metrics file (and show it)."
-        try:
-            with open(self.metrics_path, 'a') as f: f.write(json.dumps(rec) + '\n')
-        except OSError as e: raise OutputWriteError(f"cannot append to {self.metrics_path}: {e.strerror or e}; {self.last_good()}") from None
-        if show: self.bar.write(format_record(rec))
-
-    def flush(self):
-        "Read the pending per-step logs in one transfer, check them, log their means."
-        pending, spe = self.pending, self.steps_per_epoch
-        if not pending: return
-        keys = list(pending[0][2])
-        vals = torch.stack([torch.stack([l[k].float() for k in keys]) for _, _, l in pending]).cpu()
-        bad = ~torch.isfinite(vals[:, keys.index('loss')])
-        if bad.any():
-            pe, ps, _ = pending[int(bad.nonzero()[0])]
-            raise NonFiniteLossError(f"non-finite loss at epoch {pe + 1}, step {ps + 1} (global step {pe * spe + ps + 1}, "
-                                     f"counting from 1); {self.last_good()}. Lower the learning rate.")
-        for k, v in zip(keys, vals.double().sum(0).tolist()): self.epoch_vals[k] = self.epoch_vals.get(k, 0.0) + v
-        self.epoch_vals['_n'] = self.epoch_vals.get('_n', 0) + len(pending)
-        e, s, _ = pending[-1]
-        rec = dict(kind='step', epoch=e + 1, step=s + 1, global_step=e * spe + s + 1, lr=self.sched.get_last_lr()[0],
-                   **dict(zip(keys, vals.double().mean(0).tolist())), time=time.time() - self.t0)
-        pending.clear(); self.emit(rec)
-
-    def checkpoint(self, e, s, g):
-        "Save the run at step `s` of epoch `e` (global step `g`) after checking its parameters are finite."
-        self.flush()
-        if not all(torch.isfinite(p).all() for p in self.net.parameters()):
-            raise NonFiniteLossError(f"non-finite parameters after global step {g}; {self.last_good()}")
-        try:
-            save_checkpoint(self.ckpt_path, dict(
-                format=CKPT_FORMAT, kind='pretrain', model=self.net.state_dict(), optimizer=self.opt.state_dict(),
-                scheduler=self.sched.state_dict(), epoch=e, step=s, global_step=g, rng=dict(cpu=torch.get_rng_state()),
-                train_config=asdict(self.cfg), identity=pretrain_identity(self.cfg), model_config=self.net.config, data=self.data,
-                train_s=self.train_s + time.monotonic() - self.t_loop, epoch_logs=dict(self.epoch_vals) if s else {}))
-        except OSError as err: raise OutputWriteError(f"cannot write {self.ckpt_path}: {err.strerror or err}; {self.last_good()}") from None
-        self.saved = g
-
-    def train(self):
-        "Run the remaining epochs; the weights file, or None when `max_steps` or `max_minutes` stopped the run first."
-        cfg = self.cfg
-        self.deadline = None if cfg.max_minutes is None else self.t_start + 60 * cfg.max_minutes
-        self.net.train()
-        stop = cfg.max_steps is not None and self.gstep >= cfg.max_steps
-        self.g0, self.timed_out, s = self.gstep, False, self.start_step
-        if self.redo_eval: self.emit_eval(self.start_epoch)
-        for e in ([] if stop or self.gstep >= self.total else self.bar.epochs_from(self.start_epoch)):
-            stop, s, n_steps, t_epoch = self.run_epoch(e, s)
-            if stop and s + 1 < self.steps_per_epoch: break
-            self.end_epoch(e, n_steps, t_epoch)
-            if stop: break
-        return self.stopped() if self.gstep < self.total else self.finish()
-
-    def batch(self, order, e, s):
-        "Views and labels of step `s` of epoch `e`: the crops come from a generator seeded by `(seed, e, s)` alone."
-        idx = order[s * self.cfg.batch_size:(s + 1) * self.cfg.batch_size]
-        g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, e, s))
-        x = self.aug.apply(self.cache.images[idx.to(self.dev)], self.aug.sample_params(self.cache.sizes.cpu()[idx], g))
-        return x, self.cache.targets[idx.to(self.dev)]
-
-    def limit_reached(self):
-        "Whether `max_steps` is reached or `max_minutes` has passed before the run's last step."
-        cfg = self.cfg
-        self.timed_out = self.deadline is not None and self.gstep < self.total and time.monotonic() >= self.deadline
-        return (cfg.max_steps is not None and self.gstep >= cfg.max_steps) or self.timed_out
-
-    def run_epoch(self, e, s):
-        "The steps of epoch `e` from where the run stands, up to its end or a limit; (stopped, last step, steps run, start time)."
-        cfg, spe = self.cfg, self.steps_per_epoch
-        order = epoch_order(len(self.cache), cfg.seed, e)
-        first = self.start_step if e == self.start_epoch else 0
-        if first == 0: self.epoch_vals.clear()
-        t_epoch, n_steps, stop = time.time(), 0, False
-        for s in self.bar.steps(first, spe):
-            x, y = self.batch(order, e, s)
-            self.pending.append((e, s, _supervised_step(self.net, self.opt, self.sched, x, y, self.amp)))
-            self.gstep += 1; n_steps += 1
-            if len(self.pending) >= cfg.log_every: self.flush()
-            stop = self.limit_reached()
-            if s + 1 < spe and (stop or (cfg.ckpt_every_steps and self.gstep % cfg.ckpt_every_steps == 0)):
-                self.checkpoint(e, s + 1, self.gstep)
-            if stop: break
-        return stop, s, n_steps, t_epoch
-
-    def end_epoch(self, e, n_steps, t_epoch):
-        "Log epoch `e`'s means and speed, checkpoint at its end, and classify the held-out split when `eval_every` asks."
-        cfg = self.cfg
-        self.flush()
-        n = self.epoch_vals.pop('_n', 0)
-        self.emit(dict(kind='epoch', epoch=e + 1, global_step=self.gstep, lr=self.sched.get_last_lr()[0],
-                       **{k: v / max(n, 1) for k, v in self.epoch_vals.items()},
-                       images_per_s=n_steps * cfg.batch_size / max(time.time() - t_epoch, 1e-9), time=time.time() - self.t0))
-        self.checkpoint(e + 1, 0, self.gstep)
-        if self.eval_due(e + 1): self.emit_eval(e + 1)
-
-    def held_out(self):
-        "Top-1 and top-5 accuracy on the held-out split."
-        return held_out_accuracy(self.net, self.te, self.cfg.image_size, self.dev, amp=self.cfg.amp)
-
-    def stopped(self):
-        "Log why the run stopped before its last step, with the projected remaining time; None."
-        now = time.monotonic(); rate = (self.gstep - self.g0) / max(now - self.t_loop, 1e-9)
-        why = 'time_limit' if self.timed_out else 'max_steps'
-        self.emit(dict(kind=why, global_step=self.gstep, total_steps=self.total, elapsed_s=now - self.t_start, steps_per_s=rate,
-                       projected_remaining_s=(self.total - self.gstep) / max(rate, 1e-9), time=time.time() - self.t0), show=False)
-        self.bar.write(f"stopped ({why}) after global step {self.gstep} of {self.total}; {self.ckpt_path} continues the run: call pretrain again")
-        return None
-
-    def finish(self):
-        "Classify the held-out split, then write the weights file with its metadata (atomically); the file."
-        cfg, gstep, wfile = self.cfg, self.gstep, self.wfile
-        total_s = self.train_s + (time.monotonic() - self.t_loop if gstep > self.g0 else 0.0)
-        ev = self.held_out()
-        if not self.logged('eval'):      # a run interrupted after it logged the final evaluation, before the file
-            self.emit(dict(kind='eval', epoch=cfg.epochs, global_step=gstep, **ev, time=time.time() - self.t0))
-        meta = dict(format=PRETRAIN_FORMAT, name=wfile.stem, identity=pretrain_identity(cfg), config=_plain(asdict(cfg)), data=self.data,
-                    held_out=ev, epochs=cfg.epochs, global_step=gstep, train_s=total_s, device=str(self.dev), torch=str(torch.__version__),
+class WeightsFile(Callback):
+    ("At the run's end: the held-out accuracy (an `eval` line, unless an interrupted run logged it), then the weights "
+     "file with its metadata (atomically), and a `weights` line.")
+    order = 50
+    def __init__(self,
+                 cfg:PretrainConfig,  # the run's configuration
+                 te,                  # the held-out split
+                 dev,                 # where to classify
+                 path,                # the weights file (`weights_file(cfg)`)
+                 data:dict,           # the generic set's description, kept in the metadata
+                 log,                 # the run's `metrics.jsonl` (an `eval` line already there is not repeated)
+                 train_s:float=0.0):  # training seconds of the runs this one continues
+        self.cfg, self.te, self.dev, self.path, self.data = cfg, te, dev, Path(path), data
+        self.log, self.train_s = Path(log), train_s
+    def before_fit(self, learn):
+        "Note where the loop starts: a run that trains no step adds no time."
+        self.g0 = learn.gstep
+    def logged(self,
+               gstep:int,  # the run's global step
+              ) -> bool:
+        "Whether the log holds an `eval` line at `gstep` (written before an interruption)."
+        lines = read_metrics(self.log) if self.log.exists() else []
+        return any(r.get('kind') == 'eval' and r.get('global_step') == gstep for r in lines)
+    def after_fit(self, learn):
+        "Classify the held-out split, then write the weights file and log it."
+        cfg, g = self.cfg, learn.gstep
+        total_s = self.train_s + (learn.elapsed() if g > self.g0 else 0.0)
+        ev = held_out_accuracy(learn.model, self.te, cfg.image_size, self.dev, amp=cfg.amp)
+        if not self.logged(g):
+            learn.log(dict(kind='eval', epoch=cfg.epochs, global_step=g, **ev, time=learn.elapsed()))
+        meta = dict(format=PRETRAIN_FORMAT, name=self.path.stem, identity=pretrain_identity(cfg),
+                    config=_plain(asdict(cfg)), data=self.data, held_out=ev, epochs=cfg.epochs, global_step=g,
+                    train_s=total_s, device=str(self.dev), torch=str(torch.__version__),
                     generic_version=GENERIC_VERSION)
-        sd = self.net.weights(); meta['sha256'] = weights_digest(sd)     # checked whenever the cache is used
-        try: save_checkpoint(wfile, dict(state_dict=sd, meta=meta))
-        except OSError as err: raise OutputWriteError(f"cannot write {wfile}: {err.strerror or err}; {self.last_good()}") from None
-        self.emit(dict(kind='weights', file=wfile.name, held_out_top1=ev['top1'], held_out_top5=ev['top5'], train_s=total_s,
-                       time=time.time() - self.t0))
-        return wfile
+        sd = learn.model.weights(); meta['sha256'] = weights_digest(sd)     # checked whenever the cache is used
+        try: save_checkpoint(self.path, dict(state_dict=sd, meta=meta))
+        except OSError as err:
+            raise OutputWriteError(f"cannot write {self.path}: {err.strerror or err}; {learn.last_good()}") from None
+        learn.log(dict(kind='weights', file=self.path.name, held_out_top1=ev['top1'], held_out_top5=ev['top5'],
+                       train_s=total_s, time=learn.elapsed()))
+
+# %% ../nbs/06a_pretrain.ipynb #c036_5
+def _pretrain(cfg, run, wfile, dev, t_start):
+    ("Train the weights of `cfg` on chapter 6's `Learner` in the locked run folder `run`, continuing its checkpoint; "
+     "`wfile`, or None when a limit stopped the run.")
+    cuda, ckpt_path, log = dev.type == 'cuda', run / 'checkpoint.pt', run / 'metrics.jsonl'
+    state = _resume_state(ckpt_path, cfg)
+    set_determinism(False, cuda)
+    gcfg, tr, te, data = _pretrain_splits(cfg, dev, state, ckpt_path)
+    net = _pretrain_net(cfg, gcfg.n_classes, dev, state, ckpt_path)
+    cache = tr.uint8_cache().to(dev)
+    if cfg.channels_last and cuda: net = net.to(memory_format=torch.channels_last)
+    opt, sched = _sgd_cosine(net, cfg, cfg.epochs * (len(cache) // cfg.batch_size), cuda)
+    train_s, identity = state.get('train_s', 0.0) if state is not None else 0.0, pretrain_identity(cfg)
+    kept = lambda learn: dict(kind='pretrain', identity=identity, train_s=train_s + learn.elapsed())
+    ckpt = Checkpointer(ckpt_path, cfg.ckpt_every_steps, data, extra_state=kept)
+    cbs = [StepLog(cfg.log_every), NonFiniteGuard(), ProgressCB(cfg.progress), MetricsFile(log), ckpt,
+           HeldOutAccuracy(cfg, te, dev), StopLine(t_start, ckpt_path),
+           WeightsFile(cfg, te, dev, wfile, data, log, train_s)]
+    if cfg.max_steps is not None: cbs.append(MaxSteps(cfg.max_steps))
+    if cfg.max_minutes is not None: cbs.append(TimeLimit(cfg.max_minutes, t_start, log=False))   # `StopLine` says it
+    learn = Learner(cfg, net, opt, sched, cache, _crop_flip_views(cfg, cuda), cbs,
+                    batch_fn=crop_batch, step_fn=classifier_step,
+                    amp=torch.autocast('cuda', dtype=torch.bfloat16) if (cuda and cfg.amp) else None)
+    if state is not None: ckpt.restore(learn, state)
+    prepare_metrics(log, learn.saved and learn.saved[1])
+    if state is not None: learn.redo = interrupted_jobs(state, log)     # an `eval` its epoch's checkpoint lists
+    learn.fit()
+    return None if learn.cancelled else wfile
 
 # %% ../nbs/06a_pretrain.ipynb #c051
 def feature_baseline(weights, # a weights file of `pretrain`, or None for the random initialisation of `seed`
@@ -535,10 +511,12 @@ def feature_baseline(weights, # a weights file of `pretrain`, or None for the ra
                      device='cpu', # where to compute
                      seed:int=0, # seed of the model (as `lcr_train --seed`) and the probe
                     ) -> dict:
-    "Retrieval and linear probe of the frozen GAP features MoCo v2 starts from with `weights`, on the fine-grained set."
+    ("Retrieval and linear probe of the frozen GAP features MoCo v2 starts from with `weights`, on the fine-grained "
+     "set.")
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
     torch.manual_seed(seed)
-    model = make_method('mocov2', backbone, weights=None if weights is None else str(weights), stem=stem, tiny_width=tiny_width).to(dev)
+    model = make_method('mocov2', backbone, weights=None if weights is None else str(weights), stem=stem,
+                        tiny_width=tiny_width).to(dev)
     tr = SyntheticFineGrained(synth_preset, 'train', n=n_train, with_masks=False)
     te = SyntheticFineGrained(synth_preset, 'test', n=n_test, with_masks=False)
     (ftr, ytr), (fte, yte) = split_features(model, tr, image_size, dev), split_features(model, te, image_size, dev)
@@ -548,51 +526,21 @@ def feature_baseline(weights, # a weights file of `pretrain`, or None for the ra
                 probe_top1=p['top1'], chance=1 / len(tr.classes), n_train=len(ytr), n_test=len(yte))
 
 # %% ../nbs/06a_pretrain.ipynb #c054
-from fastcore.script import call_parse, bool_arg
-
-def _opt_int(v): return None if v in (None, 'None', 'none', '') else int(v)
-
+from fastcore.script import call_parse
 @call_parse
-def pretrain_cli(backbone:str='tiny',          # one of ARCHS: tiny (CPU), resnet18 or resnet50 (GPU)
-                 stem:str='small',             # standard, or small (stride 8, for small images)
-                 tiny_width:int=16,            # width of the tiny backbone
-                 data:str='small',             # generic-objects preset: small (64 px) or cub (224 px)
-                 data_kw:str='{}',             # JSON object of GenericConfig fields, e.g. '{"clutter_strength": 0.6}'
-                 n_train:str=None,             # training images (default: the preset's)
-                 n_test:str=None,              # held-out images (default: the preset's)
-                 image_size:int=64,            # crop size of the views and of the held-out evaluation
-                 min_scale:float=0.25,         # smallest area fraction of the random resized crops
-                 epochs:int=30,                # training epochs
-                 batch_size:int=128,           # images per batch
-                 lr:float=0.1,                 # base learning rate (cosine-decayed per step)
-                 momentum:float=0.9,           # SGD momentum
-                 weight_decay:float=5e-4,      # SGD weight decay
-                 device:str='auto',            # auto, cpu, cuda or cuda:i
-                 amp:bool_arg=True,            # bf16 autocast on CUDA
-                 channels_last:bool_arg=True,  # channels-last tensors on CUDA
-                 seed:int=0,                   # seed of model, batch order and augmentation
-                 out:str='runs/pretrained',    # cache folder of weights files and runs
-                 ckpt_every_steps:int=0,       # also checkpoint every this many steps (0: per epoch only)
-                 log_every:int=50,             # steps between metric lines
-                 eval_every:int=0,             # held-out accuracy every this many epochs (0: at the end only)
-                 max_steps:str=None,           # stop after this global step (with a checkpoint)
-                 max_minutes:float=None,       # stop at the first step after this many minutes (with a checkpoint)
-                 progress:str='auto'):         # auto, bar, print or none
-    "Pretrain a backbone on the generic-objects set, or find it cached; the last line names the weights file for `lcr_train --weights`."
+@config_options(PretrainConfig)
+def pretrain_cli(**opts):  # every field of `PretrainConfig`, e.g. `--backbone tiny --epochs 30`
+    ("Pretrain a backbone on the generic-objects set, or find it cached; the last line names the weights file for "
+     "`lcr_train --weights`.")
     def fail(e): sys.exit(f"lcr_pretrain: error: {error_text(e, 2000)}")
     try:
-        try: kw = json.loads(data_kw) if isinstance(data_kw, str) else data_kw
-        except json.JSONDecodeError as e: raise ValueError(f"--data_kw must be a JSON object, e.g. '{{\"clutter_strength\": 0.6}}': {e}") from None
-        cfg = PretrainConfig(backbone=backbone, stem=stem, tiny_width=tiny_width, data=data, data_kw=kw, n_train=_opt_int(n_train),
-                             n_test=_opt_int(n_test), image_size=image_size, min_scale=min_scale, epochs=epochs, batch_size=batch_size,
-                             lr=lr, momentum=momentum, weight_decay=weight_decay, device=device, amp=amp, channels_last=channels_last,
-                             seed=seed, out=out, ckpt_every_steps=ckpt_every_steps, log_every=log_every, eval_every=eval_every,
-                             max_steps=_opt_int(max_steps), max_minutes=max_minutes, progress=progress).validate()
+        cfg = options_config(PretrainConfig, opts).validate()
         resolve_device(cfg.device); prepare_out(cfg.out)
     except (ValueError, TypeError) as e: fail(e)
     with warnings.catch_warnings():       # warnings as one line each, like the errors
         warnings.simplefilter('always')
-        warnings.showwarning = lambda m, *a, **k: print(f"lcr_pretrain: warning: {error_text(m, 2000)}", file=sys.stderr, flush=True)
+        warnings.showwarning = lambda m, *a, **k: print(f"lcr_pretrain: warning: {error_text(m, 2000)}",
+                                                        file=sys.stderr, flush=True)
         try: path = pretrain(cfg)
         except (ValueError, OSError, CheckpointError, NonFiniteLossError, RunLockedError) as e: fail(e)
     if path is None: print(f"stopped before the end: the same command continues the run in {run_folder(cfg)}")

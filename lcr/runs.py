@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'CheckpointError', 'error_text', 'save_checkpoint', 'kill_point', 'load_checkpoint', 'load_model_state',
            'RunLockedError', 'lock_run', 'remove_stale_temps', 'read_metrics', 'prepare_metrics', 'NonFiniteLossError',
-           'OutputWriteError', 'format_record', 'resolve_device', 'prepare_out']
+           'OutputWriteError', 'format_log_line', 'resolve_device', 'prepare_out']
 
 # %% ../nbs/05a_runs.ipynb #r004
 import os, json, time, contextlib, pickle, warnings
@@ -133,21 +133,21 @@ class RunLockedError(RuntimeError):
     "Another process is training into the same output folder."
 
 @contextlib.contextmanager
-def lock_run(out,  # the run folder (it must exist)
+def lock_run(run,  # the run folder (it must exist)
             ):
-    "Own the run folder `out` for the block: an exclusive lock on `out/.lock`, freed when the block or process ends."
+    "Own the run folder `run` for the block: an exclusive lock on `run/.lock`, freed when the block or process ends."
     import fcntl, errno, socket
-    path = Path(out) / '.lock'
+    path = Path(run) / '.lock'
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             owner = os.pread(fd, 300, 0).decode(errors='replace').strip() or 'another process'
-            raise RunLockedError(f"{out} is in use by another training run ({owner}): wait for it to end, or choose "
+            raise RunLockedError(f"{run} is in use by another training run ({owner}): wait for it to end, or choose "
                                  "another output folder") from None
         except OSError as e:
             if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS): raise
-            warnings.warn(f"{out}: this file system does not support locks ({e.strerror}); nothing stops a second run "
+            warnings.warn(f"{run}: this file system does not support locks ({e.strerror}); nothing stops a second run "
                           "from writing into the folder at the same time")
         else:
             os.ftruncate(fd, 0)
@@ -170,7 +170,7 @@ def remove_stale_temps(ckpt_path,  # the checkpoint file whose left-over `.<name
 
 # %% ../nbs/05a_runs.ipynb #c_metrics_log
 def _metric_lines(path):
-    "`(lines, records, torn)` of the log `path`: whole lines and their records, and the torn last line (or None)."
+    "`(lines, parsed, torn)` of the log `path`: whole lines, each as JSON reads it, and the torn last line (or None)."
     text = Path(path).read_bytes().decode('utf-8', errors='replace')
     lines = text.split('\n')
     tail = lines.pop()                         # '' when the file ends with a newline
@@ -191,23 +191,24 @@ def _warn_torn(path, torn):
 
 def read_metrics(path,  # a run's `metrics.jsonl`
                 ) -> list:
-    "The records of a `metrics.jsonl` log; a torn last line (a crash in the middle of a write) is dropped (warned)."
+    ("The lines of a `metrics.jsonl` log, as dicts; a torn last line (a crash in the middle of a write) is dropped "
+     "(warned).")
     _, recs, torn = _metric_lines(path)
     if torn is not None: _warn_torn(path, torn)
     return [current_log_names(r) for r in recs]       # an older version's log reads in today's names
 
 # %% ../nbs/05a_runs.ipynb #c_metrics_log_1
 def prepare_metrics(path,                  # the run's `metrics.jsonl` (nothing to do where it does not exist)
-                    global_step:int|None,  # the checkpoint's global step: later records are dropped; None: moved aside
+                    global_step:int|None,  # the checkpoint's global step: later lines are dropped; None: moved aside
                    ):
     "Make the log `path` that of a run continuing after `global_step` (None: a new run) before anything is appended."
     path = Path(path)
     if not path.exists(): return
-    if global_step is None:   # records of a run that never checkpointed: keep them, out of this run's way
+    if global_step is None:   # lines of a run that never checkpointed: keep them, out of this run's way
         n = 1
         while (dest := path.with_name('metrics.abandoned' + (f'-{n}' if n > 1 else '') + '.jsonl')).exists(): n += 1
         os.replace(path, dest)
-        warnings.warn(f"{path} held the records of a run that never wrote a checkpoint; they were moved to "
+        warnings.warn(f"{path} held the lines of a run that never wrote a checkpoint; they were moved to "
                       f"{dest.name} and this run starts from its first step")
         return
     lines, recs, torn = _metric_lines(path)
@@ -224,11 +225,11 @@ class OutputWriteError(OSError):
     "A file of the run could not be written (a full disk, a lost mount); the checkpoint on disk is the last whole one."
 
 # %% ../nbs/05a_runs.ipynb #r_format
-def format_record(rec:dict,  # a record of the run, e.g. `{'kind': 'step', 'epoch': 1, 'loss': 4.2, ...}`
-                 ) -> str:
-    "`rec` as one line `key=value ...` (floats to 4 significant digits; `kind` and `time` left out)."
+def format_log_line(line:dict,  # a line of the run's log, e.g. `{'kind': 'step', 'epoch': 1, 'loss': 4.2, ...}`
+                   ) -> str:
+    "The text of log line `line`: `key=value ...` (floats to 4 significant digits; `kind` and `time` left out)."
     return ' '.join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k,
-                    v in rec.items() if k not in ('kind', 'time'))
+                    v in line.items() if k not in ('kind', 'time'))
 
 # %% ../nbs/05a_runs.ipynb #r_device
 def resolve_device(device:str='auto',  # 'auto', 'cpu', 'cuda' or 'cuda:i'

@@ -6,10 +6,12 @@
 __all__ = ['DATASETS', 'RESUME_FREE', 'DATASET_SPLITS', 'Flushed', 'SELECTION_METRICS', 'TrainConfig', 'epoch_order',
            'train_split', 'train_cache', 'data_fingerprint', 'eval_splits', 'batch_views', 'PartMaskMaps',
            'TeacherMaps', 'load_teacher', 'train_part_masks', 'step_inputs', 'check_compatible', 'check_data',
-           'cosine_lambda', 'initial_model', 'init_distributed', 'Progress', 'Callback', 'Learner', 'set_determinism',
-           'make_optimizer', 'StepLog', 'MetricsFile', 'ProgressCB', 'NonFiniteGuard', 'MaxSteps', 'TimeLimit',
-           'Checkpointer', 'EpochJob', 'KnnLog', 'TestSelection', 'loop_callbacks', 'interrupted_jobs', 'train',
-           'resume_command', 'resume_hint', 'train_cli', 'run_cli']
+           'cosine_lambda', 'initial_model', 'init_distributed', 'Progress', 'Callback', 'CancelFitException',
+           'view_batch', 'method_step', 'Learner', 'set_determinism', 'make_optimizer', 'StepLog', 'MetricsFile',
+           'ProgressCB', 'StepValues', 'NonFiniteGuard', 'MaxSteps', 'TimeLimit', 'Checkpointer', 'EpochJob',
+           'KNNMonitorCB', 'TestSelection', 'loop_callbacks', 'interrupted_jobs', 'train', 'option_value',
+           'field_comments', 'config_options', 'options_config', 'resume_command', 'resume_hint', 'train_cli',
+           'run_cli']
 
 # %% ../nbs/06_train.ipynb #c004
 import os, sys, math, json, time, contextlib, functools, hashlib, pickle, warnings
@@ -17,14 +19,15 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, torch
 from .core import check_arg, check_choice, finite_number, derive_seed
-from .models import make_method, method_config, METHODS, ARCHS, STEMS, PRESETS, current_log_names, current_config_names, from_config, config_differences
+from .models import (method_config, METHODS, ARCHS, STEMS, PRESETS, OBJECTIVE_CLASSES, current_config_names,
+                        from_config, config_differences)
 from .augment import BatchTwoViews, AugmentConfig, resized_crops
 from .data import ImageCache, CorruptImageError
 from .synthetic import SYNTH_PRESETS
 from .evaluate import split_features, knn_accuracy, retrieval_metrics
 from .runs import (CKPT_FORMAT, CheckpointError, NonFiniteLossError, OutputWriteError, RunLockedError, error_text,
                       save_checkpoint, load_checkpoint, load_model_state, kill_point, lock_run, remove_stale_temps,
-                      read_metrics, prepare_metrics, resolve_device, prepare_out, format_record)
+                      read_metrics, prepare_metrics, resolve_device, prepare_out, format_log_line)
 
 # %% ../nbs/06_train.ipynb #c005
 DATASETS = ('synthetic', 'cub', 'cars', 'aircraft', 'inat2019', 'folder')
@@ -42,7 +45,7 @@ class TrainConfig:
     synth_preset: str = 'cub'         # synthetic preset ('cub' or 'small')
     root: str|None = None             # folder of a real data set
     n_images: int|None = None         # use only the first n training images (tests, quick runs)
-    skip_corrupt: bool = False        # leave out images that cannot be decoded (listed in a warning) instead of stopping
+    skip_corrupt: bool = False        # leave out images that cannot be decoded (listed in a warning), not stop
     cache_size: int = 256             # real images are decoded once to this size (padded) into a uint8 cache
     image_size: int = 224             # crop size of the augmented views
     epochs: int = 100                 # training epochs (passes over the training split)
@@ -62,11 +65,11 @@ class TrainConfig:
     ckpt_every_steps: int = 0         # also checkpoint every this many steps (0: once per epoch)
     log_every: int = 50               # steps between metric lines (the only host syncs of the loop)
     max_steps: int|None = None        # stop (with a checkpoint) after this global step; the schedule is unchanged
-    max_minutes: float|None = None    # stop (with a checkpoint and a 'time_limit' record) at the first step after this many minutes
+    max_minutes: float|None = None    # stop (checkpoint, 'time_limit' line) at the first step after this many minutes
     progress: str = 'auto'            # 'auto' (bars in notebooks, lines in terminals), 'bar', 'print' or 'none'
     knn_every: int = 0                # kNN monitor on the test split every this many epochs (0: off)
     knn_k: int = 200                  # neighbours of the kNN monitor (temperature 0.1)
-    select_every: int = 0             # test-split retrieval every this many epochs, best-epoch checkpoints (released code's selection; 0: off)
+    select_every: int = 0             # test-split retrieval every this many epochs, best-epoch files (0: off)
 
     def validate(self):
         "Raise a ValueError naming the option when the configuration is unknown or inconsistent; returns `self`."
@@ -91,7 +94,8 @@ class TrainConfig:
         for n in ('ckpt_every_steps', 'knn_every', 'select_every'): count(n, allow_zero=True)
         for n in ('n_images', 'max_steps'): count(n, allow_none=True)
         mm = self.max_minutes
-        check_arg(mm is None or (finite_number(mm) and mm > 0), f"`max_minutes` must be a positive number of minutes, got {mm!r}")
+        check_arg(mm is None or (finite_number(mm) and mm > 0), "`max_minutes` must be a positive number of minutes, "
+                                                                f"got {mm!r}")
         check_arg(isinstance(self.seed, int), f"`seed` must be an integer, got {self.seed!r}")
         check_arg(self.batch_size >= 2, f"`batch_size` must be >= 2 (batch norm), got {self.batch_size}")
 
@@ -100,29 +104,44 @@ class TrainConfig:
         check_arg(finite_number(self.lr) and self.lr > 0, f"`lr` must be a finite number > 0, got {self.lr!r}")
         for n in ('lr', 'weight_decay'):
             check_arg(not finite_number(getattr(self, n)) or getattr(self, n) <= big,
-                      f"`{n}` must be at most {big:.3g} (the largest float32, which the optimizer computes in), got {getattr(self, n)!r}")
-        check_arg(finite_number(self.momentum) and 0 <= self.momentum < 1, f"`momentum` must be in [0, 1), got {self.momentum!r}")
+                      f"`{n}` must be at most {big:.3g} (the largest float32, which the optimizer computes in), got "
+                      f"{getattr(self, n)!r}")
+        check_arg(finite_number(self.momentum) and 0 <= self.momentum < 1, "`momentum` must be in [0, 1), got "
+                                                                           f"{self.momentum!r}")
         check_arg(finite_number(self.weight_decay) and self.weight_decay >= 0,
                   f"`weight_decay` must be a finite number >= 0, got {self.weight_decay!r}")
 
     def _check_inputs(self):
-        check_arg(isinstance(self.method_kw, dict), f"`method_kw` must be a dict, got {type(self.method_kw).__name__}", TypeError)
+        check_arg(isinstance(self.method_kw, dict), f"`method_kw` must be a dict, got {type(self.method_kw).__name__}",
+                  TypeError)
         bad = {k: v for k, v in self.method_kw.items() if isinstance(v, float) and not math.isfinite(v)}
         check_arg(not bad, f"`method_kw` values must be finite numbers, got {bad}")
-        stride = 8 if self.stem == 'small' else 32    # the backbone's output stride (chapter 1): smaller crops fail at the first step
-        check_arg(self.image_size >= stride, f"`image_size` {self.image_size} px is too small for stem={self.stem!r} (output stride "
-                  f"{stride}): use at least {stride} px" + (", or stem='small' (stride 8)" if self.stem != 'small' else ''))
-        check_arg(self.dataset == 'synthetic' or bool(self.root), f"dataset={self.dataset!r} needs `root`, the folder that holds it")
+        # the backbone's output stride (chapter 1): smaller crops fail at the first step
+        stride = 8 if self.stem == 'small' else 32
+        check_arg(self.image_size >= stride, f"`image_size` {self.image_size} px is too small for stem={self.stem!r} "
+                                             "(output stride "
+                  f"{stride}): use at least {stride} px"
+                  + (", or stem='small' (stride 8)" if self.stem != 'small' else ''))
+        check_arg(self.dataset == 'synthetic' or bool(self.root), f"dataset={self.dataset!r} needs `root`, the folder "
+                                                                  "that holds it")
         check_arg(isinstance(self.out, (str, os.PathLike)) and str(self.out).strip() != '',
-                  f"`out` must name the run's folder, got {self.out!r} (an empty name would write into the current folder)")
+                  f"`out` must name the run's folder, got {self.out!r} (an empty name would write into the current "
+                  "folder)")
         from lcr.models import weights_is_path
-        check_arg(not (self.backbone == 'tiny' and self.weights is not None and not weights_is_path(str(self.weights))),
-                  f"backbone='tiny' has no torchvision weights, and weights={self.weights!r} names no file: pass weights=None "
+        named = self.weights is not None and not weights_is_path(str(self.weights))   # a torchvision name
+        check_arg(not (self.backbone == 'tiny' and named),
+                  f"backbone='tiny' has no torchvision weights, and weights={self.weights!r} names no file: pass "
+                  "weights=None "
                   "or a weights file")
 
     def method_config(self):
-        "The validated `MethodConfig` this run builds."
-        return method_config(self.method, self.backbone, self.preset, weights=self.weights, stem=self.stem, **self.method_kw)
+        ("The validated `MethodConfig` this run builds: built and checked once for the method's options (`validate` "
+         "builds it, `initial_model` uses it).")
+        opts = (self.method, self.backbone, self.preset, self.weights, self.stem, repr(sorted(self.method_kw.items())))
+        if getattr(self, '_method', (None,))[0] != opts:    # not a field: `asdict`, `replace` and `==` leave it out
+            self._method = (opts, method_config(self.method, self.backbone, self.preset, weights=self.weights,
+                                                stem=self.stem, **self.method_kw))
+        return self._method[1]
 
 # %% ../nbs/06_train.ipynb #c006
 def _check_weights(arch, weights):
@@ -131,7 +150,8 @@ def _check_weights(arch, weights):
     from lcr.models import weights_is_path, torchvision_weights_file
     w = str(weights)
     if weights_is_path(w):
-        if not os.path.isfile(w): raise FileNotFoundError(f"initial weights file {w!r} does not exist: check the path, or pass "
+        if not os.path.isfile(w): raise FileNotFoundError(f"initial weights file {w!r} does not exist: check the "
+                                                          "path, or pass "
                                                           "weights=None for random initialisation")
         return
     path = torchvision_weights_file(arch, w)[1]
@@ -141,8 +161,10 @@ def _check_weights(arch, weights):
 
 # Fields that may differ between a checkpoint and the run that resumes it: they do not change the trajectory
 # (the device may change rounding, but not the meaning of the run).
-RESUME_FREE = ('out', 'resume', 'ckpt_every_steps', 'log_every', 'max_steps', 'max_minutes', 'progress', 'device', 'compile', 'root', 'skip_corrupt', 'knn_every', 'knn_k', 'select_every')  # none changes the trained parameters
-# (`root` and `skip_corrupt` may change only as long as the data stay the same: the checkpoint's data fingerprint decides)
+# None changes the trained parameters (`root` and `skip_corrupt` may change only as long as the data stay the same:
+# the checkpoint's data fingerprint decides).
+RESUME_FREE = ('out', 'resume', 'ckpt_every_steps', 'log_every', 'max_steps', 'max_minutes', 'progress', 'device',
+               'compile', 'root', 'skip_corrupt', 'knn_every', 'knn_k', 'select_every')
 
 # %% ../nbs/06_train.ipynb #c010
 def epoch_order(n:int,      # number of images in the training split
@@ -157,9 +179,10 @@ DATASET_SPLITS = dict(cub=('CUB200', 'train', 'test'), cars=('StanfordCars', 'tr
                       aircraft=('FGVCAircraft', 'trainval', 'test'), inat2019=('INaturalist2019', 'train', 'val'),
                       folder=('ImageFolderSplit', 'train', 'test'))
 
-def train_split(cfg:TrainConfig,  # the run's configuration: `dataset`, `root` or `synth_preset`, `n_images`, `skip_corrupt`
+def train_split(cfg:TrainConfig,  # the run's configuration: `dataset`, `root`/`synth_preset`, `n_images`, ...
                ):
-    "The training split `cfg` names, its first `n_images`: a real data set listed and checked but not decoded yet; the embedded set rendered."
+    ("The training split `cfg` names, its first `n_images`: a real data set listed and checked but not decoded yet; "
+     "the embedded set rendered.")
     if cfg.dataset == 'synthetic':
         from lcr.synthetic import SyntheticFineGrained
         return SyntheticFineGrained(cfg.synth_preset, 'train', n=cfg.n_images, with_masks=False)
@@ -183,7 +206,8 @@ def train_cache(cfg:TrainConfig,  # the run's configuration
 
 def data_fingerprint(ds,  # a training split: a `LabelledImages` (files on disk) or the embedded synthetic set
                     ) -> str:
-    "16 hex digits that identify a training split: its classes and, in order, each file (relative to the root), its size and label; for the embedded set its generator settings and labels."
+    ("16 hex digits that identify a training split: its classes and, in order, each file (relative to the root), its "
+     "size and label; for the embedded set its generator settings and labels.")
     h = hashlib.sha256(json.dumps(list(ds.classes)).encode())
     if hasattr(ds, 'samples'):
         for p, t in ds.samples:
@@ -201,13 +225,15 @@ def eval_splits(cfg:TrainConfig,          # the run's configuration
                 verify_train:bool=False,  # decode every training image now (real data sets only)
                 verify_test:bool=False,   # decode every test image now (real data sets only)
                ):
-    "`(train, test)` data sets of a run's data (the full training split, whatever `n_images` the run used); synthetic test sets carry part masks. `verify_*` decodes every image of a real split now (CorruptImageError)."
+    ("`(train, test)` data sets of a run's data (the full training split, whatever `n_images` the run used); "
+     "synthetic test sets carry part masks. `verify_*` decodes every image of a real split now (CorruptImageError).")
     if cfg.dataset == 'synthetic':   # rendered once per process: the sets are deterministic and read only
         return _synthetic(cfg.synth_preset, 'train', False), _synthetic(cfg.synth_preset, 'test', True)
     from lcr import data
     name, tr, te = DATASET_SPLITS[cfg.dataset]
     cls, skip = getattr(data, name), cfg.skip_corrupt
-    return cls(cfg.root, split=tr, verify=verify_train, skip_corrupt=skip), cls(cfg.root, split=te, verify=verify_test, skip_corrupt=skip)
+    return (cls(cfg.root, split=tr, verify=verify_train, skip_corrupt=skip),
+            cls(cfg.root, split=te, verify=verify_test, skip_corrupt=skip))
 
 # %% ../nbs/06_train.ipynb #c010_2
 def batch_views(cache:ImageCache,       # the training split's uint8 cache
@@ -220,11 +246,14 @@ def batch_views(cache:ImageCache,       # the training split's uint8 cache
                 world:int=1,            # number of processes that share each batch
                 with_params:bool=False, # also return the images' indices and the augmentation's parameters
                ):
-    "The views `(q, k)` of batch `step` of `epoch`, a pure function of (seed, epoch, step); rank `rank`'s share with `world` processes. `with_params`: `(q, k, idx, params)`."
+    ("The views `(q, k)` of batch `step` of `epoch`, a pure function of (seed, epoch, step); rank `rank`'s share with "
+     "`world` processes. `with_params`: `(q, k, idx, params)`.")
     b = cfg.batch_size // world
     idx = order[step * cfg.batch_size + rank * b:step * cfg.batch_size + (rank + 1) * b]
-    g = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, step) if world == 1 else derive_seed(cfg.seed, epoch, step, rank))
-    out = augment(cache.images[idx.to(cache.device, non_blocking=True)], cache.sizes.cpu()[idx], g, return_params=with_params)
+    seed = derive_seed(cfg.seed, epoch, step) if world == 1 else derive_seed(cfg.seed, epoch, step, rank)
+    g = torch.Generator().manual_seed(seed)
+    out = augment(cache.images[idx.to(cache.device, non_blocking=True)], cache.sizes.cpu()[idx], g,
+                  return_params=with_params)
     return (*out[:2], idx, out[2]) if with_params else out
 
 # %% ../nbs/06_train.ipynb #c010_3
@@ -234,7 +263,7 @@ class PartMaskMaps:
                  masks:torch.Tensor,  # (N, H, W) part masks of the training split, in the cache's order and frame
                  size:int):           # side of the views, in pixels
         self.masks, self.size = masks.float()[:, None], size
-    def __call__(self, idx, params, q, k) -> dict:   # the batch's image indices, the augmentation's parameters, the views
+    def __call__(self, idx, params, q, k) -> dict:   # the batch's image indices, augmentation parameters, views
         "{'fit_map': (2B, size, size)}: view1's masks, then view2's."
         B, dev = len(idx), q.device
         m = resized_crops(self.masks[idx.to(self.masks.device)].to(dev), params['boxes'].to(dev), self.size,
@@ -248,23 +277,26 @@ class TeacherMaps:
                  labels:torch.Tensor,      # (N,) the training split's labels, in the cache's order, on its device
                  both:bool):               # maps of both views (symmetric and BYOL steps fit both), else view1's only
         self.teacher, self.labels, self.both = teacher.eval(), labels, both
-    def __call__(self, idx, params, q, k) -> dict:   # the batch's image indices, the augmentation's parameters, the views
+    def __call__(self, idx, params, q, k) -> dict:   # the batch's image indices, augmentation parameters, views
         "{'fit_map': (2B or B, h, w)}: the teacher's maps of view1, then of view2 when `both`."
         y = self.labels[idx.to(self.labels.device)]
-        return {'fit_map': self.teacher.class_gradcam(torch.cat([q, k]) if self.both else q, y.repeat(2) if self.both else y)}
+        views, labels = (torch.cat([q, k]), y.repeat(2)) if self.both else (q, y)
+        return {'fit_map': self.teacher.class_gradcam(views, labels)}
 
 def load_teacher(path,  # a finished 'supervised' run folder, or its checkpoint.pt
                  dev,   # where the teacher computes
                 ) -> torch.nn.Module:
     "The frozen classifier of a finished `supervised` run, in eval mode on `dev`."
     p = Path(path); ck = p / 'checkpoint.pt' if p.is_dir() else p
-    if not ck.is_file(): raise FileNotFoundError(f"teacher {str(path)!r} holds no checkpoint.pt: train its supervised run first")
+    if not ck.is_file(): raise FileNotFoundError(f"teacher {str(path)!r} holds no checkpoint.pt: train its supervised "
+                                                 "run first")
     state = load_checkpoint(ck)
     mc = current_config_names(state['model_config'])
     if mc.get('objective') != 'supervised':
         raise ValueError(f"teacher {str(path)!r} is a {mc.get('method')!r} run, not a supervised one")
     if (state['epoch'], state['step']) != (state['train_config']['epochs'], 0):
-        raise ValueError(f"teacher {str(path)!r} is unfinished (epoch {state['epoch']} of {state['train_config']['epochs']}): "
+        raise ValueError(f"teacher {str(path)!r} is unfinished (epoch {state['epoch']} of "
+                         f"{state['train_config']['epochs']}): "
                          "finish its run first")
     t = load_model_state(from_config(mc, weights=None), state['model'], ck).to(dev).eval()
     for q in t.parameters(): q.requires_grad_(False)
@@ -274,7 +306,8 @@ def train_part_masks(cfg:TrainConfig,  # the run's configuration
                     ) -> torch.Tensor:  # (N, H, W) bool, in the order of `train_split(cfg)`
     "The true part masks of the training split `cfg` names (the embedded set draws them with its images)."
     if cfg.dataset != 'synthetic':
-        raise ValueError(f"fit_target='parts' needs the training images' part masks: the embedded synthetic set has them, "
+        raise ValueError("fit_target='parts' needs the training images' part masks: the embedded synthetic set has "
+                         "them, "
                          f"dataset={cfg.dataset!r} does not here")
     from lcr.synthetic import SyntheticFineGrained
     return SyntheticFineGrained(cfg.synth_preset, 'train', n=cfg.n_images, with_masks=True).part_masks
@@ -283,7 +316,8 @@ def step_inputs(model:torch.nn.Module,  # the run's method; `model.needs` names 
                 cfg:TrainConfig,        # the run's configuration
                 cache:ImageCache,       # the training split's cache, on the run's device
                ):
-    "`f(idx, params, q, k) -> dict` of the inputs `model.needs` (labels, an oracle fit map), or None when it needs the views only."
+    ("`f(idx, params, q, k) -> dict` of the inputs `model.needs` (labels, an oracle fit map), or None when it needs "
+     "the views only.")
     needs, mc = getattr(model, 'needs', ()), model.cfg
     if not needs: return None
     if needs == ('labels',):
@@ -293,11 +327,13 @@ def step_inputs(model:torch.nn.Module,  # the run's method; `model.needs` names 
     if mc.fit_target == 'parts':
         masks = train_part_masks(cfg)
         if tuple(masks.shape) != (len(cache),) + tuple(cache.images.shape[2:]):
-            raise ValueError(f"the part masks {tuple(masks.shape)} do not match the training images {tuple(cache.images.shape)}")
+            raise ValueError(f"the part masks {tuple(masks.shape)} do not match the training images "
+                             f"{tuple(cache.images.shape)}")
         return PartMaskMaps(masks.to(cache.device), cfg.image_size)
     teacher = load_teacher(mc.teacher, cache.device)
     if teacher.cfg.n_classes != len(cache.classes):
-        raise ValueError(f"teacher {mc.teacher!r} classifies {teacher.cfg.n_classes} classes, the training split has {len(cache.classes)}")
+        raise ValueError(f"teacher {mc.teacher!r} classifies {teacher.cfg.n_classes} classes, the training split has "
+                         f"{len(cache.classes)}")
     return TeacherMaps(teacher, cache.targets, both=model.fits_both_views)
 
 # %% ../nbs/06_train.ipynb #c013_2
@@ -320,7 +356,8 @@ def check_data(state:dict,        # a checkpoint, as `load_checkpoint` returns i
                n_images:int,       # that split's number of images (named in the error message)
                path='checkpoint',  # the checkpoint's name in the error message
               ):
-    "Raise CheckpointError when the training split (its `data_fingerprint` and size) is not the one the run in `state` trained on."
+    ("Raise CheckpointError when the training split (its `data_fingerprint` and size) is not the one the run in "
+     "`state` trained on.")
     old = state.get('data')
     if old is None:   # written before checkpoints recorded their data: only the folder can be compared
         was = state['train_config'].get('root')
@@ -330,8 +367,10 @@ def check_data(state:dict,        # a checkpoint, as `load_checkpoint` returns i
         return
     if old['fingerprint'] != fingerprint:
         raise CheckpointError(f"{path} was trained on other data: {old['n_images']} images at root {old['root']!r} "
-                              f"(fingerprint {old['fingerprint']}) against {n_images} images at {cfg.root!r} (fingerprint "
-                              f"{fingerprint}) now. Resume with the checkpoint's data, or choose another output folder.")
+                              f"(fingerprint {old['fingerprint']}) against {n_images} images at {cfg.root!r} "
+                              "(fingerprint "
+                              f"{fingerprint}) now. Resume with the checkpoint's data, or choose another output "
+                              "folder.")
 
 # %% ../nbs/06_train.ipynb #c017
 def cosine_lambda(total_steps:int,  # S, the steps of the whole run; the factor stays 0 after them
@@ -339,16 +378,19 @@ def cosine_lambda(total_steps:int,  # S, the steps of the whole run; the factor 
     "The per-step cosine factor 0.5 (1 + cos(pi s / S)) of the learning rate."
     return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
 
-def initial_model(cfg:TrainConfig,  # the run's configuration (method, backbone, preset, weights, stem, method_kw, seed)
+def initial_model(cfg:TrainConfig,  # the run's configuration (its method's options and `seed`)
                  ) -> torch.nn.Module:
-    "The method a run of `cfg` starts from: the global generator seeded with `cfg.seed`, then `make_method`."
+    ("The method a run of `cfg` starts from: the global generator seeded with `cfg.seed`, then its objective's class "
+     "on `cfg.method_config()` (as `make_method` builds it).")
+    mc = cfg.method_config()
     torch.manual_seed(cfg.seed)
-    return make_method(cfg.method, cfg.backbone, cfg.preset, weights=cfg.weights, stem=cfg.stem, **cfg.method_kw)
+    return OBJECTIVE_CLASSES[mc.objective](mc)
 
 # %% ../nbs/06_train.ipynb #c017_1
-def init_distributed(device:torch.device,  # the run's device; under torchrun a CUDA run takes cuda:LOCAL_RANK in each process
+def init_distributed(device:torch.device,  # the run's device; under torchrun each CUDA process takes cuda:LOCAL_RANK
                     ):
-    "Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK): gloo on the CPU, nccl on CUDA; returns (rank, world, device)."
+    ("Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK): gloo on the CPU, nccl on CUDA; "
+     "returns (rank, world, device).")
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world <= 1: return 0, 1, device
     import torch.distributed as dist
@@ -408,30 +450,61 @@ from collections import namedtuple
 from operator import attrgetter
 
 class Callback:
-    "A piece of the loop's behaviour: methods named after the loop's events take the `Learner`; a lower `order` runs first."
+    ("A piece of the loop's behaviour: methods named after the loop's events take the `Learner`; a lower `order` runs "
+     "first.")
     order = 0
 
+class CancelFitException(Exception):
+    ("Raised by a callback to end the run before its last step: from `after_step` after the step just done, from "
+     "`before_fit` or `before_epoch` before any further step.")
+    def __init__(self,
+                 reason:str='cancelled'):  # why, e.g. 'max_steps' or 'time_limit' (kept as `learn.cancelled`)
+        super().__init__(reason); self.reason = reason
+
 Flushed = namedtuple('Flushed', 'keys values at')
-Flushed.__doc__ = "Step logs read from the device: `keys`, `values` (steps, keys) on the CPU, `at` the steps' `(epoch, step)`."
+Flushed.__doc__ = ("Step logs read from the device: `keys`, `values` (steps, keys) on the CPU, `at` the steps' "
+                   "`(epoch, step)`.")
+
+def view_batch(learn,  # the `Learner`: its cache, augmentation, epoch order, `epoch`, `step`, rank and `inputs`
+              ) -> tuple:
+    ("The default batch of a `Learner`: `(q, k, extra)`, the views of batch `(epoch, step)` (`batch_views`) and what "
+     "the method takes besides them (`learn.inputs`, or `{}`).")
+    a = (learn.cache, learn.augment, learn.order, learn.cfg, learn.epoch, learn.step, learn.rank, learn.world)
+    if learn.inputs is None: return (*batch_views(*a), {})
+    q, k, idx, params = batch_views(*a, with_params=True)
+    return q, k, learn.inputs(idx, params, q, k)
+
+def method_step(learn,  # the `Learner`: its model, `fwd`, `amp` and optimizer
+                batch,  # `(q, k, extra)` from `view_batch`
+               ) -> dict:
+    ("The default step of a `Learner`: the method's loss on the two views (`fwd(q, k, **extra)`), one SGD update; the "
+     "method's logs and the `loss`, left on the device.")
+    q, k, extra = batch
+    if hasattr(learn.model, 'set_progress'): learn.model.set_progress(learn.gstep, learn.total)   # DINO's (chapter 1)
+    with learn.amp: loss, logs = learn.fwd(q, k, **extra)
+    learn.update(loss)
+    return {**logs, 'loss': loss.detach()}
 
 # %% ../nbs/06_train.ipynb #c_learner
 class Learner:
     "The training loop: SGD steps of `model` on batches of `cache`, epoch after epoch; callbacks do everything else."
     def __init__(self,
-                 cfg:TrainConfig,        # the run's configuration (`epochs`, `batch_size`, `seed`, ...)
-                 model:torch.nn.Module,  # the method; `fwd(view1, view2)` returns its `(loss, logs)`
+                 cfg,                    # the run's configuration (`epochs`, `batch_size`, `seed`, ...)
+                 model:torch.nn.Module,  # the network trained; `step_fn` computes its loss
                  opt:torch.optim.Optimizer,  # the optimizer of `model`'s trainable parameters
                  sched,                  # the learning-rate scheduler, stepped after every step
                  cache:ImageCache,       # the training split's uint8 cache, on the run's device
-                 augment:BatchTwoViews,  # the batch augmentation that cuts both views of a batch
+                 augment:BatchTwoViews,  # the batch augmentation that `batch_fn` cuts the batch's views with
                  cbs=(),                 # the run's callbacks
                  rank:int=0,             # this process's rank (0 with one process)
                  world:int=1,            # the number of processes
-                 fwd=None,               # what a step calls: `model`, its DistributedDataParallel wrapper or a compiled one (None: `model`)
+                 fwd=None,               # what a step calls: `model` (None), its DDP wrapper or compiled form
                  amp=None,               # the forward's autocast context (None: none)
-                 inputs=None):           # what the step takes besides the views, `f(idx, params, q, k) -> dict` (`step_inputs`; None: nothing)
+                 inputs=None,            # `step_inputs`: what `view_batch` adds to the views (None: nothing)
+                 batch_fn=view_batch,    # `f(learn) -> batch`, the batch of `(learn.epoch, learn.step)`
+                 step_fn=method_step):   # `f(learn, batch) -> logs`: one update; its logs ('loss' among them)
         self.cfg, self.model, self.opt, self.sched, self.cache, self.augment = cfg, model, opt, sched, cache, augment
-        self.inputs = inputs
+        self.inputs, self.batch_fn, self.step_fn = inputs, batch_fn, step_fn
         self.cbs = sorted(cbs, key=attrgetter('order'))
         self.rank, self.world, self.dev = rank, world, cache.device
         self.fwd, self.amp = fwd or model, amp or contextlib.nullcontext()
@@ -441,8 +514,8 @@ class Learner:
         self.epoch_sums = {}    # sums of the logged values over the epoch's flushed steps, and their number '_n'
         self.pending = []       # (epoch, step, logs) of the steps whose logs are still on the device
         self.saved = None       # (file, global step) of the last checkpoint written whole
-        self.redo = []          # end-of-epoch jobs of the resumed checkpoint's epoch that the interrupted run did not finish
-        self.stop, self.synced, self.t0 = False, False, time.time()
+        self.redo = []          # end-of-epoch jobs of the resumed checkpoint's epoch left unfinished
+        self.cancelled, self.synced, self.t0 = None, False, time.time()
 
     def callback(self, event:str):  # an event name, e.g. 'after_step'
         "Call every callback's method `event`, in order."
@@ -451,64 +524,77 @@ class Learner:
             if f is not None: f(self)
 
     def fit(self):
-        "Train from the position to the end, or until a callback sets `stop`; returns the model."
+        ("Train from the position to the end (`after_fit`), or until a callback cancels the run (`after_cancel_fit`, "
+         "the reason in `cancelled`); `cleanup_fit` in any case. Returns the model.")
         self.model.train()
-        self.t0, self.stop, self.epoch_iter = time.time(), False, range(self.epoch, self.cfg.epochs)
-        self.callback('before_fit')
-        if self.redo: self.callback('redo_epoch_end')      # a resume finishes the epoch its checkpoint ends first
-        for self.epoch in ([] if self.stop else self.epoch_iter):
-            self.one_epoch()
-            if self.stop: break
-        self.callback('after_fit')
+        self.t0, self.cancelled, self.epoch_iter = time.time(), None, range(self.epoch, self.cfg.epochs)
+        try:
+            self.callback('before_fit')
+            if self.redo: self.callback('redo_epoch_end')      # a resume finishes the epoch its checkpoint ends first
+            for self.epoch in self.epoch_iter: self.one_epoch()
+            self.callback('after_fit')
+        except CancelFitException as e:
+            self.cancelled = e.reason
+            self.callback('after_cancel_fit')
+        finally: self.callback('cleanup_fit')
         return self.model
 
     def one_epoch(self):
-        "The steps of `self.epoch` from `self.first`, then the epoch's end unless a callback stopped the run inside it."
+        ("The steps of `self.epoch` from `self.first`, then the epoch's end; a cancel after a step inside the epoch "
+         "ends it with `after_cancel_epoch` instead.")
         self.order = epoch_order(len(self.cache), self.cfg.seed, self.epoch)
         self.step_iter = range(self.first, self.steps_per_epoch)
         self.callback('before_epoch')
+        cancel = None
         for self.step in self.step_iter:
             self.one_step()
-            self.callback('after_step')
+            try: self.callback('after_step')
+            except CancelFitException as e: cancel = e     # the step is done: it is counted, logged and kept
             kill_point('step')
-            if self.stop: break
+            if cancel: break
         self.first = 0
-        if self.stop and self.step + 1 < self.steps_per_epoch: return
+        if cancel and self.step + 1 < self.steps_per_epoch:
+            self.callback('after_cancel_epoch'); raise cancel
         self.callback('after_epoch')
+        if cancel: raise cancel
 
     def one_step(self):
-        "One SGD step on the views of batch `(epoch, step)` (and the `inputs` the method takes besides); its logs wait on the device in `pending`."
-        if self.inputs is None:
-            q, k, extra = *batch_views(self.cache, self.augment, self.order, self.cfg, self.epoch, self.step, self.rank, self.world), {}
-        else:
-            q, k, idx, params = batch_views(self.cache, self.augment, self.order, self.cfg, self.epoch, self.step, self.rank,
-                                            self.world, with_params=True)
-            extra = self.inputs(idx, params, q, k)
-        if hasattr(self.model, 'set_progress'): self.model.set_progress(self.gstep, self.total)   # DINO's schedules (chapter 1)
-        with self.amp: loss, logs = self.fwd(q, k, **extra)
+        ("One step: `step_fn` on the batch `batch_fn` makes of `(epoch, step)`; its logs wait on the device in "
+         "`pending`.")
+        self.synced = False
+        self.pending.append((self.epoch, self.step, self.step_fn(self, self.batch_fn(self))))
+        self.gstep += 1
 
+    def update(self,
+               loss):  # the step's loss, a 0-d tensor
+        ("One SGD update on `loss`: clear the gradients, back-propagate, step the optimizer and the learning-rate "
+         "schedule.")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step(); self.sched.step()
-        self.pending.append((self.epoch, self.step, {**logs, 'loss': loss.detach()}))
-        self.gstep += 1
 
     def flush(self):
         "Read the waiting step logs in one transfer (averaged over the processes) into `flushed`; then `after_flush`."
         if not self.pending: return
         keys = list(self.pending[0][2])
         vals = torch.stack([torch.stack([l[k].float() for k in keys]) for _, _, l in self.pending])
-        if self.world > 1: dist.all_reduce(vals); vals /= self.world    # every rank sees (and raises on) the same values
+        if self.world > 1: dist.all_reduce(vals); vals /= self.world    # every rank sees (and raises on) the same
         self.flushed = Flushed(keys, vals.cpu(), [(e, s) for e, s, _ in self.pending])
-        self.pending.clear()
+        self.pending.clear(); self.synced = True
         self.callback('after_flush')
 
     def log(self,
-            rec:dict,        # the record, e.g. `dict(kind='epoch', epoch=1, ...)`
-            line:str=None):  # its text for the progress display (None: `format_record(rec)`)
-        "A record of the run: `after_log` callbacks see it as `record` (and `line`)."
-        self.record, self.line = rec, line if line is not None else format_record(rec)
+            line:dict,       # the log line, e.g. `dict(kind='epoch', epoch=1, ...)`
+            text:str=None):  # its text for the progress display (None: `format_log_line(line)`)
+        "A line of the run's log: `after_log` callbacks see it as `log_line` (and `log_text`)."
+        self.log_line, self.log_text = line, text if text is not None else format_log_line(line)
         self.callback('after_log')
+
+    def due_jobs(self,
+                 epoch:int,  # epochs done, counted from 1
+                ) -> list:
+        "The names of the end-of-epoch jobs (callbacks with a `job` and `due`) due after `epoch`."
+        return [cb.job for cb in self.cbs if getattr(cb, 'job', None) and cb.due(epoch)]
 
     def elapsed(self) -> float:
         "Seconds since `fit` started."
@@ -516,8 +602,8 @@ class Learner:
 
     def last_good(self) -> str:
         "Where the last good state of the run is, for error messages."
-        return (f"{self.saved[0]} holds the last good state (global step {self.saved[1]})" if self.saved is not None else
-                "no checkpoint was written yet, so the run would start again from its first step")
+        if self.saved is None: return "no checkpoint was written yet, so the run would start again from its first step"
+        return f"{self.saved[0]} holds the last good state (global step {self.saved[1]})"
 
 # %% ../nbs/06_train.ipynb #c_optimizer
 def set_determinism(deterministic:bool,  # deterministic algorithms (warn where none exists), no cuDNN autotuning
@@ -537,35 +623,37 @@ def make_optimizer(cfg:TrainConfig,         # `lr`, `momentum` (SGD's), `weight_
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                           **(dict(fused=True) if cuda else dict(foreach=True)))
     total = cfg.epochs * steps_per_epoch
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, cosine_lambda(total) if cfg.schedule == 'cosine' else (lambda s: 1.0))
+    factor = cosine_lambda(total) if cfg.schedule == 'cosine' else (lambda s: 1.0)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 # %% ../nbs/06_train.ipynb #c_steplog
 class StepLog(Callback):
-    "Step records of the means over every `every` steps (one transfer each), and an epoch record of the epoch's means."
+    ("`step` log lines of the means over every `every` steps (one transfer each), and an `epoch` line of the epoch's "
+     "means.")
     order = 10
     def __init__(self,
-                 every:int):  # steps per step record (`log_every`): the loop reads the device this often
+                 every:int):  # steps per `step` line (`log_every`): the loop reads the device this often
         self.every = every
     def before_epoch(self, learn):
         "Clear the epoch's sums (unless the epoch resumes inside) and start its clock."
         if learn.first == 0: learn.epoch_sums.clear()    # a resumed epoch keeps the sums before its checkpoint
         self.t_epoch, self.n_steps = time.time(), 0
     def after_step(self, learn):
-        "Flush every `every` steps; `learn.synced` says whether this step did."
+        "Flush every `every` steps (`learn.synced` then says that this step did)."
         self.n_steps += 1
-        learn.synced = len(learn.pending) >= self.every
-        if learn.synced: learn.flush()
+        if len(learn.pending) >= self.every: learn.flush()
     def after_flush(self, learn):
-        "Add the flushed steps to the epoch's sums and log their means as a `step` record."
+        "Add the flushed steps to the epoch's sums and log their means as a `step` line."
         f = learn.flushed
-        for k, v in zip(f.keys, f.values.double().sum(0).tolist()): learn.epoch_sums[k] = learn.epoch_sums.get(k, 0.0) + v
+        for k, v in zip(f.keys, f.values.double().sum(0).tolist()):
+            learn.epoch_sums[k] = learn.epoch_sums.get(k, 0.0) + v
         learn.epoch_sums['_n'] = learn.epoch_sums.get('_n', 0) + len(f.at)
         e, s = f.at[-1]
         learn.log(dict(kind='step', epoch=e + 1, step=s + 1, global_step=e * learn.steps_per_epoch + s + 1,
                        lr=learn.sched.get_last_lr()[0], **dict(zip(f.keys, f.values.double().mean(0).tolist())),
                        time=learn.elapsed()))
     def after_epoch(self, learn):
-        "Flush the rest and log the epoch's means and images per second as an `epoch` record."
+        "Flush the rest and log the epoch's means and images per second as an `epoch` line."
         learn.flush()
         n = learn.epoch_sums.pop('_n', 0)
         learn.log(dict(kind='epoch', epoch=learn.epoch + 1, global_step=learn.gstep, lr=learn.sched.get_last_lr()[0],
@@ -575,19 +663,19 @@ class StepLog(Callback):
 
 # %% ../nbs/06_train.ipynb #c_steplog_1
 class MetricsFile(Callback):
-    "Every record of the run appended to the run's `metrics.jsonl`, one JSON line each (rank 0 only)."
+    "Every line of the run's log appended to its `metrics.jsonl`, as JSON (rank 0 only)."
     def __init__(self,
                  path):  # the run's `metrics.jsonl`
         self.path = Path(path)
     def after_log(self, learn):
-        "Append the record; a failed write is an `OutputWriteError` that says where the last good state is."
+        "Append the log line; a failed write is an `OutputWriteError` that says where the last good state is."
         try:
-            with open(self.path, 'a') as f: f.write(json.dumps(learn.record) + '\n')
+            with open(self.path, 'a') as f: f.write(json.dumps(learn.log_line) + '\n')
         except OSError as e:
             raise OutputWriteError(f"cannot append to {self.path}: {e.strerror or e}; {learn.last_good()}") from None
 
 class ProgressCB(Callback):
-    "The epochs and steps on `Progress` bars (or lines, or nothing), and every record's line under them."
+    "The epochs and steps on `Progress` bars (or lines, or nothing), and every log line's text under them."
     order = 90
     def __init__(self,
                  mode:str):  # a `Progress` mode: 'auto', 'bar', 'print' or 'none'
@@ -600,12 +688,29 @@ class ProgressCB(Callback):
         "The epoch's steps come from its bar."
         learn.step_iter = self.bar.steps(learn.first, learn.steps_per_epoch)
     def after_log(self, learn):
-        "Write the record's line under the bars."
-        self.bar.write(learn.line)
+        "Write the log line's text under the bars."
+        self.bar.write(learn.log_text)
+
+# %% ../nbs/06_train.ipynb #c_stepvalues
+class StepValues(Callback):
+    ("Every step's value of the log `key` (e.g. 'loss'), in step order in `values`: read at each flush and at the "
+     "run's end.")
+    def __init__(self,
+                 key:str):  # a key of the step logs
+        self.key, self.values = key, []
+    def after_flush(self, learn):
+        "Keep the flushed steps' values."
+        f = learn.flushed
+        self.values += f.values[:, f.keys.index(self.key)].tolist()
+    def after_fit(self, learn):
+        "Read the steps that still wait on the device."
+        learn.flush()
+    after_cancel_fit = after_fit
 
 # %% ../nbs/06_train.ipynb #c_guard
 class NonFiniteGuard(Callback):
-    "`NonFiniteLossError` at the first non-finite loss among the flushed steps, and before a checkpoint of non-finite parameters."
+    ("`NonFiniteLossError` at the first non-finite loss among the flushed steps, and before a checkpoint of "
+     "non-finite parameters.")
     def after_flush(self, learn):
         "Raise at the first flushed step whose loss is NaN or infinite."
         f = learn.flushed
@@ -615,84 +720,96 @@ class NonFiniteGuard(Callback):
             i = int(bad[0]); e, s = f.at[i]
             raise NonFiniteLossError(
                 f"non-finite loss ({loss[i].item()}) at epoch {e + 1}, step {s + 1} (global step "
-                f"{e * learn.steps_per_epoch + s + 1}, counting from 1); {learn.last_good()}. Lower the learning rate or check the data.")
+                f"{e * learn.steps_per_epoch + s + 1}, counting from 1); {learn.last_good()}. "
+                "Lower the learning rate or check the data.")
     def before_save(self, learn):
         "Raise if any parameter is NaN or infinite (one device sync, at checkpoints only)."
-        if not all(torch.isfinite(p).all() for p in learn.model.parameters()):   # one more sync, at checkpoint time only
+        if not all(torch.isfinite(p).all() for p in learn.model.parameters()):   # one more sync, at checkpoints only
             raise NonFiniteLossError(f"non-finite parameters after global step {learn.gstep}; {learn.last_good()}")
 
 # %% ../nbs/06_train.ipynb #c_stop
 class MaxSteps(Callback):
-    "Stop after global step `n` (the schedule is unchanged: the run continues later with `resume=True`)."
+    "Cancel the run after global step `n` (the schedule is unchanged: the run continues later with `resume=True`)."
     order = 15
     def __init__(self,
                  n:int):  # the last global step to run
         self.n = n
-    def before_fit(self, learn):
-        "Stop at once when a resumed run is already there."
-        if learn.gstep >= self.n: learn.stop = True
+    def before_epoch(self, learn):
+        ("Cancel before the first step when a resumed run is already there (its interrupted end-of-epoch jobs are "
+         "redone first).")
+        self.after_step(learn)
     def after_step(self, learn):
-        "Stop after step `n`."
-        if learn.gstep >= self.n: learn.stop = True
+        "Cancel after step `n`, unless it is the run's last."
+        if self.n <= learn.gstep < learn.total: raise CancelFitException('max_steps')
 
 # %% ../nbs/06_train.ipynb #c_stop_1
 class TimeLimit(Callback):
-    "Stop at the first step boundary after `minutes` since `t_start`, and log a `time_limit` record that projects the full run."
-    order = 15
+    ("Cancel the run at the first step boundary after `minutes` since `t_start`; log a `time_limit` line that "
+     "projects the full run.")
+    order = 14    # before `MaxSteps`: a step that reaches both limits is a time limit
     def __init__(self,
                  minutes:float,   # the limit (`max_minutes`)
-                 t_start:float):  # `time.monotonic()` when the run was called: set-up counts
-        self.minutes, self.t_start, self.deadline, self.timed_out = minutes, t_start, t_start + 60 * minutes, False
+                 t_start:float,   # `time.monotonic()` when the run was called: set-up counts
+                 log:bool=True):  # log the `time_limit` line when the limit cancels the run
+        self.minutes, self.t_start, self.log = minutes, t_start, log
+        self.deadline, self.timed_out = t_start + 60 * minutes, False
     def before_fit(self, learn):
         "Note where and when the loop starts, for the measured rate."
         self.g0, self.t_loop = learn.gstep, time.monotonic()
     def after_step(self, learn):
-        "Stop when the limit has passed (and steps remain)."
-        self.timed_out = learn.gstep < learn.total and self.time_up(learn)   # host clock only: no device sync on one process
-        if self.timed_out: learn.stop = True
+        "Cancel when the limit has passed (and steps remain)."
+        # host clock only: no device sync on one process
+        self.timed_out = learn.gstep < learn.total and self.time_up(learn)
+        if self.timed_out: raise CancelFitException('time_limit')
     def time_up(self,
                 learn,   # the `Learner` (its `world`, `synced` and device)
                ) -> bool:
-        "Whether the limit has passed; with several processes decided together, at log flushes only (where they sync anyway)."
+        ("Whether the limit has passed; with several processes decided together, at log flushes only (they sync there "
+         "anyway).")
         if learn.world > 1 and not learn.synced: return False
         up = time.monotonic() >= self.deadline
         if learn.world > 1:
-            f = torch.tensor([float(up)], device=learn.dev); dist.all_reduce(f, op=dist.ReduceOp.MAX); up = bool(f.item())
+            f = torch.tensor([float(up)], device=learn.dev); dist.all_reduce(f, op=dist.ReduceOp.MAX)
+            up = bool(f.item())
         return up
-    def after_fit(self, learn):
-        "Log the `time_limit` record when the limit stopped the run."
-        if not self.timed_out: return
+    def after_cancel_fit(self, learn):
+        "Log the `time_limit` line when the limit cancelled the run."
+        if not (self.timed_out and self.log): return
         now = time.monotonic()                # after the checkpoint: its flush waited for the device
         g, total, spe = learn.gstep, learn.total, learn.steps_per_epoch
         rate = (g - self.g0) / max(now - self.t_loop, 1e-9)
         setup = self.t_loop - self.t_start
-        rec = dict(kind='time_limit', epoch=g // spe, step=g % spe, global_step=g, total_steps=total,
+        line = dict(kind='time_limit', epoch=g // spe, step=g % spe, global_step=g, total_steps=total,
                    epochs=learn.cfg.epochs, max_minutes=self.minutes, elapsed_s=now - self.t_start, setup_s=setup,
                    steps_per_s=rate, projected_total_s=setup + total / rate, projected_remaining_s=(total - g) / rate,
                    time=learn.elapsed())
-        learn.log(rec, f"time limit of {self.minutes:g} min reached after global step {g} of {total}; the checkpoint "
-                       f"continues the run (resume=True); the full run would take {rec['projected_total_s'] / 60:.1f} min "
+        learn.log(line, f"time limit of {self.minutes:g} min reached after global step {g} of {total}; the checkpoint "
+                       "continues the run (resume=True); the full run would take "
+                       f"{line['projected_total_s'] / 60:.1f} min "
                        f"at {rate:.3g} steps/s")
 
 # %% ../nbs/06_train.ipynb #c_ckpt
 class Checkpointer(Callback):
-    "`checkpoint.pt` at every epoch's end, every `every` steps and where a callback stops the run inside an epoch."
+    "`checkpoint.pt` at every epoch's end, every `every` steps and where a callback cancels the run inside an epoch."
     order = 20
     def __init__(self,
-                 path,           # the run's `checkpoint.pt`
-                 every:int=0,    # also every this many global steps (0: at epoch ends only)
-                 data:dict=None, # the training split's fingerprint, size and root, kept in the checkpoint
-                 write:bool=True):  # whether this process writes (rank 0); every process takes part in the save
-        self.path, self.every, self.data, self.write = Path(path), every, data, write
+                 path,              # the run's `checkpoint.pt`
+                 every:int=0,       # also every this many global steps (0: at epoch ends only)
+                 data:dict=None,    # the training split's fingerprint, size and root, kept in the checkpoint
+                 write:bool=True,   # whether this process writes (rank 0); every process takes part in the save
+                 extra_state=None): # `f(learn) -> dict`: further fields of the run's checkpoints (None: none)
+        self.path, self.every, self.data, self.write, self.extra_state = Path(path), every, data, write, extra_state
     def after_step(self, learn):
-        "Save inside the epoch every `every` global steps, and where a callback stopped the run."
+        "Save inside the epoch every `every` global steps."
         s = learn.step + 1
-        if s < learn.steps_per_epoch and (learn.stop or (self.every and learn.gstep % self.every == 0)):
-            self.save(learn, learn.epoch, s)
+        if s < learn.steps_per_epoch and self.every and learn.gstep % self.every == 0: self.save(learn, learn.epoch, s)
+    def after_cancel_epoch(self, learn):
+        "Save where a callback cancelled the run inside the epoch: the run continues at the next step."
+        self.save(learn, learn.epoch, learn.step + 1)
     def after_epoch(self, learn):
-        "Save at the epoch's end, before the end-of-epoch jobs (monitors), which the checkpoint lists: a resume redoes those not finished."
-        jobs = [cb.job for cb in learn.cbs if getattr(cb, 'job', None) and cb.due(learn.epoch + 1)]
-        self.save(learn, learn.epoch + 1, 0, jobs)
+        ("Save at the epoch's end, before the end-of-epoch jobs (monitors), which the checkpoint lists: a resume "
+         "redoes those not finished.")
+        self.save(learn, learn.epoch + 1, 0, learn.due_jobs(learn.epoch + 1))
 
     def state(self,
               learn,        # the `Learner` whose state is taken
@@ -704,42 +821,49 @@ class Checkpointer(Callback):
         return dict(format=CKPT_FORMAT, model=learn.model.state_dict(), optimizer=learn.opt.state_dict(),
                     scheduler=learn.sched.state_dict(), epoch=epoch, step=step, global_step=learn.gstep,
                     rng=_rng_state(learn.dev), train_config=asdict(learn.cfg), model_config=learn.model.config,
-                    data=self.data, epoch_logs=dict(learn.epoch_sums) if step else {}, epoch_jobs=list(jobs))
+                    data=self.data, epoch_sums=dict(learn.epoch_sums) if step else {}, epoch_jobs=list(jobs),
+                    **(self.extra_state(learn) if self.extra_state is not None else {}))
 
     def save(self,
              learn,        # the `Learner` to save
              epoch:int,    # the epoch to continue in, counted from 0
              step:int,     # the step of that epoch to continue at
              jobs=()):     # the end-of-epoch jobs due after the epoch the state ends (kept in the checkpoint)
-        "Flush the logs, let `before_save` check, write the state whole (or leave the old file), then wait for every process."
+        ("Flush the logs, let `before_save` check, write the state whole (or leave the old file), then wait for every "
+         "process.")
         learn.flush()
         learn.callback('before_save')
         if self.write:
             try: save_checkpoint(self.path, self.state(learn, epoch, step, jobs))
             except OSError as err:
-                raise OutputWriteError(f"cannot write {self.path}: {err.strerror or err}; {learn.last_good()}") from None
+                raise OutputWriteError(f"cannot write {self.path}: {err.strerror or err}; "
+                                       f"{learn.last_good()}") from None
         learn.saved = (self.path, learn.gstep)
         if learn.world > 1: dist.barrier()
 
     def restore(self,
                 learn,        # a `Learner` built as the checkpoint's run was
                 state:dict):  # the checkpoint, as `load_checkpoint` returns it (checked by `check_compatible`)
-        "Continue from `state` (as `load_checkpoint` returns it): optimizer, scheduler, position, random states, epoch sums (the model's parameters: `load_model_state`)."
+        ("Continue from `state` (as `load_checkpoint` returns it): optimizer, scheduler, position, random states, "
+         "epoch sums (the model's parameters: `load_model_state`).")
         try:
             learn.opt.load_state_dict(state['optimizer']); learn.sched.load_state_dict(state['scheduler'])
         except (ValueError, KeyError, RuntimeError) as e:
-            raise CheckpointError(f"{self.path}: its optimizer or scheduler state does not fit: {error_text(e, 300)}") from None
+            raise CheckpointError(f"{self.path}: its optimizer or scheduler state does not fit: "
+                                  f"{error_text(e, 300)}") from None
         learn.epoch, learn.first, learn.gstep = state['epoch'], state['step'], state['global_step']
         learn.saved = (self.path, learn.gstep)
         _set_rng_state(state["rng"], learn.dev)
-        learn.epoch_sums.update(state.get('epoch_logs', {}))   # sums of the epoch's steps before the checkpoint
+        # the sums of the epoch's steps before the checkpoint (`epoch_logs` in checkpoints of earlier versions)
+        learn.epoch_sums.update(state.get('epoch_sums', state.get('epoch_logs', {})))
 
 # %% ../nbs/06_train.ipynb #c_monitors
 SELECTION_METRICS = ('rank1', 'rank5', 'mAP')
 
 class EpochJob(Callback):
-    "An end-of-epoch job (a monitor) named `job`: it runs after the epoch's checkpoint, which lists it, and logs one record of kind `job` as its last act; a resume redoes it when that record is missing."
-    job, every = None, None    # the job's name (its records' kind) and the `TrainConfig` option that spaces it, in epochs
+    ("An end-of-epoch job (a monitor) named `job`: it runs after the epoch's checkpoint, which lists it, and logs one "
+     "line of kind `job` as its last act; a resume redoes it when that line is missing.")
+    job, every = None, None    # the job's name (its log lines' kind), the `TrainConfig` option that spaces it (epochs)
 
     def due(self,
             epoch:int,   # epochs done, counted from 1
@@ -750,7 +874,7 @@ class EpochJob(Callback):
     def run(self,
             learn,       # the `Learner`
             epoch:int):  # epochs done, counted from 1
-        "Do the job for `epoch` and log its record last (each job defines it)."
+        "Do the job for `epoch` and log its line last (each job defines it)."
         raise NotImplementedError
     def _run(self, learn, epoch):
         rng = _rng_state(learn.dev)            # whatever the job draws, the run's random streams go on as without it
@@ -763,10 +887,11 @@ class EpochJob(Callback):
         if self.due(learn.epoch + 1): self._run(learn, learn.epoch + 1)
     def redo_epoch_end(self, learn):
         "Run the job for the epoch the resumed checkpoint ends, when the interrupted run did not finish it."
-        if self.job in learn.redo: self._run(learn, learn.epoch)     # `epoch` counts the epochs done: the one that ended
+        if self.job in learn.redo: self._run(learn, learn.epoch)     # `epoch` counts the epochs done: the one ended
 
-class KnnLog(EpochJob):
-    "kNN top-1 on the test split every `knn_every` epochs (training split as the bank, test-transform features), as `knn` records."
+class KNNMonitorCB(EpochJob):
+    ("The loop's kNN monitor: kNN top-1 on the test split every `knn_every` epochs (training split as the bank, "
+     "test-transform features), as `knn` lines.")
     order, job, every = 30, 'knn', 'knn_every'
     def __init__(self,
                  cfg:TrainConfig,     # the run's configuration: `knn_every`, `knn_k`, the data set, `image_size`
@@ -774,41 +899,46 @@ class KnnLog(EpochJob):
                  lead:bool=True):     # whether this process measures (rank 0); the others wait for it
         self.cfg, self.dev, self.lead = cfg, dev, lead
         if not lead: return
-        try: self.tr, self.te = eval_splits(cfg, verify_train=cfg.n_images is not None, verify_test=True)   # checked now, not after an epoch
+        try:     # checked now, not after an epoch
+            self.tr, self.te = eval_splits(cfg, verify_train=cfg.n_images is not None, verify_test=True)
         except (OSError, ValueError) as e:
-            raise ValueError(f"the kNN monitor (knn_every={cfg.knn_every}) cannot use the data set's splits: {error_text(e, 300)}") from None
+            raise ValueError(f"the kNN monitor (knn_every={cfg.knn_every}) cannot use the data set's splits: "
+                             f"{error_text(e, 300)}") from None
     def top1(self,
              model,   # the method (its `encode` gives the features)
             ) -> float:
-        "kNN top-1 of `model`'s test-split features against its training-split features (evaluation mode, no random numbers)."
+        ("kNN top-1 of `model`'s test-split features against its training-split features (evaluation mode, no random "
+         "numbers).")
         ftr, ytr = split_features(model, self.tr, self.cfg.image_size, self.dev)
         fte, yte = split_features(model, self.te, self.cfg.image_size, self.dev)
         return knn_accuracy(fte, yte, ftr, ytr, neighbours=min(self.cfg.knn_k, len(ytr)))
     def run(self,
             learn,       # the `Learner`
             epoch:int):  # epochs done, counted from 1
-        "Log the `knn` record of `epoch`."
+        "Log the `knn` line of `epoch`."
         top1 = self.top1(learn.model)
         kill_point('knn')
         learn.log(dict(kind='knn', epoch=epoch, global_step=learn.gstep, knn_top1=top1, time=learn.elapsed()))
 
 # %% ../nbs/06_train.ipynb #c_monitors_1
 class TestSelection(EpochJob):
-    "The released code's protocol: test-split retrieval every `select_every` epochs, `best_<metric>.pt` kept whenever a metric improves."
+    ("The released code's protocol: test-split retrieval every `select_every` epochs, `best_<metric>.pt` kept "
+     "whenever a metric improves.")
     order, job, every = 40, 'selection', 'select_every'
     def __init__(self,
                  cfg:TrainConfig,     # the run's configuration: `select_every`, the data set, `image_size`
                  dev:torch.device,    # where the features are computed
-                 out,                 # the run folder: its `metrics.jsonl` (earlier best values) and the `best_<metric>.pt` files
+                 run,                 # the run folder: its `metrics.jsonl` (earlier best values), `best_*.pt` files
                  lead:bool=True):     # whether this process measures (rank 0); the others wait for it
-        self.cfg, self.dev, self.out, self.lead, self.best = cfg, dev, Path(out), lead, {}
+        self.cfg, self.dev, self.run_dir, self.lead, self.best = cfg, dev, Path(run), lead, {}
         if not lead: return
         try: _, self.te = eval_splits(cfg, verify_train=False, verify_test=True)
         except (OSError, ValueError) as e:
-            raise ValueError(f"the test-set selection (select_every={cfg.select_every}) cannot use the test split: {error_text(e, 300)}") from None
+            raise ValueError(f"the test-set selection (select_every={cfg.select_every}) cannot use the test split: "
+                             f"{error_text(e, 300)}") from None
     def earlier_best(self) -> dict:
         "The best value of each metric in the run's log so far (-1 where none: a resumed run keeps its earlier best)."
-        log = self.out / 'metrics.jsonl'
+        log = self.run_dir / 'metrics.jsonl'
         old = [r for r in read_metrics(log) if r.get('kind') == 'selection'] if log.is_file() else []
         return {m: max((r[m] for r in old), default=-1.0) for m in SELECTION_METRICS}
     def select(self,
@@ -816,7 +946,8 @@ class TestSelection(EpochJob):
                epoch:int,   # epochs done, counted from 1
                gstep:int,   # global steps done
               ) -> dict:
-        "The `selection` record of `model` after `epoch`, writing `best_<metric>.pt` for each metric that improved strictly."
+        ("The `selection` line of `model` after `epoch`, writing `best_<metric>.pt` for each metric that improved "
+         "strictly.")
         if not self.best: self.best = self.earlier_best()
         t = time.time()
         r = retrieval_metrics(*split_features(model, self.te, self.cfg.image_size, self.dev))
@@ -825,32 +956,35 @@ class TestSelection(EpochJob):
         for m in SELECTION_METRICS:
             if rec[m] > self.best[m]:         # strictly better: the first epoch that reaches the best value keeps it
                 self.best[m] = rec[m]
-                save_checkpoint(self.out / f'best_{m}.pt', dict(format=CKPT_FORMAT, kind='selected_on_test', metric=m, value=rec[m],
-                                                                epoch=epoch, global_step=gstep, model=model.state_dict(),
-                                                                model_config=model.config, train_config=asdict(self.cfg)))
+                save_checkpoint(self.run_dir / f'best_{m}.pt', dict(
+                    format=CKPT_FORMAT, kind='selected_on_test', metric=m, value=rec[m], epoch=epoch,
+                    global_step=gstep, model=model.state_dict(), model_config=model.config,
+                    train_config=asdict(self.cfg)))
         return rec
     def run(self,
             learn,       # the `Learner`
             epoch:int):  # epochs done, counted from 1
-        "Write the `best_<metric>.pt` files that improve, then log the `selection` record of `epoch` (evaluation mode: the run is unchanged)."
+        ("Write the `best_<metric>.pt` files that improve, then log the `selection` line of `epoch` (evaluation mode: "
+         "the run is unchanged).")
         rec = self.select(learn.model, epoch, learn.gstep)
         kill_point('selection')
         learn.log({**rec, 'time': learn.elapsed()})
 
 # %% ../nbs/06_train.ipynb #c_loop_cbs
 def loop_callbacks(cfg:TrainConfig,     # the run's configuration
-                   out,                 # the run folder
+                   run,                 # the run folder
                    dev:torch.device,    # the run's device (the monitors' features)
                    lead:bool=True,      # rank 0: it writes the log and measures; the other ranks wait
                    t_start:float=None,  # `time.monotonic()` when the run was called (None: now), for `max_minutes`
                   ) -> list:
     "The callbacks `cfg` asks for, but the `Checkpointer`: logs, progress, the guard, the limits and the monitors."
     cbs = [StepLog(cfg.log_every), NonFiniteGuard(), ProgressCB(cfg.progress if lead else 'none')]
-    if lead: cbs.append(MetricsFile(Path(out) / 'metrics.jsonl'))
+    if lead: cbs.append(MetricsFile(Path(run) / 'metrics.jsonl'))
     if cfg.max_steps is not None: cbs.append(MaxSteps(cfg.max_steps))
-    if cfg.max_minutes is not None: cbs.append(TimeLimit(cfg.max_minutes, time.monotonic() if t_start is None else t_start))
-    if cfg.knn_every: cbs.append(KnnLog(cfg, dev, lead))
-    if cfg.select_every: cbs.append(TestSelection(cfg, dev, out, lead))
+    if cfg.max_minutes is not None:
+        cbs.append(TimeLimit(cfg.max_minutes, time.monotonic() if t_start is None else t_start))
+    if cfg.knn_every: cbs.append(KNNMonitorCB(cfg, dev, lead))
+    if cfg.select_every: cbs.append(TestSelection(cfg, dev, run, lead))
     return cbs
 
 def _resumed_state(cfg, ckpt_path):
@@ -866,14 +1000,15 @@ def _resumed_state(cfg, ckpt_path):
 def interrupted_jobs(state:dict,  # the checkpoint resumed, as `load_checkpoint` returns it
                      log,         # the run's `metrics.jsonl`, already made this run's log (`prepare_metrics`)
                     ) -> list:
-    "The end-of-epoch jobs an epoch-end checkpoint lists (`epoch_jobs`) whose record at its global step is not in `log`: the interrupted run did not finish them."
+    ("The end-of-epoch jobs an epoch-end checkpoint lists (`epoch_jobs`) whose line at its global step is not in "
+     "`log`: the interrupted run did not finish them.")
     jobs = state.get('epoch_jobs', []) if state['step'] == 0 else []
     if not jobs: return []
-    done = {r.get('kind') for r in (read_metrics(log) if Path(log).is_file() else []) if r.get('global_step') == state['global_step']}
+    lines = read_metrics(log) if Path(log).is_file() else []
+    done = {r.get('kind') for r in lines if r.get('global_step') == state['global_step']}
     return [j for j in jobs if j not in done]
 
 def _model_for(cfg, dev):
-
     "`initial_model(cfg)` on `dev`; an initial-weights file that cannot be used is a ValueError that names it."
     try: return initial_model(cfg).to(dev)
     except pickle.UnpicklingError:
@@ -885,7 +1020,7 @@ def _model_for(cfg, dev):
 
 def _load_model(model, state, ckpt_path):
     "The checkpoint's parameters and buffers into `model`, whose configuration must be the checkpoint's."
-    diff = config_differences(state['model_config'], model.config)     # a field older versions did not store: its default
+    diff = config_differences(state['model_config'], model.config)     # a field older versions lack: its default
     if diff:
         raise CheckpointError(f"{ckpt_path} holds another model configuration ({', '.join(diff[:4])} differ); "
                               "choose another output folder")
@@ -907,14 +1042,14 @@ def train(cfg:TrainConfig|None=None,  # the run's configuration (None: `TrainCon
     if cfg.batch_size % world:
         raise ValueError(f"batch_size={cfg.batch_size} (the global batch) must be divisible by the {world} processes")
     lead = rank == 0                      # only rank 0 writes files and prints
-    out = prepare_out(cfg.out) if lead else Path(cfg.out)
-    with lock_run(out) if lead else contextlib.nullcontext():     # the run owns its folder until it returns or raises
-        return _train(cfg, out, rank, world, dev, t_start)
+    run = prepare_out(cfg.out) if lead else Path(cfg.out)
+    with lock_run(run) if lead else contextlib.nullcontext():     # the run owns its folder until it returns or raises
+        return _train(cfg, run, rank, world, dev, t_start)
 
 # %% ../nbs/06_train.ipynb #c019_1
-def _train(cfg, out, rank, world, dev, t_start):
+def _train(cfg, run, rank, world, dev, t_start):
     "Everything is checked (checkpoint, weights, data, the monitors' data) before the training split is decoded."
-    lead, cuda, ckpt_path = rank == 0, dev.type == 'cuda', out / 'checkpoint.pt'
+    lead, cuda, ckpt_path = rank == 0, dev.type == 'cuda', run / 'checkpoint.pt'
     if lead: remove_stale_temps(ckpt_path)
     state = _resumed_state(cfg, ckpt_path)
     set_determinism(cfg.deterministic, cuda)
@@ -927,53 +1062,99 @@ def _train(cfg, out, rank, world, dev, t_start):
         raise ValueError(f"the training set has {len(ds)} images, fewer than one batch of {cfg.batch_size}: lower "
                          "batch_size or use more images")
     ckpt = Checkpointer(ckpt_path, cfg.ckpt_every_steps, data, write=lead)
-    cbs = [*loop_callbacks(cfg, out, dev, lead, t_start), ckpt]      # the monitors check their data now
+    cbs = [*loop_callbacks(cfg, run, dev, lead, t_start), ckpt]      # the monitors check their data now
     cache = train_cache(cfg, ds).to(dev)
     inputs = step_inputs(model, cfg, cache)           # labels or an oracle fit map, where the method takes them
     if hasattr(model, 'warn_if_queue_exceeds'): model.warn_if_queue_exceeds(len(cache))
     if cfg.channels_last and cuda: model = model.to(memory_format=torch.channels_last)
     net = model
-    if world > 1:   # buffers (BN statistics, queue) stay per rank, as in MoCo: the queue is filled from all ranks' keys
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if cuda else None, broadcast_buffers=False)
-    augment = BatchTwoViews(AugmentConfig(size=cfg.image_size), dtype=torch.float32, channels_last=cfg.channels_last and cuda)
+    if world > 1:   # buffers (BN statistics, queue) stay per rank, as in MoCo; the queue takes all ranks' keys
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if cuda else None,
+                                                        broadcast_buffers=False)
+    augment = BatchTwoViews(AugmentConfig(size=cfg.image_size), dtype=torch.float32,
+                            channels_last=cfg.channels_last and cuda)
     opt, sched = make_optimizer(cfg, model, len(cache) // cfg.batch_size, cuda)
-    learn = Learner(cfg, model, opt, sched, cache, augment, cbs, rank, world, fwd=torch.compile(net) if cfg.compile else net,
+    learn = Learner(cfg, model, opt, sched, cache, augment, cbs, rank, world,
+                    fwd=torch.compile(net) if cfg.compile else net,
                     amp=torch.autocast('cuda', dtype=torch.bfloat16) if (cuda and cfg.amp) else None, inputs=inputs)
 
     if state is not None: ckpt.restore(learn, state)
-    if lead: prepare_metrics(out / 'metrics.jsonl', learn.saved and learn.saved[1])   # records after the checkpoint are redone
-    if state is not None: learn.redo = _jobs_to_redo(state, out, cbs, lead, world)
+    if lead: prepare_metrics(run / 'metrics.jsonl', learn.saved and learn.saved[1])   # lines after it are redone
+    if state is not None: learn.redo = _jobs_to_redo(state, run, cbs, lead, world)
     return learn.fit()
 
-def _jobs_to_redo(state, out, cbs, lead, world):
-    "The interrupted end-of-epoch jobs of the checkpoint's epoch (rank 0 reads the log, and tells the others); those this run has no job for are named in a warning."
-    redo = [interrupted_jobs(state, out / 'metrics.jsonl') if lead else None]
+def _jobs_to_redo(state, run, cbs, lead, world):
+    ("The interrupted end-of-epoch jobs of the checkpoint's epoch (rank 0 reads the log, and tells the others); those "
+     "this run has no job for are named in a warning.")
+    redo = [interrupted_jobs(state, run / 'metrics.jsonl') if lead else None]
     if world > 1: dist.broadcast_object_list(redo, src=0)
     have = {getattr(cb, 'job', None) for cb in cbs}
     if lead and (lost := [j for j in redo[0] if j not in have]):
-        warnings.warn(f"the {' and '.join(lost)} job(s) of epoch {state['epoch']} were interrupted and are not redone: "
+        warnings.warn(f"the {' and '.join(lost)} job(s) of epoch {state['epoch']} were interrupted and are not "
+                      "redone: "
                       "this run does not ask for them (knn_every or select_every is 0)")
     return [j for j in redo[0] if j in have]
 
 # %% ../nbs/06_train.ipynb #c033
-from fastcore.script import call_parse, bool_arg
+import inspect, typing, re
+from dataclasses import fields, MISSING
+from fastcore.script import call_parse, bool_arg, Param
 
-def _none_or(t):
-    def f(v): return None if v in (None, 'None', 'none', '') else t(v)
-    f.__name__ = t.__name__
-    return f
+def _field_default(f):
+    "The default of dataclass field `f` (a fresh one where a factory makes it)."
+    return f.default_factory() if f.default is MISSING else f.default
 
-def _json_dict(v):
-    if isinstance(v, dict): return v
-    try: d = json.loads(v)
-    except json.JSONDecodeError as e: raise ValueError(f"--method_kw must be a JSON object, e.g. '{{\"queue_size\": 4096}}': {e}") from None
-    if not isinstance(d, dict): raise ValueError(f"--method_kw must be a JSON object, got {v!r}")
-    return d
+def option_value(f,  # a dataclass field, e.g. of `TrainConfig`
+                 v,  # its value from a command line (a word) or from Python (kept as it is)
+                ):
+    ("The value of field `f` that the command-line word `v` means: a number, `True`/`False`, `None` (for 'None', "
+     "'none' or an empty word where the field may be None), a JSON object for a dict; values that are not words are "
+     "kept.")
+    if not isinstance(v, str) or f.type is str: return v
+    if f.type is bool: return bool_arg(v)
+    if f.type is dict:
+        try: d = json.loads(v)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--{f.name} must be a JSON object, e.g. '{{\"name\": 1}}': {e}") from None
+        if not isinstance(d, dict): raise ValueError(f"--{f.name} must be a JSON object, got {v!r}")
+        return d
+    types = [t for t in typing.get_args(f.type) if t is not type(None)] or [f.type]
+    if len(types) < len(typing.get_args(f.type)) and v in ('None', 'none', ''): return None
+    return types[0](v)
+
+def field_comments(cls,  # a dataclass whose fields each carry a comment, e.g. `TrainConfig`
+                  ) -> dict:
+    ("The comment of each field of `cls` in its source, by name (the module may be the program: `python -m`); none "
+     "without a source file.")
+    names = {f.name for f in fields(cls)}
+    try: src = inspect.getsource(cls)
+    except (OSError, TypeError): return {}    # e.g. defined in a notebook cell
+    found = re.finditer(r'^ +(\w+) *:[^#\n]*# *(.*)$', src, re.M)
+    return {m[1]: m[2].strip() for m in found if m[1] in names}
+
+def config_options(cls):  # a dataclass of options with a comment per field, e.g. `TrainConfig`
+    ("Decorator: the options `**opts` of a command-line function become the fields of `cls` (names, defaults, and "
+     "their comments as help) for `call_parse`.")
+    def deco(func):
+        helps, P = field_comments(cls), inspect.Parameter
+        kind = lambda f: bool_arg if f.type is bool else f.type if f.type in (int, float) else str
+        func.__signature__ = inspect.Signature([P(f.name, P.KEYWORD_ONLY, default=_field_default(f),
+                                                  annotation=Param(helps.get(f.name), kind(f))) for f in fields(cls)])
+        return func
+    return deco
+
+def options_config(cls,        # the dataclass, e.g. `TrainConfig`
+                   opts:dict,  # options by field name: command-line words or Python values (`option_value`)
+                  ):
+    "The `cls` that the options `opts` describe; the fields not given keep their defaults."
+    by_name = {f.name: f for f in fields(cls)}
+    return cls(**{k: option_value(by_name[k], v) for k, v in opts.items()})
 
 # %% ../nbs/06_train.ipynb #c033_0
 def resume_command(cfg:TrainConfig,  # the run's configuration
                   ) -> str:
-    "The `lcr_train` command that continues the run of `cfg`: the options that differ from the defaults, and `--resume True`."
+    ("The `lcr_train` command that continues the run of `cfg`: the options that differ from the defaults, and "
+     "`--resume True`.")
     import shlex
     default, opts = asdict(TrainConfig()), []
     for k, v in asdict(cfg).items():
@@ -982,66 +1163,29 @@ def resume_command(cfg:TrainConfig,  # the run's configuration
 
 def resume_hint(cfg:TrainConfig,  # the configuration of an interrupted run
                ) -> str:
-    "Where an interrupted run of `cfg` continues from (its checkpoint's global step), and the command that continues it."
+    ("Where an interrupted run of `cfg` continues from (its checkpoint's global step), and the command that continues "
+     "it.")
     ck = Path(cfg.out) / 'checkpoint.pt'
     try: g = torch.load(ck, map_location='cpu', weights_only=True, mmap=True)['global_step']   # no tensor is read
     except (OSError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError): g = None
-    where = f"{ck} holds global step {g}" if g is not None else "no checkpoint was written yet, so it starts again from its first step"
+    where = (f"{ck} holds global step {g}" if g is not None else
+             "no checkpoint was written yet, so it starts again from its first step")
     return f"{where}; continue with: {resume_command(cfg)}"
 
 # %% ../nbs/06_train.ipynb #c033_1
 @call_parse
-def train_cli(method:str='lcr',            # method: one of METHODS (mocov2, lcr, ...)
-              preset:str='paper',          # method preset: paper or reference
-              backbone:str='resnet50',     # backbone: tiny, resnet18, ..., resnet50
-              weights:str='IMAGENET1K_V1', # torchvision weights name (offline hub cache), a local file, or None
-              stem:str='standard',         # standard, or small (stride 8, for small images)
-              method_kw:str='{}',          # JSON object of make_method overrides, e.g. '{"queue_size": 4096}'
-              dataset:str='synthetic',     # synthetic, cub, cars, aircraft, inat2019 or folder
-              synth_preset:str='cub',      # synthetic preset: cub or small
-              root:str=None,               # folder of a real data set
-              n_images:str=None,           # use only the first n training images
-              skip_corrupt:bool_arg=False, # leave out images that cannot be decoded (listed in a warning)
-              cache_size:int=256,          # decode size of real images (padded uint8 cache)
-              image_size:int=224,          # crop size of the views
-              epochs:int=100,              # training epochs
-              batch_size:int=128,          # images per batch
-              lr:float=0.03,               # base learning rate (cosine-decayed per step)
-              momentum:float=0.9,          # SGD momentum
-              weight_decay:float=1e-4,     # SGD weight decay
-              schedule:str='cosine',       # cosine or constant
-              device:str='auto',           # auto, cpu, cuda or cuda:i
-              amp:bool_arg=True,           # bf16 autocast on CUDA
-              channels_last:bool_arg=True, # channels-last tensors on CUDA
-              compile:bool_arg=False,      # torch.compile the training step
-              seed:int=0,                  # seed of model, batch order and augmentation
-              deterministic:bool_arg=False,  # deterministic kernels
-              out:str='runs/lcr',          # output folder (checkpoint.pt, metrics.jsonl)
-              resume:bool_arg=False,       # continue from <out>/checkpoint.pt
-              ckpt_every_steps:int=0,      # also checkpoint every this many steps (0: per epoch only)
-              log_every:int=50,            # steps between metric lines
-              max_steps:str=None,          # stop after this global step (with a checkpoint)
-              max_minutes:float=None,      # stop at the first step after this many minutes (checkpoint, 'time_limit' record)
-              progress:str='auto',         # auto, bar, print or none
-              knn_every:int=0,             # kNN monitor on the test split every this many epochs (0: off)
-              knn_k:int=200,               # neighbours of the kNN monitor
-              select_every:int=0):         # test-split retrieval every this many epochs, best-epoch checkpoints (0: off)
+@config_options(TrainConfig)
+def train_cli(**opts):  # every field of `TrainConfig`, e.g. `--method lcr --epochs 100`
     "Pre-train a method with the paper's recipe; every option is a `TrainConfig` field."
     def fail(e): sys.exit(f"lcr_train: error: {error_text(e, 2000)}")
     try:
-        cfg = TrainConfig(method=method, preset=preset, backbone=backbone, weights=_none_or(str)(weights), stem=stem,
-                          method_kw=_json_dict(method_kw), dataset=dataset, synth_preset=synth_preset, root=root,
-                          n_images=_none_or(int)(n_images), skip_corrupt=skip_corrupt, cache_size=cache_size, image_size=image_size, epochs=epochs,
-                          batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
-                          device=device, amp=amp, channels_last=channels_last, compile=compile, seed=seed,
-                          deterministic=deterministic, out=out, resume=resume, ckpt_every_steps=ckpt_every_steps,
-                          log_every=log_every, max_steps=_none_or(int)(max_steps), max_minutes=max_minutes, progress=progress,
-                          knn_every=knn_every, knn_k=knn_k, select_every=select_every).validate()
+        cfg = options_config(TrainConfig, opts).validate()
         resolve_device(cfg.device); prepare_out(cfg.out)
     except (ValueError, TypeError, FileNotFoundError) as e: fail(e)
     with warnings.catch_warnings():       # warnings as one line each, like the errors
         warnings.simplefilter('always')
-        warnings.showwarning = lambda m, *a, **k: print(f"lcr_train: warning: {error_text(m, 2000)}", file=sys.stderr, flush=True)
+        warnings.showwarning = lambda m, *a, **k: print(f"lcr_train: warning: {error_text(m, 2000)}", file=sys.stderr,
+                                                        flush=True)
         try: train(cfg)
         except (ValueError, OSError, CheckpointError, NonFiniteLossError, RunLockedError) as e: fail(e)
         except KeyboardInterrupt:          # Ctrl-C: where the run continues from, and the shell's status for SIGINT
@@ -1052,7 +1196,8 @@ def run_cli(cli,        # a console-script function made with `call_parse`, e.g.
             *args,      # the command-line words (each converted with `str`)
             prog=None,  # the program's name in usage and error messages (None: argparse's default)
            ):
-    "Run the console-script function `cli` (a `call_parse` function) on the command-line words `args` in this process, as the shell would: `(exit status, lines written to stderr)`."
+    ("Run the console-script function `cli` (a `call_parse` function) on the command-line words `args` in this "
+     "process, as the shell would: `(exit status, lines written to stderr)`.")
     import io
     from fastcore.script import anno_parser
     ns = vars(anno_parser(cli.__wrapped__, prog).parse_args([str(a) for a in args]))

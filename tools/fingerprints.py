@@ -9,7 +9,7 @@ generators. Run it against two trees and compare:
     PYTHONPATH=<new tree> python tools/fingerprints.py > after.json && cmp before.json after.json
 
 Options: `--only NAME[,NAME]` runs a subset (names as in the output), `--list` prints the names."""
-import hashlib, importlib, json, os, subprocess, sys, tempfile
+import hashlib, importlib, importlib.util, json, os, subprocess, sys, tempfile
 from pathlib import Path
 
 import torch
@@ -94,6 +94,15 @@ def pretrain(cwd: Path, *extra, expect_fail=False) -> dict:
     return {**folder(cwd / 'pre'), **({'error': sha(r['error'].encode())} if expect_fail else {})}
 
 
+def replay(cwd: Path) -> dict:
+    "A finished MoCo v2 run, then three further steps of it at chosen rates (`replay_steps`, wherever the tree keeps it)."
+    train(cwd, 'mocov2')
+    mods = [importlib.import_module(f'lcr.{m}') for m in ('experiments', 'study', 'report')
+            if importlib.util.find_spec(f'lcr.{m}') is not None]
+    fn = next(getattr(m, 'replay_steps') for m in mods if hasattr(m, 'replay_steps'))
+    return dict(losses=sha(repr(fn(cwd / 'run', [0.0, 0.03, 0.5])).encode()))
+
+
 def images() -> dict:
     "The pixels (and masks) of both generators, from wherever the current tree keeps them."
     syn = importlib.import_module('lcr.synthetic')
@@ -123,10 +132,16 @@ RUNS = {
     'supervised': lambda d: train(d, 'supervised', n_classes=20),
     'lcr_parts': lambda d: train(d, 'lcr', fit_target='parts'),
     'lcr_resumed': lambda d: (train(d, 'lcr', '--max_steps', '3'), train(d, 'lcr', '--resume', 'True'))[1],
+    'lcr_time_limit': lambda d: train(d, 'lcr', '--max_minutes', '1e-9'),
+    'byol_lcr_stop_epoch_end': lambda d: (train(d, 'byol_lcr', '--max_steps', '2', '--knn_every', '1', '--knn_k', '5'),
+                                          train(d, 'byol_lcr', '--resume', 'True', '--knn_every', '1', '--knn_k', '5'))[1],
+    'replay': replay,
     'pretrain_fresh': lambda d: pretrain(d),
     'pretrain_eval_every': lambda d: pretrain(d, '--eval_every', '1'),
     'pretrain_resumed': lambda d: (pretrain(d, '--max_steps', '5'), pretrain(d))[1],
     'pretrain_time_limit': lambda d: pretrain(d, '--max_minutes', '1e-9'),
+    'pretrain_stop_epoch_end': lambda d: (pretrain(d, '--max_steps', '4', '--eval_every', '1'),
+                                          pretrain(d, '--eval_every', '1'))[1],
     'pretrain_diverging': lambda d: pretrain(d, '--lr', '1e6', '--log_every', '1', expect_fail=True),
 }
 
