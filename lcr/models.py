@@ -659,6 +659,8 @@ def oracle_target(fit_map:torch.Tensor|None,  # (M, h, w) maps of the step's vie
 # %% ../nbs/01_models.ipynb #c033b
 class SSLMethod(nn.Module):
     "Shared parts of all methods: backbone, optional GFB, Table 1 pooling, momentum update and the GradCAM fit."
+    gradcam_fn = staticmethod(gradcam_of_loss)   # the GradCAM `_gradcam` computes; a hook (chapter 9 labels it)
+
     def __init__(self,
                  cfg:MethodConfig):  # a `MethodConfig`, e.g. from `method_config`; validated here
         super().__init__()
@@ -754,7 +756,7 @@ class SSLMethod(nn.Module):
         cfg = self.cfg
         # 'sum': the gradient of each image's own loss term (the SSL loss is a mean over the rows of fmap)
         scale = fmap.shape[0] if cfg.gradcam_loss == 'sum' else 1
-        return gradcam_of_loss(loss_ssl * scale, fmap, sign=cfg.gradcam_sign,
+        return self.gradcam_fn(loss_ssl * scale, fmap, sign=cfg.gradcam_sign,
                                graph=cfg.gradcam_graph if cfg.fit_gradcam else 'none')
 
     def _fit_target(self, G, fit_map=None):
