@@ -350,7 +350,7 @@ OPTION_OWNERS = {'temperature': ('moco', 'simclr'), **{o: ('moco',) for o in _MO
                  'vicreg_invariance': ('vicreg',), 'vicreg_variance': ('vicreg',), 'vicreg_covariance': ('vicreg',),
                  **{o: ('dino',) for o in _DINO_OPTIONS}}
 # ... but for the objectives that took them silently before the check existed: the committed records' recipes (chapter
-# 8's DEMO_RECIPE) set MoCo's options for every method, BYOL and the supervised teacher too, which keep ignoring them
+# 8a's DEMO_RECIPE) set MoCo's options for every method, BYOL and the supervised teacher too, which keep ignoring them
 LEGACY_IGNORED = {'moco': ('pred_hidden',), 'byol': ('temperature',) + _MOCO_ONLY,
                   'supervised': ('temperature', 'key_momentum', 'pred_hidden') + _MOCO_ONLY}
 
