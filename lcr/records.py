@@ -19,7 +19,7 @@ RECORDS_ENV = 'LCR_RECORDS'   # the environment variable that names the records 
 RECORD_FORMAT = 1
 CALIBRATION_FORMAT = 'lcr-calibration-v1'
 
-def records_dir(root=None,  # the records folder (None: $LCR_RECORDS, else the repository's `records/`)
+def records_dir(root=None,  # the records folder (None: the one LCR_RECORDS names, else the repository's `records/`)
                ) -> Path:
     ("The folder of the committed records: `root`, else the folder the environment variable `LCR_RECORDS` names, "
      "else `records/` of the repository around the working directory (the first folder up that holds `records/` "
