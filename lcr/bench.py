@@ -5,12 +5,10 @@
 # %% ../nbs/09_bench.ipynb #c004
 from __future__ import annotations
 import os, sys, gc, json, time, copy, platform, datetime, contextlib
-from unittest import mock
 from pathlib import Path
 import numpy as np
 import torch
 import lcr
-from . import models as _models
 from .core import check_arg, check_choice
 from .models import make_method, accepts, Backbone, ARCHS, STEMS, METHODS
 from .augment import BatchTwoViews, AugmentConfig
@@ -29,7 +27,8 @@ __all__ = ['CEILING', 'BENCH_MODES', 'TARGETS', 'PIPELINE_TARGET', 'PHASES', 'H1
 
 # %% ../nbs/09_bench.ipynb #c007
 def _check_int(name, v, lo):
-    check_arg(isinstance(v, int) and not isinstance(v, bool) and v >= lo, f"`{name}` must be an integer >= {lo}, got {v!r}")
+    check_arg(isinstance(v, int) and not isinstance(v, bool) and v >= lo, f"`{name}` must be an integer >= "
+              f"{lo}, got {v!r}")
 
 def _summary(times_ms, peak_bytes=None) -> dict:
     t = np.asarray(times_ms, dtype=float)
@@ -42,7 +41,8 @@ def time_step(fn,              # the function to time, called without arguments
               repeats:int=10,  # timed calls
               device='cpu',    # the device `fn` runs on: CUDA is timed with events, the CPU with the wall clock
              ) -> dict:
-    "Call `fn()` `warmup` times untimed, then time `repeats` calls: median, IQR and every time in ms, and the peak CUDA memory (None on the CPU)."
+    ("Call `fn()` `warmup` times untimed, then time `repeats` calls: median, IQR and every time in ms, and the peak "
+     "CUDA memory (None on the CPU).")
     check_arg(callable(fn), f"`fn` must be callable, got {type(fn).__name__}", TypeError)
     _check_int('warmup', warmup, 0); _check_int('repeats', repeats, 1)
     dev = resolve_device(str(device))
@@ -64,9 +64,10 @@ def time_step(fn,              # the function to time, called without arguments
 def time_round_robin(fns:dict,        # name -> function to time, called without arguments
                      warmup:int=3,    # untimed rounds first (each function once per round)
                      repeats:int=10,  # timed rounds
-                     device='cpu',    # the device the functions run on: CUDA is timed with events, the CPU with the wall clock
+                     device='cpu',    # the device the functions run on: CUDA timed with events, the CPU with the clock
                     ) -> dict:
-    "`time_step` for several functions called in turn (a, b, c, a, b, c, ...), so that a shared machine's slow spells hit all alike; `{name: summary}`, no peak memory."
+    ("`time_step` for several functions called in turn (a, b, c, a, b, c, ...), so that a shared machine's slow "
+     "spells hit all alike; `{name: summary}`, no peak memory.")
     check_arg(isinstance(fns, dict) and fns and all(callable(f) for f in fns.values()),
            "`fns` must be a non-empty dict of name -> callable", TypeError)
     _check_int('warmup', warmup, 0); _check_int('repeats', repeats, 1)
@@ -102,6 +103,12 @@ def _views(batch_size, image_size, dev, channels_last, seed):
 
 def _label(name, on): return torch.profiler.record_function(name) if on else contextlib.nullcontext()
 
+def _labelled(name, fn):
+    "`fn`, each of its calls marked `name` for the profiler."
+    def call(*a, **k):
+        with torch.profiler.record_function(name): return fn(*a, **k)
+    return call
+
 def _check_step_options(backbone, stem, image_size, batch_size):
     check_choice('backbone', backbone, ARCHS); check_choice('stem', stem, STEMS)
     stride = 8 if stem == 'small' else 32
@@ -119,7 +126,7 @@ def training_step(method:str='lcr',        # one of METHODS
                   channels_last:bool=True, # channels-last model and views on CUDA (ignored on the CPU)
                   compile:bool=False,      # torch.compile the model's forward
                   stem:str='standard',     # 'standard' (output stride 32) or 'small' (stride 8, for small images)
-                  queue_size:int=65536,    # MoCo queue length (the number of negatives; passed to the methods that take it)
+                  queue_size:int=65536,    # MoCo queue length (the negatives; passed to the methods that take it)
                   seed:int=0,              # seed of the model and of the views
                   labelled:bool=False,     # mark the step's phases for `profile_step` (profiler record_function)
                   **method_kw,             # further `make_method` options, e.g. `k=32`
@@ -131,6 +138,8 @@ def training_step(method:str='lcr',        # one of METHODS
     queue = dict(queue_size=queue_size) if accepts(method, 'queue_size') else {}   # SimCLR's negatives are the batch's
     model = make_method(method, backbone, 'paper', weights=None, stem=stem, **queue, **method_kw).to(dev)
     if cl: model = model.to(memory_format=torch.channels_last)
+    if labelled:   # the GradCAM's partial backward, a phase of its own: the model's GradCAM hook (chapter 1) labelled
+        model.gradcam_fn = _labelled('step: GradCAM (partial backward)', model.gradcam_fn)
     model.train()
     tc = TrainConfig()      # the loop's optimizer, with the paper's hyper-parameters
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=tc.lr, momentum=tc.momentum,
@@ -157,9 +166,10 @@ def ceiling_step(backbone:str='resnet50', # one of ARCHS, randomly initialised
                  stem:str='standard',     # 'standard' (output stride 32) or 'small' (stride 8, for small images)
                  seed:int=0,              # seed of the encoder and of the views
                  tiny_width:int=16,       # width of the 'tiny' backbone (unused by the ResNets)
-                 part:str='both',         # 'both': fwd+bwd of one view and no-grad fwd of the other; 'fwd_bwd' or 'fwd': that part alone
+                 part:str='both',         # 'both': fwd+bwd of a view, no-grad fwd of the other; 'fwd_bwd', 'fwd': one
                 ):
-    "The engine ceiling: fwd+bwd of one view through `Backbone` and a no-grad fwd of the other through a key copy (`part`: 'both', 'fwd_bwd' or 'fwd'); returns `(step, encoder_q, encoder_k)`."
+    ("The engine ceiling: fwd+bwd of one view through `Backbone` and a no-grad fwd of the other through a key copy "
+     "(`part`: 'both', 'fwd_bwd' or 'fwd'); returns `(step, encoder_q, encoder_k)`.")
     _check_step_options(backbone, stem, image_size, batch_size); check_choice('part', part, ('both', 'fwd_bwd', 'fwd'))
     dev = resolve_device(device); cl = channels_last and dev.type == 'cuda'
     torch.manual_seed(seed)
@@ -172,7 +182,7 @@ def ceiling_step(backbone:str='resnet50', # one of ARCHS, randomly initialised
     def step():
         loss = None
         with amp_ctx:
-            if part != 'fwd': loss = fq(q)[1].float().sum()     # sum of the GAP features: a backward through the whole trunk
+            if part != 'fwd': loss = fq(q)[1].float().sum()     # the GAP features' sum: a backward through the trunk
             if part != 'fwd_bwd':
                 with torch.no_grad(): fk(k)
         if loss is not None:
@@ -223,7 +233,7 @@ def bench_steps(backbone:str='resnet50',   # one of ARCHS, randomly initialised
                 queue_size:int=65536,      # MoCo queue length (the number of negatives)
                 ceiling:bool=True,         # also time the engine ceiling (`ceiling_step`)
                 parts:bool=False,          # also time the ceiling's two parts apart (fwd+bwd of one view, no-grad fwd)
-                interleave:bool=False,     # time the cases in turn (`time_round_robin`) rather than one after the other
+                interleave:bool=False,     # time the cases in turn (`time_round_robin`), not one after the other
                 seed:int=0,                # seed of the models and of the views
                 **method_kw,               # further `make_method` options for every method, e.g. `tiny_width=8`
                ) -> dict:
@@ -237,7 +247,8 @@ def bench_steps(backbone:str='resnet50',   # one of ARCHS, randomly initialised
     dev = resolve_device(device); cuda = dev.type == 'cuda'
     common = dict(backbone=backbone, image_size=image_size, batch_size=batch_size, device=dev, amp=amp,
                   channels_last=channels_last, compile=compile, stem=stem, seed=seed)
-    cases = {f'{m} step': (lambda m=m: training_step(m, queue_size=queue_size, **common, **method_kw)[0]) for m in methods}
+    cases = {f'{m} step': (lambda m=m: training_step(m, queue_size=queue_size, **common, **method_kw)[0])
+             for m in methods}
     tw = dict(tiny_width=method_kw['tiny_width']) if 'tiny_width' in method_kw else {}
     if ceiling: cases[CEILING] = lambda: ceiling_step(**common, **tw)[0]
     if parts:
@@ -266,7 +277,7 @@ def bench_steps(backbone:str='resnet50',   # one of ARCHS, randomly initialised
     return dict(config=config, rows=rows, ratios=step_ratios(rows, methods))
 
 # %% ../nbs/09_bench.ipynb #c024
-def bench_pipeline(preset:str='small',  # synthetic preset rendered for the cache: 'small' or 'cub' (unused with `cache`)
+def bench_pipeline(preset:str='small',  # synthetic preset rendered for the cache: 'small' or 'cub' (not with `cache`)
                    n_images:int=512,    # images rendered into the cache (unused with `cache`)
                    image_size:int=64,   # side of the views, in pixels
                    batch_size:int=64,   # images per batch
@@ -276,15 +287,19 @@ def bench_pipeline(preset:str='small',  # synthetic preset rendered for the cach
                    seed:int=0,          # seed of which images each batch draws and of their augmentation
                    cache=None,          # an `ImageCache` to time on instead (None: render one)
                   ) -> dict:
-    "View pairs/s of `BatchTwoViews` on a uint8 cache on the device (the synthetic `preset`, rendered in memory, or `cache`); a row."
-    _check_int('n_images', n_images, 1); _check_int('batch_size', batch_size, 1); _check_int('image_size', image_size, 1)
+    ("View pairs/s of `BatchTwoViews` on a uint8 cache on the device (the synthetic `preset`, rendered in memory, or "
+     "`cache`); a row.")
+    for name, v in (('n_images', n_images), ('batch_size', batch_size), ('image_size', image_size)):
+        _check_int(name, v, 1)
     _check_int('warmup', warmup, 0); _check_int('repeats', repeats, 1)
     dev = resolve_device(device); cuda = dev.type == 'cuda'
     if cache is None:
         check_choice('preset', preset, ('small', 'cub'))
-        cache = SyntheticFineGrained(preset, 'train', n=n_images, with_masks=False, device=dev if cuda else None).uint8_cache()
+        ds = SyntheticFineGrained(preset, 'train', n=n_images, with_masks=False, device=dev if cuda else None)
+        cache = ds.uint8_cache()
     cache = cache.to(dev)
-    aug = BatchTwoViews(AugmentConfig(size=image_size), dtype=torch.float32, channels_last=cuda)   # as lcr.train builds it
+    aug = BatchTwoViews(AugmentConfig(size=image_size), dtype=torch.float32,
+                        channels_last=cuda)   # as lcr.train builds it
     g, sizes = torch.Generator().manual_seed(seed), cache.sizes.cpu()
     def step():
         idx = torch.randint(len(cache), (batch_size,), generator=g)
@@ -301,19 +316,22 @@ def bench_retrieval_rows(n:int=5794,                # number of random features 
                          n_classes:int=200,         # classes of their random labels (CUB's)
                          device='auto',             # 'auto', 'cpu', 'cuda', 'cuda:i' or a torch.device
                          repeats:int=3,             # timed repetitions; the best is kept
-                         naive_queries:int|None=500, # queries the per-query loop is timed on, scaled to all n; None: all
+                         naive_queries:int|None=500, # queries the per-query loop is timed on, scaled to n; None: all
                         ) -> tuple:
     "Rows (seconds as ms) and ratios `retrieval/product`, `loop/retrieval` of `lcr.evaluate.bench_retrieval`."
-    _check_int('n', n, 2); _check_int('d', d, 1); _check_int('n_classes', n_classes, 1); _check_int('repeats', repeats, 1)
+    for name, v, lo in (('n', n, 2), ('d', d, 1), ('n_classes', n_classes, 1), ('repeats', repeats, 1)):
+        _check_int(name, v, lo)
     if naive_queries is not None: _check_int('naive_queries', naive_queries, 1)
     dev = resolve_device(device)
-    br = bench_retrieval(n=n, d=d, n_classes=n_classes, device=dev, repeats=repeats, naive_queries=naive_queries, verbose=False)
+    br = bench_retrieval(n=n, d=d, n_classes=n_classes, device=dev, repeats=repeats, naive_queries=naive_queries,
+                         verbose=False)
     prod, ret, loop = br[0], br[1], br[-1]
     names = [f"similarity product X @ X.T ({n} x {d})", "retrieval_metrics (rank-1, rank-5, mAP)", loop['step']]
     rows = [_row('retrieval', nm, dict(median_ms=r['seconds'] * 1e3), None, None, note=f'best of {repeats}')
             for nm, r in zip(names, (prod, ret, loop))]
     rows[-1]['note'] = 'extrapolated' if naive_queries is not None and naive_queries < n else 'all queries'
-    return rows, {'retrieval/product': ret['seconds'] / prod['seconds'], 'loop/retrieval': loop['seconds'] / ret['seconds']}
+    return rows, {'retrieval/product': ret['seconds'] / prod['seconds'],
+                  'loop/retrieval': loop['seconds'] / ret['seconds']}
 
 # %% ../nbs/09_bench.ipynb #c030
 BENCH_MODES = {
@@ -362,16 +380,19 @@ def format_table(res:dict,  # a result of `run_bench`
          f"torch {m['torch']}, {m['date']}",
          f"training steps: {c['backbone']} ({c['stem']} stem), {c['image_size']} px, batch {c['batch_size']}, "
          f"{st.get('precision', '?')}, {st.get('layout', '?')}, queue {c['queue_size']}, {c['warmup']} warm-up + "
-         f"{c['repeats']} timed steps{', round-robin' if c['interleave'] else ''}{', torch.compile' if c['compile'] else ''}; "
+         f"{c['repeats']} timed steps{', round-robin' if c['interleave'] else ''}"
+         f"{', torch.compile' if c['compile'] else ''}; "
          "median and IQR (retrieval: best of its repeats)", '',
          f"  {'':<10}{'':<52}{'ms':>10}{'IQR ms':>9}{'min ms':>9}{'rate':>11} {'':<9}{'peak GiB':>9}"]
     for r in res['rows']:
-        L.append(f"  {r['section']:<10}{r['name']:<52}{r['ms']:>10.1f}{_fmt(r['iqr_ms'], '.1f'):>9}{_fmt(r['min_ms'], '.1f'):>9}"
-                 f"{_fmt(r['rate'], ',.0f', ''):>11} {r['unit'] or '':<9}{_fmt(r['peak_mem_gib'], '.2f', 'n/a' if r['section'] == 'step' else ''):>9}")
+        mem = _fmt(r['peak_mem_gib'], '.2f', 'n/a' if r['section'] == 'step' else '')
+        L.append(f"  {r['section']:<10}{r['name']:<52}{r['ms']:>10.1f}{_fmt(r['iqr_ms'], '.1f'):>9}"
+                 f"{_fmt(r['min_ms'], '.1f'):>9}{_fmt(r['rate'], ',.0f', ''):>11} {r['unit'] or '':<9}{mem:>9}")
     L += ['', f"  {'ratio':<30}{'measured':>10}{'target':>10}  met"]
     for k, v in res['ratios'].items():
         t = TARGETS.get(k)
-        L.append(f"  {k:<30}{v:>10.3f}{'' if t is None else f'<= {t:.2f}':>10}  {'' if t is None else ('yes' if v <= t else 'no')}")
+        L.append(f"  {k:<30}{v:>10.3f}{'' if t is None else f'<= {t:.2f}':>10}  "
+                 f"{'' if t is None else ('yes' if v <= t else 'no')}")
     if c['mode'] == 'gpu':
         pr = [r for r in res['rows'] if r['section'] == 'data']
         if pr: L.append(f"  {'batch pipeline pairs/s':<30}{pr[0]['rate']:>10,.0f}{f'>= {PIPELINE_TARGET:,}':>10}  "
@@ -385,7 +406,8 @@ def run_bench(mode:str='cpu',     # 'cpu', 'gpu' or 'auto' (gpu where CUDA is av
               verbose:bool=True, # print the table
               **overrides,       # settings of `BENCH_MODES[mode]` to change, e.g. `repeats=5`
              ) -> dict:
-    "Run the benchmark of `mode` ('cpu', 'gpu' or 'auto'; settings in `BENCH_MODES`, overridable by keyword), print its table, write `out/bench.json`."
+    ("Run the benchmark of `mode` ('cpu', 'gpu' or 'auto'; settings in `BENCH_MODES`, overridable by keyword), print "
+     "its table, write `out/bench.json`.")
     check_choice('mode', mode, ('auto', 'cpu', 'gpu'))
     if mode == 'auto': mode = 'gpu' if torch.cuda.is_available() else 'cpu'
     if mode == 'gpu' and not torch.cuda.is_available():
@@ -396,7 +418,8 @@ def run_bench(mode:str='cpu',     # 'cpu', 'gpu' or 'auto' (gpu where CUDA is av
     # every check before any work (building models takes time)
     _check_step_options(c['backbone'], c['stem'], c['image_size'], c['batch_size'])
     for n, lo in (('warmup', 0), ('repeats', 1), ('queue_size', 1), ('pipeline_images', 1), ('pipeline_repeats', 1),
-                  ('retrieval_n', 2), ('retrieval_d', 1), ('retrieval_classes', 1), ('retrieval_queries', 1), ('retrieval_repeats', 1)):
+                  ('retrieval_n', 2), ('retrieval_d', 1), ('retrieval_classes', 1), ('retrieval_queries', 1),
+                  ('retrieval_repeats', 1)):
         _check_int(n, c[n], lo)
     check_choice('pipeline_preset', c['pipeline_preset'], ('small', 'cub'))
     dev = resolve_device(c['device'])
@@ -458,24 +481,23 @@ def bench_cli(mode:str='auto',          # auto (gpu where CUDA is available, els
 if __name__ == '__main__' and callable(bench_cli) and '__file__' in globals(): bench_cli()
 
 # %% ../nbs/09_bench.ipynb #c043
-PHASES = ('step: forward (training_loss)', 'step: GradCAM (partial backward)', 'step: zero_grad + backward', 'step: optimizer')
+PHASES = ('step: forward (training_loss)', 'step: GradCAM (partial backward)', 'step: zero_grad + backward',
+          'step: optimizer')
 
-def profile_step(step,          # the step to profile, called without arguments, e.g. `training_step(..., labelled=True)[0]`
+def profile_step(step,          # the step to profile, called without arguments: `training_step(..., labelled=True)[0]`
                  steps:int=2,   # profiled calls
                  warmup:int=1,  # unprofiled calls first
-                 device='cpu',  # the device the step runs on (CUDA: device time per operator; the CPU: CPU time and phases)
+                 device='cpu',  # the step's device (CUDA: device time per operator; the CPU: CPU time and phases)
                  top:int=10,    # operators listed, by self time
                 ) -> dict:
-    "Profile `steps` calls of `step` (e.g. `training_step(..., labelled=True)[0]`): ms per step of each phase and the `top` operators by self time."
+    ("Profile `steps` calls of `step` (e.g. `training_step(..., labelled=True)[0]`): ms per step of each phase and "
+     "the `top` operators by self time.")
     _check_int('steps', steps, 1); _check_int('warmup', warmup, 0); _check_int('top', top, 1)
-    from torch.profiler import profile, ProfilerActivity, record_function
+    from torch.profiler import profile, ProfilerActivity
     dev = resolve_device(str(device)); cuda = dev.type == 'cuda'
-    original = _models.gradcam_of_loss
-    def labelled_gradcam(*a, **k):
-        with record_function(PHASES[1]): return original(*a, **k)
     for _ in range(warmup): step()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with mock.patch.object(_models, 'gradcam_of_loss', labelled_gradcam), profile(activities=acts) as prof:
+    with profile(activities=acts) as prof:
         for _ in range(steps): step()
         if cuda: torch.cuda.synchronize(dev)
     ev = prof.key_averages()
@@ -503,7 +525,7 @@ def format_profile(p:dict,  # a result of `profile_step`
 # %% ../nbs/09_bench.ipynb #g01
 # The H100 step times of the reference table above (ms; ResNet-50, 224 px, batch 128, bf16 + channels-last)
 H100_REFERENCE_MS = {'mocov2 step': 54, 'lcr step': 71, 'fwd+bwd of one view': 36, 'fwd of one view, no grad': 16}
-GPU_MINUTES = 7.5       # wall-time budget of one call: under eight minutes, so a 15-minute window keeps room for a rerun
+GPU_MINUTES = 7.5       # wall-time budget of one call: under eight minutes, so a 15-minute window has room for a rerun
 E2E_MINUTES = 1.5       # the e2e run's `lcr_train --max_minutes` (set-up included); the rest is projected
 CUB_SIZE = dict(n_images=5994, epochs=100, batch_size=128)   # the CUB-size end-to-end run
 STARTUP_S = 20          # per command: interpreter, imports, CUDA context, cuDNN autotuning (assumed)
@@ -511,15 +533,21 @@ GPU_SETUP_S = dict(     # what the reference step times leave out (assumed; the 
     bench=20,           # five models built, 1,024 CUB-size images rendered for the pipeline, retrieval
     data=25,            # 1,280 CUB-size images written as files, three loaders started
     e2e=30,             # 5,994 CUB-size images rendered, checkpoints
-    cells=110)          # the slowest notebook: 06_train's CPU cells (75 s on two cores), its CUB-size epoch's set-up and evaluation
+    cells=110)          # the slowest notebook: 06_train's CPU cells (75 s on two cores), its CUB-size epoch's set-up
+                        # and evaluation
 
-GPU_PLAN = (   # in order of value; bound_s: the most seconds a part may take (None: what is left); min_s: the least it is started with
+# in order of value; bound_s: the most seconds a part may take (None: what is left); min_s: the least it starts with
+GPU_PLAN = (
     dict(part='bench', bound_s=150, min_s=60,
-         measures='LCR step vs MoCo v2 and the ceiling (bf16, channels-last), peak memory, batch pipeline pairs/s, retrieval'),
-    dict(part='data', bound_s=60, min_s=45, measures='view pairs/s of the PIL (released), CPU v2 and GPU batch pipelines'),
+         measures='LCR step vs MoCo v2 and the ceiling (bf16, channels-last), peak memory, batch pipeline pairs/s, '
+                  'retrieval'),
+    dict(part='data', bound_s=60, min_s=45, measures='view pairs/s of the PIL (released), CPU v2 and GPU '
+         'batch pipelines'),
     dict(part='e2e', bound_s=180, min_s=120,
-         measures=f'100 epochs of LCR at CUB size, stopped by --max_minutes {E2E_MINUTES}: epochs done, projected total'),
-    dict(part='cells', bound_s=180, min_s=140, measures='the `cuda` cells of the notebooks that have them (nbdev_test --flags cuda)'),
+         measures=f'100 epochs of LCR at CUB size, stopped by --max_minutes {E2E_MINUTES}: epochs done, '
+                  'projected total'),
+    dict(part='cells', bound_s=180, min_s=140, measures='the `cuda` cells of the notebooks that have them (nbdev_test '
+         '--flags cuda)'),
     dict(part='study', bound_s=None, min_s=60, measures="the experiments' `gpu` budget, 8 runs at once, resumable"),
 )
 GPU_PARTS = tuple(p['part'] for p in GPU_PLAN)
@@ -532,12 +560,14 @@ def gpu_estimates() -> dict:
     steps_per_epoch = CUB_SIZE['n_images'] // CUB_SIZE['batch_size']
     gpu_s = dict(bench=(g['warmup'] + g['repeats']) * (sum(ms.values()) + ceiling) / 1e3,   # every case of bench_steps
                  data=0.0,
-                 e2e=min(E2E_MINUTES * 60 - GPU_SETUP_S['e2e'], CUB_SIZE['epochs'] * steps_per_epoch * ms['lcr step'] / 1e3),
+                 e2e=min(E2E_MINUTES * 60 - GPU_SETUP_S['e2e'],
+                         CUB_SIZE['epochs'] * steps_per_epoch * ms['lcr step'] / 1e3),
                  cells=steps_per_epoch * ms['lcr step'] / 1e3)                              # one CUB-size epoch
     return {**{p: STARTUP_S + GPU_SETUP_S[p] + s for p, s in gpu_s.items()}, 'study': None}
 
 def e2e_projection() -> float:
-    "Seconds of the whole 100-epoch CUB-size run at the reference table's LCR step time, with the e2e part's start-up allowances."
+    ("Seconds of the whole 100-epoch CUB-size run at the reference table's LCR step time, with the e2e part's "
+     "start-up allowances.")
     spe = CUB_SIZE['n_images'] // CUB_SIZE['batch_size']
     return STARTUP_S + GPU_SETUP_S['e2e'] + CUB_SIZE['epochs'] * spe * H100_REFERENCE_MS['lcr step'] / 1e3
 
@@ -562,12 +592,16 @@ def check_gpu_record(rec,  # a GPU record, e.g. gpu_checks.json as read by `json
     check_arg(isinstance(rec, dict), f"a GPU record must be a JSON object, got {type(rec).__name__}")
     miss = [k for k in ('record', 'schema', 'dry_run', 'calls', 'parts') if k not in rec]
     check_arg(not miss, f"the GPU record lacks {miss}")
-    check_arg(rec['record'] == 'lcr gpu checks' and rec['schema'] == 1, f"not a GPU record of schema 1: {rec['record']!r}, {rec['schema']!r}")
-    check_arg(isinstance(rec['calls'], list) and isinstance(rec['parts'], dict), "`calls` must be a list and `parts` an object")
+    check_arg(rec['record'] == 'lcr gpu checks' and rec['schema'] == 1, f"not a GPU record of schema 1: "
+              f"{rec['record']!r}, {rec['schema']!r}")
+    check_arg(isinstance(rec['calls'], list) and isinstance(rec['parts'], dict), "`calls` must be a list and "
+              "`parts` an object")
     for name, p in rec['parts'].items():
         check_arg(name in GPU_PARTS, f"unknown part {name!r} in the GPU record (parts: {list(GPU_PARTS)})")
-        check_arg(p.get('status') in GPU_STATUSES, f"part {name!r} has status {p.get('status')!r}, not one of {list(GPU_STATUSES)}")
-        check_arg(isinstance(p.get('call'), int) and 0 <= p['call'] < len(rec['calls']), f"part {name!r} names no call of the record")
+        check_arg(p.get('status') in GPU_STATUSES, f"part {name!r} has status {p.get('status')!r}, not one of "
+                  f"{list(GPU_STATUSES)}")
+        check_arg(isinstance(p.get('call'), int) and 0 <= p['call'] < len(rec['calls']), f"part {name!r} names no "
+                  f"call of the record")
         for f in p.get('figures', []):
             miss = [k for k in ('name', 'value', 'unit', 'command') if k not in f]
             check_arg(not miss, f"a figure of part {name!r} lacks {miss}: {f}")
@@ -576,14 +610,16 @@ def check_gpu_record(rec,  # a GPU record, e.g. gpu_checks.json as read by `json
 def read_gpu_record(folder,              # the folder that holds gpu_checks.json
                     dry_run:bool=False,  # expect a dry run's record (the CPU, toy sizes) rather than GPU measurements
                    ) -> dict|None:
-    "The record in `folder` (`GPU_RECORD`), or None where there is none; a dry run's record where `dry_run` is False (or the reverse) is an error."
+    ("The record in `folder` (`GPU_RECORD`), or None where there is none; a dry run's record where `dry_run` is False "
+     "(or the reverse) is an error.")
     path = Path(folder) / GPU_RECORD
     if not path.exists(): return None
     try: rec = json.loads(path.read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON: {e}") from None
     try: check_gpu_record(rec)
     except ValueError as e: raise ValueError(f"{path}: {e}") from None
-    check_arg(rec['dry_run'] == dry_run, f"{path} is " + ("a dry run's record (the CPU, toy sizes), not a GPU measurement"
+    check_arg(rec['dry_run'] == dry_run,
+              f"{path} is " + ("a dry run's record (the CPU, toy sizes), not a GPU measurement"
                                                        if rec['dry_run'] else "a GPU record, not a dry run's"))
     return rec
 
@@ -599,7 +635,8 @@ def _call_row(i, c):
 
 def format_gpu_record(rec:dict,  # a GPU record (checked first)
                      ) -> str:
-    "The GPU record `rec` as Markdown: its calls, its parts (status, seconds, estimate, bound), its figures and their commands."
+    ("The GPU record `rec` as Markdown: its calls, its parts (status, seconds, estimate, bound), its figures and "
+     "their commands.")
     check_gpu_record(rec)
     L = (['**A dry run on the CPU at toy sizes: these are not GPU measurements.**', ''] if rec['dry_run'] else [])
     L += ['| call | date | device | torch | CUDA | cuDNN | commit | command |', '|---|---|---|---|---|---|---|---|']
@@ -609,12 +646,14 @@ def format_gpu_record(rec:dict,  # a GPU record (checked first)
     for p in parts:
         e = rec['parts'][p]
         L.append(f"| {p} | {e['call'] + 1} | {e['status']}{': ' + e['reason'] if e.get('reason') else ''} | "
-                 f"{_num(e.get('seconds'))} | {'-' if e.get('estimate_s') is None else _num(e['estimate_s'])} | {_num(e.get('bound_s'))} |")
+                 f"{_num(e.get('seconds'))} | {'-' if e.get('estimate_s') is None else _num(e['estimate_s'])} | "
+                 f"{_num(e.get('bound_s'))} |")
     L += ['', '| part | figure | value | unit | target | met |', '|---|---|---|---|---|---|']
     for p in parts:
         for f in rec['parts'][p]['figures']:
             t = f" {f['target'][0]} {_num(f['target'][1])}" if 'target' in f else ''
-            L.append(f"| {p} | {f['name']} | {_num(f['value'])} | {f['unit']} |{t} | {'' if 'met' not in f else 'yes' if f['met'] else 'no'} |")
+            L.append(f"| {p} | {f['name']} | {_num(f['value'])} | {f['unit']} |{t} | "
+                     f"{'' if 'met' not in f else 'yes' if f['met'] else 'no'} |")
     L += ['', 'Commands (run from the repository root; `python` is the one the script ran with):', '']
     for p in parts:
         cmds = list(dict.fromkeys(rec['parts'][p]['commands']))
@@ -627,8 +666,10 @@ def gpu_record_section(folder,  # the folder of the committed record
     "Markdown for this chapter: the record committed in `folder` as tables, or a plain statement that none exists."
     rec = read_gpu_record(folder)
     if rec is None:
-        return (f"**No GPU record exists yet** (`{'/'.join(Path(folder).parts[-2:])}/{GPU_RECORD}` is absent): nothing on this page has "
-                "been measured on a GPU. One call of `tools/gpu_checks.sh` on a CUDA machine, committed, fills this section.")
+        return (f"**No GPU record exists yet** (`{'/'.join(Path(folder).parts[-2:])}/{GPU_RECORD}` is absent): "
+                f"nothing on this page has "
+                "been measured on a GPU. One call of `tools/gpu_checks.sh` on a CUDA machine, committed, fills this "
+                "section.")
     return format_gpu_record(rec)
 
 def _atomic_write(path, text):
@@ -638,7 +679,8 @@ def _atomic_write(path, text):
 def write_gpu_record(rec:dict,  # a GPU record (checked first)
                      folder,    # the folder to write into (created)
                     ) -> Path:
-    "Check `rec` and write it to `folder` as `gpu_checks.json` and `gpu_checks.md` (each file replaced whole); returns the JSON's path."
+    ("Check `rec` and write it to `folder` as `gpu_checks.json` and `gpu_checks.md` (each file replaced whole); "
+     "returns the JSON's path.")
     check_gpu_record(rec)
     folder = prepare_out(folder)
     _atomic_write(folder / GPU_RECORD, json.dumps(rec, indent=1) + '\n')

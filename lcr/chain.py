@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_chain.ipynb #ch003
 from __future__ import annotations
-import itertools, json
+import json
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
@@ -16,14 +16,16 @@ from .synthetic import SyntheticFineGrained
 from .train import initial_model
 from .viz import attention_mass_on_parts, upsample_maps
 from .report import load_run
-from .experiments import STUDY, BUDGETS, run_config, study_record, load_record, start_weights, record_results
+from .stats import sign_flip_p, claim
+from .records import load_record, record_results
+from .experiments import STUDY, BUDGETS, run_config, study_record, start_weights
 
 # %% auto #0
 __all__ = ['REGIONS', 'GRADCAM_FORMS', 'N_EXAMPLES', 'POOLING_VERSION', 'CHAIN_RUNS', 'CHAIN_SCREENS', 'POOLING_LABELS',
            'MAP_POOLINGS', 'view_masks', 'region_masks', 'gradcam_forms', 'pooling_weights', 'empty_maps', 'pool',
-           'pooled_split', 'pooling_study', 'sign_flip_p', 'claim', 'chain_splits', 'run_pooling', 'start_pooling',
-           'chain_record', 'chain_results', 'pooling_table', 'mass_table', 'pooling_figure', 'maps_figure',
-           'empty_table', 'MaskedSplit', 'masked_split', 'seed_values', 'mass_values']
+           'pooled_split', 'pooling_study', 'chain_splits', 'run_pooling', 'start_pooling', 'chain_record',
+           'chain_results', 'pooling_table', 'mass_table', 'pooling_figure', 'maps_figure', 'empty_table',
+           'MaskedSplit', 'masked_split', 'seed_values', 'mass_values']
 
 # %% ../nbs/11_chain.ipynb #ch011
 REGIONS = ('parts', 'bird', 'background')
@@ -165,37 +167,6 @@ def pooling_study(model,                 # a method of chapter 1
                                     for n, d in te['maps'].items()})
     return dict(pooling=res, mass=te['mass'], area=te['area'], empty=te['empty'], examples=examples,
                 version=POOLING_VERSION)
-
-# %% ../nbs/11_chain.ipynb #ch051
-def sign_flip_p(d,  # paired differences, one per seed
-               ) -> float:  # two-sided p in (0, 1]
-    "Exact two-sided p of the paired sign-flip permutation test: the share of the 2^n sign patterns with |mean| >= the observed |mean|."
-    d = np.asarray(d, dtype=float)
-    check_arg(d.ndim == 1 and len(d) >= 1 and np.isfinite(d).all(), f"differences must be a non-empty list of finite numbers, got {d!r}")
-    obs = abs(d.mean())
-    flips = np.array(list(itertools.product((1, -1), repeat=len(d))))
-    return float((np.abs((flips * d).mean(1)) >= obs - 1e-12).mean())
-
-def claim(a:str,         # the first configuration's name, as the sentence shows it
-          b:str,         # the second's
-          va:dict,       # {seed: value} of the first, in [0, 1] (rates: shown as points)
-          vb:dict,       # {seed: value} of the second
-          metric:str,    # the metric's name, as the sentence shows it
-          alpha:float=0.05,  # the level at which a difference is called one
-         ) -> str:
-    "One sentence comparing `a` with `b` on the seeds both have, by rule: the words, mean ± sd of the paired differences (points), seeds above, sign-flip p."
-    seeds = sorted(set(va) & set(vb))
-    check_arg(len(seeds) >= 1, f"{a} and {b} share no seed")
-    d = np.array([100 * (va[s] - vb[s]) for s in seeds]); p = sign_flip_p(d); up = int((d > 0).sum())
-    where = 'above' if d.mean() > 0 else 'below'
-    if len(d) == 1: words = f"{a} is {where} {b} in the one seed there is, which no test can weigh"
-    elif p <= alpha: words = f"{a} is {where} {b}"
-    elif up in (0, len(d)) and (d != 0).all():
-        words = f"{a} is {where} {b} in every seed, which {len(d)} seeds cannot make significant"
-    else: words = f"{a} and {b} cannot be told apart"
-    sd = f" ± {d.std(ddof=1):.2f}" if len(d) > 1 else ''
-    return (f"{words} on {metric}: {d.mean():+.2f}{sd} points (seeds {', '.join(f'{s}: {x:+.2f}' for s, x in zip(seeds, d))}; "
-            f"above in {up} of {len(d)}; sign-flip p = {p:.2f}).")
 
 # %% ../nbs/11_chain.ipynb #ch061
 CHAIN_RUNS = ('mocov2', 'lcr', 'lcr-gradcam_image_norm', 'lcr-parts_target', 'lcr-teacher_target', 'supervised')

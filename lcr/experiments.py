@@ -10,41 +10,45 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
-from .models import current_log_names, current_config_names, accepts
+from .models import current_log_names, accepts
 from .runs import prepare_out, resolve_device, read_metrics
 from .train import TrainConfig, train, initial_model, train_cache, Learner, MaxSteps, StepValues
 from .augment import BatchTwoViews, AugmentConfig
-from .report import DEMO_RECIPE, PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, model_parts_mass, load_run, cached_metrics
+from .report import (PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, model_parts_mass, load_run,
+                        cached_metrics)
+from .demo import DEMO_RECIPE
 from .pretrain import PretrainConfig, pretrain, weights_file, pretrained_meta, feature_baseline
 from .synthetic import SYNTH_PRESETS
 from .viz import save_figure
+from .records import RECORD_FORMAT, CALIBRATION_FORMAT, record_path, write_record, load_record
+from .tables import summarize, study_table, paired_table, k_sweep_figure
 
 # %% auto #0
-__all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'STUDY', 'GROUPS', 'PRETRAIN_CPU', 'PRETRAIN_GPU', 'BUDGETS', 'PAPER_CUB',
-           'PAIRED_METRICS', 'RECORD_CURVE_KEYS', 'RECORD_FORMAT', 'CALIBRATION_FORMAT', 'FIT_COLUMNS', 'RANDOM_START',
-           'PRETRAINED_START', 'REAL_DATASETS', 'study_runs', 'start_weights', 'prepare_start', 'run_config',
-           'library_commit', 'claim_run', 'StudyInterrupted', 'RunsSkippedError', 'run_study', 'collect', 'summarize',
-           'study_table', 'paired_table', 'k_sweep_figure', 'write_study', 'record_path', 'run_entry', 'start_entry',
-           'study_record', 'write_record', 'load_record', 'record_results', 'record_overview', 'paired_diffs',
-           'paired_summary', 'selection_table', 'calibration_trial', 'calibration_record', 'load_calibration',
-           'calibration_table', 'replay_steps', 'parts_mass_table', 'fit_table', 'fit_curves_figure', 'rerun_record',
-           'real_recipe', 'experiments_cli']
+__all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'STUDY', 'GROUPS', 'PRETRAIN_CPU', 'PRETRAIN_GPU', 'BUDGETS', 'RECORD_CURVE_KEYS',
+           'RANDOM_START', 'PRETRAINED_START', 'REAL_DATASETS', 'study_runs', 'start_weights', 'prepare_start',
+           'run_config', 'library_commit', 'claim_run', 'StudyInterrupted', 'RunsSkippedError', 'run_study', 'collect',
+           'write_study', 'run_entry', 'start_entry', 'study_record', 'calibration_trial', 'calibration_record',
+           'replay_steps', 'rerun_record', 'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', recipe=None, budget_options=None, **kw):
-    ("A configuration: method options `kw`; `recipe`: options of the run (`TrainConfig` fields) that replace the budget's; "
+    ("A configuration: method options `kw`; `recipe`: options of the run (`TrainConfig` fields) that replace "
+     "the budget's; "
      "`budget_options`: the only method options of the budget's recipe it takes (default: all its method accepts).")
-    return dict(name=name, group=group, method=method, preset=preset, overrides=kw, **({'recipe': recipe} if recipe else {}),
+    return dict(name=name, group=group, method=method, preset=preset, overrides=kw,
+                **({'recipe': recipe} if recipe else {}),
                 **({'budget_options': budget_options} if budget_options is not None else {}))
 
 TEACHER_RUN = '{study}/supervised/seed0'   # the teacher of `lcr-teacher_target`: the study's supervised run of seed 0
 TABLE3_FRAMEWORKS = ('simclr', 'simsiam', 'barlow_twins', 'vicreg', 'dino')   # Table 3's rows beside MoCo v2 and BYOL
 
 STUDY = (
-    [_cfg('mocov2', 'main', 'mocov2', log_gradcam=True), _cfg('lcr', 'main', 'lcr'), _cfg('lcr-reference', 'main', 'lcr', 'reference')]
+    [_cfg('mocov2', 'main', 'mocov2', log_gradcam=True), _cfg('lcr', 'main', 'lcr'),
+     _cfg('lcr-reference', 'main', 'lcr', 'reference')]
     + [_cfg('lcr-gradcam_image_norm', 'fit_target', 'lcr', gradcam_norm='image'),
        _cfg('lcr-uniform_target', 'fit_target', 'lcr', fit_target='uniform')]
-    + [_cfg(m, 'variants', m) for m in ('lcr_multitask', 'lcr_dualpool', 'sam_ssl', 'sam_ssl_bilinear', 'mocov2_bilinear',
+    + [_cfg(m, 'variants', m) for m in ('lcr_multitask', 'lcr_dualpool', 'sam_ssl', 'sam_ssl_bilinear',
+                                        'mocov2_bilinear',
                                         'lcr_mlp_gfb', 'byol', 'byol_lcr')]
     + [_cfg(f'lcr-k{k}', 'k_sweep', 'lcr', k=k) for k in (1, 4, 8, 16, 64, 128)]
     + [_cfg('abl-gradcam_sign+1', 'ablations', 'lcr', gradcam_sign=1),
@@ -64,20 +68,27 @@ STUDY = (
     # where the contrastive GradCAM's part signal could come from: screens of one seed (longer training, a finer map)
     + [_cfg('mocov2-48ep', 'chain_screen', 'mocov2', recipe=dict(epochs=48), log_gradcam=True),
        _cfg('mocov2-96px', 'chain_screen', 'mocov2', recipe=dict(image_size=96), log_gradcam=True)]
-    # the paper's Table 3: the other frameworks of chapter 1, each also with LCR's branch (its supervised row: `supervised`)
+    # the paper's Table 3: the other frameworks of chapter 1, each also with LCR's branch (its supervised row:
+    # `supervised`)
     # of the recipe's MoCo v2 options they take the scaled momentum (a horizon in steps), not MoCo's temperature
-    + [_cfg(m, 'table3', m, budget_options=('tiny_width', 'key_momentum')) for f in TABLE3_FRAMEWORKS for m in (f, f'{f}_lcr')])
+    + [_cfg(m, 'table3', m, budget_options=('tiny_width', 'key_momentum'))
+       for f in TABLE3_FRAMEWORKS for m in (f, f'{f}_lcr')])
 GROUPS = ('main', 'fit_target', 'variants', 'k_sweep', 'ablations', 'diagnostics', 'chain', 'chain_screen', 'table3')
 
 # %% ../nbs/10_experiments.ipynb #c008
-PRETRAIN_CPU = dict(backbone='tiny', stem='small', data='small', image_size=64, epochs=10)   # the calibrated CPU start (below)
-PRETRAIN_GPU = dict(backbone='resnet50', stem='standard', data='cub', image_size=224, epochs=30, batch_size=256)   # not yet run
-_MINIMAL = dict(DEMO_RECIPE, epochs=1, n_images=128, image_size=32, method_kw=dict(DEMO_RECIPE['method_kw'], tiny_width=8))
+PRETRAIN_CPU = dict(backbone='tiny', stem='small', data='small', image_size=64,
+                    epochs=10)   # the calibrated CPU start (below)
+PRETRAIN_GPU = dict(backbone='resnet50', stem='standard', data='cub', image_size=224, epochs=30,
+                    batch_size=256)   # not yet run
+_MINIMAL = dict(DEMO_RECIPE, epochs=1, n_images=128, image_size=32,
+                method_kw=dict(DEMO_RECIPE['method_kw'], tiny_width=8))
 BUDGETS = {
     'minimal': dict(recipe=_MINIMAL, seeds=(0,), groups=GROUPS, probe_epochs=5),
-    'cpu':     dict(recipe=dict(DEMO_RECIPE), seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics'), probe_epochs=100),
+    'cpu':     dict(recipe=dict(DEMO_RECIPE), seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics'),
+                    probe_epochs=100),
     'cpu-all': dict(recipe=dict(DEMO_RECIPE), seeds=(0, 1, 2), groups=GROUPS, probe_epochs=100),
-    'cpu-long': dict(recipe=dict(DEMO_RECIPE, epochs=48), seeds=(0, 1, 2), groups=('main', 'diagnostics'), probe_epochs=100),
+    'cpu-long': dict(recipe=dict(DEMO_RECIPE, epochs=48), seeds=(0, 1, 2), groups=('main', 'diagnostics'),
+                     probe_epochs=100),
     'gpu':     dict(recipe=dict(DEMO_RECIPE, epochs=100), seeds=(0, 1, 2), groups=GROUPS, probe_epochs=100),
     # the released code's protocol beside ours: the same runs, with test-split retrieval after every epoch
     'cpu-select': dict(recipe=dict(DEMO_RECIPE, select_every=1), seeds=(0, 1, 2), groups=('main',), probe_epochs=100),
@@ -86,10 +97,13 @@ BUDGETS = {
     'cpu-pretrained': dict(recipe=dict(DEMO_RECIPE, select_every=1), pretrain=PRETRAIN_CPU, seeds=(0, 1, 2),
                            groups=('main', 'fit_target', 'diagnostics', 'chain'), probe_epochs=100),
     'minimal-pretrained': dict(recipe=dict(_MINIMAL, select_every=1), seeds=(0,), groups=('main',), probe_epochs=5,
-                               pretrain=dict(PRETRAIN_CPU, tiny_width=8, image_size=32, epochs=1, n_train=256, n_test=64)),
-    'gpu-pretrained': dict(recipe=dict(DEMO_RECIPE, backbone='resnet50', stem='standard', synth_preset='cub', image_size=224,
+                               pretrain=dict(PRETRAIN_CPU, tiny_width=8, image_size=32, epochs=1, n_train=256,
+                                             n_test=64)),
+    'gpu-pretrained': dict(recipe=dict(DEMO_RECIPE, backbone='resnet50', stem='standard', synth_preset='cub',
+                                       image_size=224,
                                        epochs=100, batch_size=128, select_every=10), pretrain=PRETRAIN_GPU,
-                           seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics', 'chain', 'chain_screen', 'table3'),
+                           seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics', 'chain', 'chain_screen',
+                                                    'table3'),
                            probe_epochs=100),
 }
 
@@ -99,23 +113,27 @@ def study_runs(budget:str='cpu',  # a key of `BUDGETS`
                seeds=None,          # seeds to run (default: the budget's)
                names=None,  # configuration names to keep (default: all of the groups)
               ) -> list:
-    "The (configuration, seed) pairs a budget runs, optionally restricted to `groups`, `seeds` or configuration `names`."
+    ("The (configuration, seed) pairs a budget runs, optionally restricted to `groups`, `seeds` or "
+     "configuration `names`.")
     if budget not in BUDGETS: raise ValueError(f"budget must be one of {list(BUDGETS)}, got {budget!r}")
     b = BUDGETS[budget]
     groups = tuple(b['groups'] if groups is None else groups)
     bad = [g for g in groups if g not in GROUPS]
     if bad: raise ValueError(f"groups must be among {list(GROUPS)}, got {bad}")
     seeds = tuple(b['seeds'] if seeds is None else seeds)
-    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds): raise ValueError(f"seeds must be non-negative integers, got {seeds!r}")
+    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise ValueError(f"seeds must be non-negative integers, got {seeds!r}")
     known = {c['name'] for c in STUDY}
-    if names is not None and (set(names) - known): raise ValueError(f"unknown configurations {sorted(set(names) - known)}")
+    if names is not None and (set(names) - known): raise ValueError(f"unknown configurations "
+                                                                    f"{sorted(set(names) - known)}")
     cfgs = [c for c in STUDY if c['group'] in groups and (names is None or c['name'] in names)]
     return [(c, s) for c in cfgs for s in seeds]
 
 def start_weights(budget:str,                   # a key of `BUDGETS`
                   pretrained_out='runs/pretrained',  # the cache folder of `lcr.pretrain.pretrain`
                  ) -> str|None:
-    "The initial weights of a budget's runs: the recipe's (None: a random start), or the cached weights file of its `pretrain` configuration."
+    ("The initial weights of a budget's runs: the recipe's (None: a random start), or the cached weights file of its "
+     "`pretrain` configuration.")
     b = BUDGETS[budget]
     if 'pretrain' not in b: return b['recipe'].get('weights')
     return str(weights_file(PretrainConfig(**b['pretrain'], out=str(pretrained_out))))
@@ -125,7 +143,8 @@ def prepare_start(budget:str,                   # a key of `BUDGETS`
                   device='auto',                # where to pretrain, if it has to
                   progress='none',              # the pretraining's progress display
                  ) -> str|None:
-    "`start_weights(budget)`, after pretraining them (cached, resumable: chapter 6a) when the budget has a `pretrain` configuration not yet on disk."
+    ("`start_weights(budget)`, after pretraining them (cached, resumable: chapter 6a) when the budget has a "
+     "`pretrain` configuration not yet on disk.")
     b = BUDGETS[budget]
     if 'pretrain' not in b: return start_weights(budget)
     return str(pretrain(PretrainConfig(**b['pretrain'], out=str(pretrained_out), device=device, progress=progress)))
@@ -143,10 +162,11 @@ def run_config(c:dict,               # a configuration of `STUDY`
     r = dict(BUDGETS[budget]['recipe'], weights=start_weights(budget, pretrained_out), **c.get('recipe', {}))
     # the recipe's method options that the method takes (MoCo's queue is not SimCLR's), then the configuration's own
     kept = c.get('budget_options')
-    mk = {**{k: v for k, v in r.pop('method_kw', {}).items() if accepts(c['method'], k) and (kept is None or k in kept)},
+    mk = {**{k: v for k, v in r.pop('method_kw', {}).items()
+             if accepts(c['method'], k) and (kept is None or k in kept)},
           **c['overrides']}
-    if 'teacher' in mk: mk['teacher'] = mk['teacher'].format(study=Path(out).as_posix())   # the study folder's own teacher
-    if c['method'] == 'supervised' and r['dataset'] == 'synthetic':    # its classifier: one output per class of the set
+    if 'teacher' in mk: mk['teacher'] = mk['teacher'].format(study=Path(out).as_posix())   # the study's own teacher
+    if c['method'] == 'supervised' and r['dataset'] == 'synthetic':    # its classifier: an output per class of the set
         mk.setdefault('n_classes', SYNTH_PRESETS[r['synth_preset']][0].n_classes)
     return TrainConfig(method=c['method'], preset=c['preset'], method_kw=mk, seed=seed, device=device, resume=True,
                        out=str(Path(out) / c['name'] / f'seed{seed}'), progress=progress, log_every=10, **r).validate()
@@ -157,7 +177,8 @@ from .runs import RunLockedError, CheckpointError, NonFiniteLossError, error_tex
 from .report import one_line_warnings
 
 def library_commit() -> str:
-    "The git commit the package runs from, '+dirty' when its tracked library files differ from it; 'unknown' outside a checkout."
+    ("The git commit the package runs from, '+dirty' when its tracked library files differ from it; 'unknown' outside "
+     "a checkout.")
     root = Path(lcr.__file__).resolve().parents[1]
     git = lambda *a: subprocess.run(['git', '-C', str(root), *a], capture_output=True, text=True, timeout=30)
     try: head = git('rev-parse', '--short=12', 'HEAD')
@@ -179,19 +200,23 @@ def claim_run(run,  # a run folder of a study (created if absent)
             owner = os.pread(fd, 300, 0).decode(errors='replace').strip() or 'another process'
             raise RunLockedError(f"{run} is in use by another study ({owner})") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                  f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
         yield run
     finally: os.close(fd)
 
-def _study_run(c:dict, seed:int, budget:str, out, device, progress, opts:dict, pretrained_out, threads:int|None=None) -> tuple:
+def _study_run(c:dict, seed:int, budget:str, out, device, progress, opts:dict, pretrained_out,
+               threads:int|None=None) -> tuple:
     """Train and evaluate one run of the study (in this process, or in a worker of `run_study`): `(metrics, True)`.
 
-    The study claims the run first (`claim_run`); a run that another process finished meanwhile is `(its metrics, False)`,
-    and one that another process holds (a study's claim, `lcr_train`'s lock) raises RunLockedError."""
+    The study claims the run first (`claim_run`); a run that another process finished meanwhile is
+    `(its metrics, False)`, and one that another process holds (a study's claim, `lcr_train`'s lock) raises
+    RunLockedError."""
     if threads is not None: torch.set_num_threads(threads)
     cfg = run_config(c, seed, budget, out, device, progress, pretrained_out)
     with claim_run(cfg.out):
-        if (Path(cfg.out) / 'checkpoint.pt').exists() and (done := cached_metrics(cfg.out, opts)) is not None: return done, False
+        done = cached_metrics(cfg.out, opts) if (Path(cfg.out) / 'checkpoint.pt').exists() else None
+        if done is not None: return done, False
         t1 = time.time()
         train(cfg)
         res = evaluate_run(cfg.out, 'fast', PROBE_FRACTIONS, opts['probe_epochs'], device=device, seed=0)
@@ -202,7 +227,8 @@ def _study_run(c:dict, seed:int, budget:str, out, device, progress, opts:dict, p
     return res, True
 
 def _in_turn(todo, args, over_time):
-    "Run `_study_run` on `todo` [(i, c, seed)] one after the other in this process; yields (i, c, seed, outcome): `_study_run`'s result, or the RunLockedError of a run another process holds."
+    ("Run `_study_run` on `todo` [(i, c, seed)] one after the other in this process; yields (i, c, seed, outcome): "
+     "`_study_run`'s result, or the RunLockedError of a run another process holds.")
     for i, c, seed in todo:
         if over_time(): return
         try: outcome = _study_run(c, seed, *args)
@@ -211,12 +237,14 @@ def _in_turn(todo, args, over_time):
 
 # %% ../nbs/10_experiments.ipynb #c012_1
 def _worker(conn, c, seed, args, threads, prog):
-    "The body of a spawned worker: `_study_run`, its result (or exception) sent back through `conn`; warnings one line each when `prog` is given."
+    ("The body of a spawned worker: `_study_run`, its result (or exception) sent back through `conn`; warnings one "
+     "line each when `prog` is given.")
     with one_line_warnings(prog) if prog else contextlib.nullcontext():
         try: out = ('ok', _study_run(c, seed, *args, threads))
         except BaseException as e: out = ('error', e)      # KeyboardInterrupt too: the study decides
     try: conn.send(out)
-    except Exception as e: conn.send(('error', RuntimeError(error_text(out[1], 2000))))   # an exception that does not pickle
+    except Exception as e: conn.send(('error',
+                                      RuntimeError(error_text(out[1], 2000))))   # an exception that does not pickle
     conn.close()
 
 def _stop_workers(procs, grace:float=30):
@@ -229,7 +257,8 @@ def _stop_workers(procs, grace:float=30):
         if p.is_alive(): p.kill(); p.join()
 
 def _in_workers(todo, jobs, args, threads, over_time, prog=None):
-    """Run `_study_run` on `todo` [(i, c, seed)] in `jobs` spawned processes, one per run; yields (i, c, seed, outcome) as runs end.
+    """Run `_study_run` on `todo` [(i, c, seed)] in `jobs` spawned processes, one per run; yields
+    (i, c, seed, outcome) as runs end.
 
     An outcome is `_study_run`'s result, or the RunLockedError of a run another process holds. Another error lets the
     runs already started finish (nothing is lost), then is raised. However the generator ends — an exception, a signal
@@ -244,14 +273,16 @@ def _in_workers(todo, jobs, args, threads, over_time, prog=None):
             while todo and len(running) < jobs and error is None and not over_time():
                 i, c, seed = todo.pop(0)
                 recv, send = ctx.Pipe(duplex=False)
-                p = ctx.Process(target=work, args=(send, c, seed, args, threads, prog), name=f"lcr-study-{c['name']}-seed{seed}")
+                p = ctx.Process(target=work, args=(send, c, seed, args, threads, prog),
+                                name=f"lcr-study-{c['name']}-seed{seed}")
                 p.start(); send.close()
                 running[recv] = (p, (i, c, seed))
             if not running: break
             for conn in wait(list(running)):
                 p, (i, c, seed) = running.pop(conn)
                 try: kind, value = conn.recv()
-                except EOFError: kind, value = 'error', RuntimeError(f"the worker of {c['name']} seed {seed} ended without a result (exit code {p.exitcode})")
+                except EOFError: kind, value = 'error', RuntimeError(f"the worker of {c['name']} seed {seed} ended "
+                                                                     f"without a result (exit code {p.exitcode})")
                 conn.close(); p.join()
                 if kind == 'ok' or isinstance(value, RunLockedError): yield i, c, seed, value
                 else: error = error or value
@@ -272,7 +303,8 @@ class RunsSkippedError(RunLockedError):
 
 @contextlib.contextmanager
 def _sigterm_raises():
-    "While the block runs, SIGTERM raises StudyInterrupted, as SIGINT raises KeyboardInterrupt (in the main thread; elsewhere nothing changes)."
+    ("While the block runs, SIGTERM raises StudyInterrupted, as SIGINT raises KeyboardInterrupt (in the main thread; "
+     "elsewhere nothing changes).")
     if threading.current_thread() is not threading.main_thread():
         yield; return
     def stop(signum, frame): raise StudyInterrupted('SIGTERM')
@@ -290,16 +322,18 @@ def run_study(out='runs/study',          # the study folder
               progress='none',           # each run's progress display
               verbose:bool=True,         # print a line per finished run
               jobs:int=1,       # runs trained at once, each in a spawned process
-              pretrained_out='runs/pretrained',  # where a pretrained start's weights are cached (pretrained first if absent)
-              prog:str|None=None,        # a program's name: the workers print warnings as one line '<prog>: warning: ...' (None: as Python does)
+              pretrained_out='runs/pretrained',  # where a pretrained start's weights are cached (made if absent)
+              prog:str|None=None,        # a program's name: workers warn in one line, '<prog>: warning: ...'
              ) -> dict:
-    """Train and evaluate the runs of `budget` under `out` (skipping finished ones), `jobs` at a time; write the study's tables; returns `collect(out)`.
+    """Train and evaluate the runs of `budget` under `out` (skipping finished ones), `jobs` at a time; write the
+    study's tables; returns `collect(out)`.
 
     A run another process holds (another study, or `lcr_train`) is skipped with a line saying so, the others go on,
     and the study ends with a RunsSkippedError naming the skipped runs once its tables are written. SIGTERM, like
     SIGINT, stops the study and its workers at once (StudyInterrupted, a KeyboardInterrupt); finished runs are kept."""
     runs = study_runs(budget, groups, seeds, names)
-    if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1): raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     resolve_device(device)
     out = prepare_out(out)
     prepare_start(budget, pretrained_out, device, 'print' if verbose else 'none')
@@ -314,8 +348,9 @@ def run_study(out='runs/study',          # the study folder
     done, meanwhile, skipped = 0, 0, []
     with _sigterm_raises():
         if jobs == 1 or not todo: ended = _in_turn(todo, args, over_time)
-        else:   # the threads of this process shared out between the workers, by `jobs` alone so that a resumed study matches
-            ended = _in_workers(todo, min(jobs, len(todo)), args, max(1, torch.get_num_threads() // jobs), over_time, prog)
+        else:   # the threads of this process shared out between the workers, by `jobs` alone: a resumed study matches
+            ended = _in_workers(todo, min(jobs, len(todo)), args, max(1, torch.get_num_threads() // jobs), over_time,
+                                prog)
         try:
             for i, c, seed, outcome in ended:
                 head = f"[{i + 1}/{len(runs)}] {c['name']} seed {seed}"
@@ -325,17 +360,21 @@ def run_study(out='runs/study',          # the study folder
                     continue
                 res, trained = outcome
                 done, meanwhile = done + trained, meanwhile + (not trained)
-                if verbose: print(f"{head}: " + (f"rank-1 {res['retrieval']['rank1']:.3f}, probe {res['linear_probe']['100%']['top1']:.3f} "
-                                                 f"({res['train_seconds']:.0f} s)" if trained else "finished meanwhile by another process"), flush=True)
+                if verbose: print(f"{head}: " + (f"rank-1 {res['retrieval']['rank1']:.3f}, probe "
+                                                 f"{res['linear_probe']['100%']['top1']:.3f} "
+                                                 f"({res['train_seconds']:.0f} s)" if trained
+                                                 else "finished meanwhile by another process"), flush=True)
         finally: ended.close()            # stops any worker still running (an exception, a signal)
     left = len(todo) - done - meanwhile - len(skipped)
     if verbose and left:
         print(f"time budget of {max_minutes} min reached; {left} runs left: run the same command to continue")
     results = collect(out)
     write_study(results, out)
-    if verbose: print(f"{done} runs trained, {len(runs) - len(todo) + meanwhile} already done" + (f", {len(skipped)} skipped" if skipped else '') +
+    if verbose: print(f"{done} runs trained, {len(runs) - len(todo) + meanwhile} "
+                      f"already done" + (f", {len(skipped)} skipped" if skipped else '') +
                       f", {time.time() - t0:.0f} s; tables in {out / 'study.md'}")
-    if skipped: raise RunsSkippedError(f"{len(skipped)} run{'s' * (len(skipped) > 1)} skipped, held by another process: {', '.join(skipped)}; "
+    if skipped: raise RunsSkippedError(f"{len(skipped)} run{'s' * (len(skipped) > 1)} skipped, held by another "
+                                       f"process: {', '.join(skipped)}; "
                                        "run the same command again once they are free", skipped)
     return results
 
@@ -347,119 +386,15 @@ def collect(out,  # a study folder
         r = json.loads(p.read_text()); r.setdefault('name', p.parents[2].name)
         res.setdefault(r['name'], []).append(r)
     order = {c['name']: i for i, c in enumerate(STUDY)}
-    return {k: sorted(v, key=lambda r: r['seed']) for k, v in sorted(res.items(), key=lambda kv: order.get(kv[0], 1e9))}
-
-# %% ../nbs/10_experiments.ipynb #c014
-PAPER_CUB = {   # the paper's CUB-200-2011 linear Top-1 (100%) and rank-1, % (Tables 2, 3 (batch 128) and 4)
-    'mocov2': (68.30, 17.07), 'lcr': (71.31, 49.69), 'lcr_multitask': (68.56, 17.62), 'lcr_dualpool': ('collapse', 'collapse'),
-    'sam_ssl': (68.59, 18.38), 'sam_ssl_bilinear': (71.56, 44.20), 'mocov2_bilinear': (68.44, 41.27),
-    'byol': (39.27, None), 'byol_lcr': (51.20, None)}
-
-def _cell(s): return str(s).replace('|', r'\|')    # a Markdown table cell: `abl-kl_target||pred` keeps its row
-
-def _ms(vals):
-    v = np.asarray([x for x in vals if x is not None], dtype=float)
-    if len(v) == 0: return '–'
-    return f"{100 * v.mean():.2f}" + (f" ± {100 * v.std(ddof=1):.2f}" if len(v) > 1 else '')
-
-def summarize(results:dict,  # {name: [run metrics]}, as `collect` returns
-             ) -> dict:
-    "Per configuration: n seeds, and mean/std (fractions) of every metric."
-    out = {}
-    for name, rs in results.items():
-        m = {'rank1': [r['retrieval']['rank1'] for r in rs], 'rank5': [r['retrieval']['rank5'] for r in rs],
-             'mAP': [r['retrieval']['mAP'] for r in rs], 'knn': [r['knn_top1'] for r in rs]}
-        for f in rs[0]['linear_probe']:
-            m[f'top1@{f}'] = [r['linear_probe'][f]['top1'] for r in rs]; m[f'top5@{f}'] = [r['linear_probe'][f]['top5'] for r in rs]
-        out[name] = dict(n=len(rs), seeds=[r['seed'] for r in rs], method=rs[0]['method'],
-                         **{k: dict(mean=float(np.mean(v)), std=float(np.std(v, ddof=1)) if len(v) > 1 else 0.0) for k, v in m.items()})
-    return out
-
-# %% ../nbs/10_experiments.ipynb #c014_1
-def study_table(results:dict,     # {name: [run metrics]}, as `collect` or `record_results` return
-                names=None,        # the rows, in order (default: every configuration)
-                paper:bool=True,  # a column with the paper's CUB figures
-               ) -> str:
-    "Markdown: one row per configuration, its seeds, mean ± std over them (in %), the paper's CUB figures beside."
-    names = list(results) if names is None else [n for n in names if n in results]
-    if not names: raise ValueError("no results to tabulate")
-    fr = list(results[names[0]][0]['linear_probe'])
-    head = ['configuration', 'seeds'] + [f"Top-1/Top-5 ({f})" for f in fr] + ['rank-1', 'rank-5', 'mAP']
-    head += ['paper CUB Top-1 / rank-1'] if paper else []
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for n in names:
-        rs = results[n]
-        row = [_cell(n), ','.join(str(r['seed']) for r in rs)] + [' / '.join(_ms([r['linear_probe'][f][t] for r in rs]) for t in ('top1', 'top5')) for f in fr]
-        row += [_ms([r['retrieval'][k] for r in rs]) for k in ('rank1', 'rank5', 'mAP')]
-        if paper:
-            p = PAPER_CUB.get(n) or (PAPER_CUB.get(rs[0]['method']) if rs[0]['method'] == n else None)
-            row.append('–' if p is None else ' / '.join('–' if v is None else (f'{v:.2f}' if isinstance(v, float) else str(v)) for v in p))
-        lines.append('| ' + ' | '.join(row) + ' |')
-    return '\n'.join(lines) + '\n'
-
-# %% ../nbs/10_experiments.ipynb #c016
-def _metric(r, key):
-    return r['retrieval'][key] if key in r['retrieval'] else r['linear_probe'][key.split('@')[1]]['top1']
-
-PAIRED_METRICS = {'rank1': 'rank-1', 'mAP': 'mAP', 'top1@100%': 'Top-1 (100%)'}
-
-def paired_table(results:dict,    # {name: [run metrics]}
-                 names,            # the configurations to set beside `base`
-                 base:str='lcr',  # the configuration every difference is taken from
-                 metrics=tuple(PAIRED_METRICS),  # keys of `PAIRED_METRICS`
-                ) -> str:
-    "Markdown: each configuration beside `base` on the seeds both have (mean, and mean ± sd of the per-seed difference, in points), and `base`'s spread."
-    if base not in results: raise ValueError(f"the base configuration {base!r} has no results")
-    bad = [m for m in metrics if m not in PAIRED_METRICS]
-    if bad: raise ValueError(f"metrics must be among {list(PAIRED_METRICS)}, got {bad}")
-    by_seed = {r['seed']: r for r in results[base]}
-    head = ['configuration', 'seeds'] + [h for m in metrics for h in (PAIRED_METRICS[m], 'Δ ' + PAIRED_METRICS[m])]
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for n in names:
-        rs = [r for r in results.get(n, []) if r['seed'] in by_seed]
-        if n == base or not rs: continue
-        row = [_cell(n), ','.join(str(r['seed']) for r in rs)]
-        for m in metrics:
-            v = np.array([_metric(r, m) for r in rs]); b = np.array([_metric(by_seed[r['seed']], m) for r in rs])
-            d = 100 * (v - b)                                 # the per-seed differences: the paired comparison
-            row += [f"{100 * v.mean():.2f}", f"{d.mean():+.2f}" + (f" ± {d.std(ddof=1):.2f}" if len(d) > 1 else "")]
-        lines.append('| ' + ' | '.join(row) + ' |')
-    b = results[base]
-    sd = [f"{PAIRED_METRICS[m]} {100 * np.std([_metric(r, m) for r in b], ddof=1):.2f}" if len(b) > 1 else f"{PAIRED_METRICS[m]} –" for m in metrics]
-    lines.append(f"\nΔ: the difference from `{base}` seed by seed, on the seeds both have; mean ± standard deviation over those seeds "
-                 f"(points). `{base}` itself over seeds {','.join(str(r['seed']) for r in b)}: standard deviation {', '.join(sd)} (points).")
-    return '\n'.join(lines) + '\n'
-
-# %% ../nbs/10_experiments.ipynb #c019
-def k_sweep_figure(results:dict,       # {name: [run metrics]}, with `lcr` and `lcr-k*` runs
-                   metric:str='rank1',  # a retrieval metric: rank1, rank5 or mAP
-                  ):
-    "Rank-1 (or another retrieval metric) of LCR against K with error bars over seeds; MoCo v2's as a band."
-    ks = []
-    for n, rs in results.items():
-        k = 32 if n == 'lcr' else (int(n[5:]) if n.startswith('lcr-k') else None)
-        if k is not None: ks.append((k, [r['retrieval'][metric] for r in rs]))
-    if not ks: raise ValueError("no LCR runs (lcr, lcr-k*) in the results")
-    ks.sort()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    x = [k for k, _ in ks]; m = [100 * np.mean(v) for _, v in ks]
-    s = [100 * np.std(v, ddof=1) if len(v) > 1 else 0 for _, v in ks]
-    ax.errorbar(x, m, yerr=s, marker='o', capsize=3, color='tab:red', label='LCR')
-    for xi, mi, (_, v) in zip(x, m, ks): ax.annotate(f'{len(v)}', (xi, mi), textcoords='offset points', xytext=(4, 4), fontsize=7, color='tab:red')
-    if 'mocov2' in results:
-        v = [100 * r['retrieval'][metric] for r in results['mocov2']]
-        mu, sd = np.mean(v), (np.std(v, ddof=1) if len(v) > 1 else 0)
-        ax.axhline(mu, color='tab:blue', label='MoCo v2'); ax.axhspan(mu - sd, mu + sd, color='tab:blue', alpha=0.15)
-    ax.set_xscale('log', base=2); ax.set_xticks(x); ax.set_xticklabels(map(str, x))
-    ax.set_xlabel('K (projections)'); ax.set_ylabel(f'{metric} (%)'); ax.grid(alpha=0.3); ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return {k: sorted(v, key=lambda r: r['seed']) for k, v in sorted(res.items(),
+                                                                     key=lambda kv: order.get(kv[0], 1e9))}
 
 # %% ../nbs/10_experiments.ipynb #c019_1
 def write_study(results:dict,  # {name: [run metrics]}, as `collect` returns
                 out,           # the study folder
                ) -> Path:
-    "`study.md` (a table per group), `study.json` (per-configuration summaries) and `k_sweep.png` (if there are K runs)."
+    ("`study.md` (a table per group), `study.json` (per-configuration summaries) and `k_sweep.png` (if there "
+     "are K runs).")
     out = Path(out)
     if not results: (out / 'study.md').write_text("# Study\n\nNo finished runs yet.\n"); return out / 'study.md'
     md = ["# Study\n"]
@@ -484,42 +419,43 @@ def write_study(results:dict,  # {name: [run metrics]}, as `collect` returns
     return out / 'study.md'
 
 # %% ../nbs/10_experiments.ipynb #c419c080
-RECORD_CURVE_KEYS = ('loss_ssl', 'loss_kl', 'gradcam_max', 'fit_target_entropy', 'fit_target_ratio', 'fit_pred_entropy',
+RECORD_CURVE_KEYS = ('loss_ssl', 'loss_kl', 'gradcam_max', 'fit_target_entropy', 'fit_target_ratio',
+                     'fit_pred_entropy',
                      'gfb_entropy', 'proj_cos')
-RECORD_FORMAT = 1
-
-def record_path(study:str,  # the record's name, e.g. 'random_start'
-               ) -> Path:
-    "Where the committed record of `study` lives: `records/<study>.json` in the repository."
-    return Path(lcr.__file__).resolve().parents[1] / 'records' / f'{study}.json'
 
 def _epoch_curve(run) -> list:
     "The per-epoch means of `RECORD_CURVE_KEYS` from a run's training log."
-    recs = [current_log_names(r) for r in read_metrics(Path(run) / 'metrics.jsonl')]   # a log of an older version too
-    return [{'epoch': r['epoch'], **{k: r[k] for k in RECORD_CURVE_KEYS if k in r}} for r in recs if r.get('kind') == 'epoch']
+    lines = [current_log_names(r) for r in read_metrics(Path(run) / 'metrics.jsonl')]   # a log of an older version too
+    return [{'epoch': r['epoch'], **{k: r[k] for k in RECORD_CURVE_KEYS if k in r}} for r in lines
+            if r.get('kind') == 'epoch']
 
 def run_entry(run,               # an evaluated run folder of a study
               parts:bool=True,  # also measure the maps' mass on the true parts
               n_images:int=64,  # test images for the parts mass
              ) -> dict:
-    "One run of a study as a record entry: configuration, seed, threads, commit, metrics, per-epoch diagnostics, parts mass."
+    ("One run of a study as a record entry: configuration, seed, threads, commit, metrics, per-epoch diagnostics, "
+     "parts mass.")
     m = json.loads((Path(run) / 'eval' / 'metrics.json').read_text())
     c = next((c for c in STUDY if c['name'] == m['name']), None)
     if c is None: raise ValueError(f"{run}: configuration {m['name']!r} is not in STUDY")
     e = dict(name=c['name'], group=c['group'], method=c['method'], preset=c['preset'], overrides=c['overrides'],
-             seed=m['seed'], budget=m.get('budget'), torch_threads=m.get('torch_threads'), commit=m.get('commit', 'unknown'),
+             seed=m['seed'], budget=m.get('budget'), torch_threads=m.get('torch_threads'),
+             commit=m.get('commit', 'unknown'),
              train_seconds=round(m.get('train_seconds', float('nan')), 1), epochs=m['epochs'],
              retrieval=m['retrieval'], knn_top1=m['knn_top1'], linear_probe=m['linear_probe'], probe=m['probe'],
              curve=_epoch_curve(run))
-    if 'selected_on_test' in m: e.update(selected_on_test=m['selected_on_test'], selection_seconds=m['selection_seconds'])
+    if 'selected_on_test' in m: e.update(selected_on_test=m['selected_on_test'],
+                                         selection_seconds=m['selection_seconds'])
     if parts: e['parts'] = _parts(Path(run), n_images)
     return e
 
 # %% ../nbs/10_experiments.ipynb #c419c080_1
 def _parts(run, n_images):
-    "The GradCAM's mass on the parts in both conventions, and the branch's attention's; cached beside the run's metrics."
+    ("The GradCAM's mass on the parts in both forms (the gradient of the score and of the loss), and the branch's "
+     "attention's; cached beside the run's metrics.")
     cache = run / 'eval' / f'parts_{n_images}.json'
-    if cache.is_file() and cache.stat().st_mtime >= (run / 'checkpoint.pt').stat().st_mtime: return json.loads(cache.read_text())
+    if cache.is_file() and cache.stat().st_mtime >= (run / 'checkpoint.pt').stat().st_mtime:
+        return json.loads(cache.read_text())
     score, loss = parts_mass(run, n_images, gradcam_sign=-1), parts_mass(run, n_images, gradcam_sign=1)
     p = dict(part_area=score['part_area'], gradcam_score=score.get('gradcam'), gradcam_loss=loss.get('gradcam'),
              attention=score.get('attention'))
@@ -529,7 +465,8 @@ def _parts(run, n_images):
 def start_entry(budget:str,                        # a key of `BUDGETS` with a `pretrain` configuration
                 pretrained_out='runs/pretrained',  # the cache folder of the weights
                ) -> dict:
-    "What a budget's runs start from, for a record: the pretraining's options, the weights file's name, its held-out accuracy and training time."
+    ("What a budget's runs start from, for a record: the pretraining's options, the weights file's name, its held-out "
+     "accuracy and training time.")
     return dict(pretrain=BUDGETS[budget]['pretrain'], **_weights_summary(start_weights(budget, pretrained_out)))
 
 def _weights_summary(path):
@@ -546,12 +483,14 @@ def study_record(out,              # the study folder
                  base:dict|None=None,  # an earlier record: its runs that `out` does not hold are kept
                  pretrained_out='runs/pretrained',  # where the weights of a pretrained start are cached
                 ) -> dict:
-    "The compact record of every evaluated run under the study folder `out` (see `run_entry`), and of `base`'s other runs."
+    ("The compact record of every evaluated run under the study folder `out` (see `run_entry`), and of `base`'s "
+     "other runs.")
     runs = sorted(p.parents[1] for p in Path(out).glob('*/seed*/eval/metrics.json'))
     if not runs and not base: raise FileNotFoundError(f"{out} holds no evaluated runs (*/seed*/eval/metrics.json)")
     entries = [run_entry(r, parts, n_images) for r in runs]
     have = {(e['name'], e['seed']) for e in entries}
-    entries += [e for e in (base or {}).get('runs', []) if (e['name'], e['seed']) not in have]   # runs trained elsewhere
+    # runs trained elsewhere
+    entries += [e for e in (base or {}).get('runs', []) if (e['name'], e['seed']) not in have]
     order = {c['name']: i for i, c in enumerate(STUDY)}
     entries.sort(key=lambda e: (order[e['name']], e['seed']))
     budgets = sorted({e['budget'] for e in entries if e['budget']})
@@ -562,118 +501,26 @@ def study_record(out,              # the study folder
                recipes={b: BUDGETS[b]['recipe'] for b in budgets if b in BUDGETS}, runs=entries)
     return {**rec, 'starts': starts} if starts else rec
 
-# %% ../nbs/10_experiments.ipynb #rec_files
-def write_record(record:dict,  # a record from `study_record`
-                 path,         # the file to write
-                ) -> Path:
-    "Write `record` as indented JSON to `path`, atomically."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix('.json.tmp'); tmp.write_text(json.dumps(record, indent=1) + '\n'); tmp.replace(path)
-    return path
-
-def load_record(path,  # a record file, or the name of a record under `records/`
-               ) -> dict:
-    "Read a record written by `write_record` (a path, or a study name under `records/`)."
-    p = Path(path) if str(path).endswith('.json') else record_path(str(path))
-    if not p.is_file(): raise FileNotFoundError(f"no record at {p}: run its study and `write_record` first")
-    try: r = json.loads(p.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{p} is not a valid record: {e}") from None
-    if not isinstance(r, dict) or r.get('format') != RECORD_FORMAT or not isinstance(r.get('runs'), list):
-        raise ValueError(f"{p} is not a record of format {RECORD_FORMAT}")
-    return _current_record_names(r)
-
-def _current_record_names(r):
-    "Record `r` in this version's names (chapter 1): its runs' curves and overrides, its recipes' `method_kw`."
-    runs = [{**e, 'curve': [current_log_names(c) for c in e.get('curve', [])],
-             'overrides': current_config_names(e.get('overrides', {}))} for e in r['runs']]
-    recipes = {b: {**rc, 'method_kw': current_config_names(rc.get('method_kw', {}))} for b, rc in r.get('recipes', {}).items()}
-    return {**r, 'runs': runs, **({'recipes': recipes} if 'recipes' in r else {})}
-
-def record_results(record:dict,  # a record from `load_record`
-                  ) -> dict:
-    "{configuration name: [run entries by seed]}, in `STUDY` order, as `collect` returns for a study folder."
-    res = {}
-    for e in record['runs']: res.setdefault(e['name'], []).append(e)
-    return {k: sorted(v, key=lambda e: e['seed']) for k, v in res.items()}
-
-# %% ../nbs/10_experiments.ipynb #714181ef
-def record_overview(record:dict,  # a record from `load_record`
-                   ) -> str:
-    "Markdown: the record's regime and recipe, then per configuration its seeds, commits, CPU threads and mean training minutes."
-    res = record_results(record)
-    lines = [f"Record `{record['study']}` ({record['regime']}; budget {', '.join(f'`{b}`' for b in record['budgets'])}): "
-             f"{len(record['runs'])} runs of {len(res)} configurations.\n",
-             '| configuration | group | seeds | commit | threads | training minutes (mean) |', '|---|---|---|---|---|---|']
-    for n, rs in res.items():
-        mins = [r['train_seconds'] / 60 for r in rs if r.get('train_seconds') == r.get('train_seconds')]
-        lines.append(f"| {_cell(n)} | {rs[0]['group']} | {','.join(str(r['seed']) for r in rs)} | {', '.join(sorted({r['commit'] for r in rs}))} | "
-                     f"{', '.join(str(t) for t in sorted({r['torch_threads'] for r in rs}))} | {np.mean(mins):.1f} |")
-    return '\n'.join(lines) + '\n'
-
-def paired_diffs(results:dict,  # {name: [runs]}, as `record_results` returns
-                 name:str,      # the configuration
-                 base:str,      # the configuration it is set against
-                 metric:str,    # a key of `PAIRED_METRICS`, or 'knn'
-                ) -> dict:
-    "{seed: 100 * (metric of `name` - metric of `base`)} on the seeds both have: the differences a paired table averages."
-    get = (lambda r: r['knn_top1']) if metric == 'knn' else (lambda r: _metric(r, metric))
-    b = {r['seed']: get(r) for r in results[base]}
-    return {r['seed']: 100 * (get(r) - b[r['seed']]) for r in results[name] if r['seed'] in b}
-
-def paired_summary(results:dict,  # {name: [runs]}, as `record_results` returns
-                   name:str,      # the configuration
-                   base:str,      # the configuration it is set against
-                   metrics=tuple(PAIRED_METRICS),  # keys of `PAIRED_METRICS`
-                  ) -> str:
-    "One sentence per metric: the paired difference `name` - `base` as mean ± sd over seeds (points), each seed's value, and how many seeds it is above."
-    out = []
-    for m in metrics:
-        d = paired_diffs(results, name, base, m)
-        v = np.array(list(d.values()))
-        spread = f" ± {v.std(ddof=1):.2f}" if len(v) > 1 else ''
-        out.append(f"{PAIRED_METRICS[m]} {v.mean():+.2f}{spread} points (seeds {', '.join(f'{s}: {x:+.2f}' for s, x in d.items())}; "
-                   f"above `{base}` in {int((v > 0).sum())} of {len(v)})")
-    return f"`{name}` against `{base}`: " + '; '.join(out) + '.'
-
-# %% ../nbs/10_experiments.ipynb #714181ef_1
-def selection_table(results:dict,  # {name: [runs]} whose runs carry `selected_on_test` (trained with `select_every`)
-                    names=None,     # the configurations (default: every one that has selections)
-                   ) -> str:
-    "Markdown: per configuration and retrieval metric, the final-epoch value (the result), the value selected on the test set, and their difference seed by seed."
-    names = [n for n in (names or results) if any('selected_on_test' in r for r in results.get(n, []))]
-    if not names: raise ValueError("no run with `selected_on_test`: train with select_every (budget cpu-select)")
-    rows = ['| configuration | seeds | metric | final epoch (the result) | selected on the test set | Δ (points) | selected epochs |',
-            '|---|---|---|---|---|---|---|']
-    for n in names:
-        rs = [r for r in results[n] if 'selected_on_test' in r]
-        for m in ('rank1', 'rank5', 'mAP'):
-            fin = [r['retrieval'][m] for r in rs]; sel = [r['selected_on_test'][m]['value'] for r in rs]
-            d = 100 * (np.array(sel) - np.array(fin))
-            rows.append(f"| {_cell(n)} | {','.join(str(r['seed']) for r in rs)} | {dict(rank1='rank-1', rank5='rank-5', mAP='mAP')[m]} | {_ms(fin)} | {_ms(sel)} | "
-                        f"{d.mean():+.2f}" + (f" ± {d.std(ddof=1):.2f}" if len(d) > 1 else '') +
-                        f" | {','.join(str(r['selected_on_test'][m]['epoch']) for r in rs)} |")
-    return '\n'.join(rows) + '\n'
-
 # %% ../nbs/10_experiments.ipynb #ee983dd3
-CALIBRATION_FORMAT = 'lcr-calibration-v1'
-
-def calibration_trial(pretrain_kw:dict|None,             # PretrainConfig options of the trial (None: the random initialisation)
-                      mocov2_run=None,                  # a finished, evaluated MoCo v2 run that started from these weights, or None
+def calibration_trial(pretrain_kw:dict|None,             # PretrainConfig options of the trial (None: a random start)
+                      mocov2_run=None,                  # a finished, evaluated MoCo v2 run from these weights, or None
                       pretrained_out='runs/pretrained', # the cache folder of the weights
                       probe_epochs:int=100,             # epochs of the fast linear probe on the frozen features
-                      n_train:int|None=None,            # fine-grained training images for the features' probe (default: the preset's)
-                      n_test:int|None=None,             # fine-grained test images for the features' retrieval and probe (default: the preset's)
+                      n_train:int|None=None,            # training images of the features' probe (None: all)
+                      n_test:int|None=None,             # test images of their retrieval and probe (None: all)
                       n_images:int=64,                  # test images for the parts mass
                       device='cpu',                     # where to compute
                      ) -> dict:
-    "One calibration row: the weights' held-out accuracy, their frozen features on the fine-grained set, and MoCo v2 trained from them."
+    ("One calibration row: the weights' held-out accuracy, their frozen features on the fine-grained set, and MoCo v2 "
+     "trained from them.")
     t, w, kw = dict(pretrain=pretrain_kw), None, {}
     if pretrain_kw is not None:
         pc = PretrainConfig(**pretrain_kw, out=str(pretrained_out))
         w = weights_file(pc)
         t.update(_weights_summary(w))
         kw = dict(backbone=pc.backbone, stem=pc.stem, tiny_width=pc.tiny_width)
-    t['features'] = {k: v for k, v in feature_baseline(w, n_train=n_train, n_test=n_test, probe_epochs=probe_epochs, device=device, **kw).items() if k != 'weights'}
+    fb = feature_baseline(w, n_train=n_train, n_test=n_test, probe_epochs=probe_epochs, device=device, **kw)
+    t['features'] = {k: v for k, v in fb.items() if k != 'weights'}
     if mocov2_run is not None: t['mocov2'] = _mocov2_calibration(Path(mocov2_run), w, n_images)
     return t
 
@@ -682,12 +529,15 @@ def _mocov2_calibration(run, w, n_images):
     _, cfg, _ = load_run(run)
     if cfg.method != 'mocov2': raise ValueError(f"{run} is not a MoCo v2 run")
     if (None if cfg.weights is None else Path(cfg.weights).name) != (None if w is None else w.name):
-        raise ValueError(f"{run} started from {cfg.weights!r}, not from the trial's weights {None if w is None else w.name!r}")
-    before = {c: model_parts_mass(initial_model(cfg), cfg, n_images, s) for c, s in (('score', -1), ('loss', 1))}
+        raise ValueError(f"{run} started from {cfg.weights!r}, not from the trial's weights "
+                         f"{None if w is None else w.name!r}")
+    before = {form: model_parts_mass(initial_model(cfg), cfg, n_images, sign)
+              for form, sign in (('score', -1), ('loss', 1))}
     after = _parts(run, n_images)
     curve = _epoch_curve(run)
     return dict(seed=cfg.seed, retrieval=m['retrieval'], probe_top1=m['linear_probe']['100%']['top1'],
-                loss_ssl_first=curve[0]['loss_ssl'], loss_ssl_last=curve[-1]['loss_ssl'], log_q1=float(np.log(cfg.method_kw['queue_size'] + 1)),
+                loss_ssl_first=curve[0]['loss_ssl'], loss_ssl_last=curve[-1]['loss_ssl'],
+                log_q1=float(np.log(cfg.method_kw['queue_size'] + 1)),
                 part_area=after['part_area'], gradcam_before={c: before[c]['gradcam'] for c in before},
                 gradcam_after=dict(score=after['gradcam_score'], loss=after['gradcam_loss']))
 
@@ -695,49 +545,16 @@ def _mocov2_calibration(run, w, n_images):
 def calibration_record(trials:list,  # rows of `calibration_trial`
                       ) -> dict:
     "The committed form of a calibration: its trials, the fine-grained set's chance level and the library commit."
-    return dict(format=CALIBRATION_FORMAT, commit=library_commit(), chance=trials[0]['features']['chance'], trials=trials)
-
-def load_calibration(path='pretrain_calibration',  # a file, or the name of a record under `records/`
-                    ) -> dict:
-    "Read a calibration record written with `write_record(calibration_record(...), ...)`."
-    p = Path(path) if str(path).endswith('.json') else record_path(str(path))
-    if not p.is_file(): raise FileNotFoundError(f"no calibration record at {p}")
-    r = json.loads(p.read_text())
-    if r.get('format') != CALIBRATION_FORMAT: raise ValueError(f"{p} is not a calibration record of format {CALIBRATION_FORMAT}")
-    trials = [{**t, 'mocov2': current_log_names(t['mocov2'])} if t.get('mocov2') else t for t in r['trials']]   # older names translated
-    return {**r, 'trials': trials}
-
-def _start_name(t):
-    if t['pretrain'] is None: return 'random initialisation'
-    p = t['pretrain']
-    return f"pretrained {p.get('epochs')} ep at {p.get('image_size')} px" + ''.join(f", {k}={v}" for k, v in p.items()
-                                                                                   if k not in ('backbone', 'stem', 'data', 'epochs', 'image_size'))
-
-def calibration_table(cal:dict,  # a record from `calibration_record` / `load_calibration`
-                     ) -> str:
-    "Markdown: one row per start — held-out accuracy of the pretraining, the frozen features' retrieval and probe, MoCo v2 from them."
-    pc = lambda v: '–' if v is None else f"{100 * v:.2f}"
-    rows = ['| start | generic held-out top-1 | features: rank-1 | rank-5 | mAP | probe | MoCo v2: rank-1 | mAP | probe | '
-            'InfoNCE first → last epoch (log(Q+1)) | GradCAM on parts, score: before → after | loss: before → after | part area |',
-            '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
-    for t in cal['trials']:
-        f, m = t['features'], t.get('mocov2')
-        row = f"| {_start_name(t)} | {pc(t.get('held_out', {}).get('top1'))} | {pc(f['rank1'])} | {pc(f['rank5'])} | {pc(f['mAP'])} | {pc(f['probe_top1'])} | "
-        if m is None: row += '– | – | – | – | – | – | – |'
-        else:
-            row += (f"{pc(m['retrieval']['rank1'])} | {pc(m['retrieval']['mAP'])} | {pc(m['probe_top1'])} | "
-                    f"{m['loss_ssl_first']:.2f} → {m['loss_ssl_last']:.2f} ({m['log_q1']:.2f}) | "
-                    + ' | '.join(f"{m['gradcam_before'][c]:.3f} → {m['gradcam_after'][c]:.3f}" for c in ('score', 'loss'))
-                    + f" | {m['part_area']:.3f} |")
-        rows.append(row)
-    return '\n'.join(rows) + f"\n\nChance is {pc(cal['chance'])} % (rank-1 and probe); all values in %, except the InfoNCE and the masses (fractions).\n" 
+    return dict(format=CALIBRATION_FORMAT, commit=library_commit(), chance=trials[0]['features']['chance'],
+                trials=trials)
 
 # %% ../nbs/10_experiments.ipynb #c046
 def replay_steps(run,             # a finished run folder
                  lrs,             # one learning rate per further step
                  device='cpu',  # where to replay
                 ) -> list:
-    "The SSL loss (InfoNCE for MoCo) of each of `len(lrs)` further training steps of a finished run, at learning rates `lrs`, on a copy (nothing is written)."
+    ("The SSL loss (InfoNCE for MoCo) of each of `len(lrs)` further training steps of a finished run, at learning "
+     "rates `lrs`, on a copy (nothing is written).")
     from dataclasses import replace
     model, cfg, _ = load_run(run, resolve_device(device))
     cache = train_cache(cfg).to(next(model.parameters()).device)
@@ -752,70 +569,13 @@ def replay_steps(run,             # a finished run folder
     learn.fit()
     return losses.values
 
-# %% ../nbs/10_experiments.ipynb #c053
-def parts_mass_table(results:dict,                          # {name: [record entries]} with their `parts`
-                     names=('mocov2', 'lcr', 'lcr-reference'),  # the rows
-                     convention:str='score',         # the GradCAM's: gradient of the 'score' or of the 'loss'
-                    ) -> str:
-    "Markdown: mean ± std over seeds of the GradCAM (`convention` 'score' or 'loss') and GFB-attention mass on the true parts, from record entries."
-    if convention not in ('score', 'loss'): raise ValueError(f"convention must be 'score' or 'loss', got {convention!r}")
-    rows = [f'| configuration | seeds | GradCAM (gradient of the {convention}) on parts | GFB attention on parts | part area |',
-            '|---|---|---|---|---|']
-    for n in names:
-        rs = [r for r in results.get(n, []) if 'parts' in r]
-        if not rs: continue
-        pm = [r['parts'] for r in rs]
-        rows.append(f"| {_cell(n)} | {','.join(str(r['seed']) for r in rs)} | {_ms([p[f'gradcam_{convention}'] for p in pm])} | "
-                    f"{_ms([p['attention'] for p in pm])} | {_ms([p['part_area'] for p in pm])} |")
-    return '\n'.join(rows) + '\n'
-
-# %% ../nbs/10_experiments.ipynb #b79034a3
-FIT_COLUMNS = {'gradcam_max': 'max G', 'fit_target_entropy': 'target entropy', 'fit_target_ratio': 'target max/min',
-               'fit_pred_entropy': 'prediction entropy'}
-
-def _msr(vals, spec='.3g'):
-    v = np.asarray([x for x in vals if x is not None], dtype=float)
-    if len(v) == 0: return '–'
-    return format(v.mean(), spec) + (f" ± {format(v.std(ddof=1), spec)}" if len(v) > 1 else '')
-
-def fit_table(results:dict,  # {name: [record entries]} with their per-epoch `curve`
-              names,  # the rows
-             ) -> str:
-    "Markdown: per configuration, the final epoch's mean ± sd over seeds of what the fit compares (`FIT_COLUMNS`)."
-    rows = ['| configuration | seeds | ' + ' | '.join(FIT_COLUMNS.values()) + ' |', '|---|---|' + '---|' * len(FIT_COLUMNS)]
-    for n in names:
-        rs = [r for r in results.get(n, []) if r.get('curve')]
-        if not rs: continue
-        last = [r['curve'][-1] for r in rs]
-        spec = lambda k: '.4f' if k.endswith('entropy') else '.3g'    # entropies differ from 1 in the fourth digit
-        rows.append(f"| {_cell(n)} | {','.join(str(r['seed']) for r in rs)} | " + ' | '.join(_msr([l.get(k) for l in last], spec(k)) for k in FIT_COLUMNS) + ' |')
-    return '\n'.join(rows) + '\n'
-
-# %% ../nbs/10_experiments.ipynb #b79034a3_1
-def fit_curves_figure(results:dict,  # {name: [record entries]} with their per-epoch `curve`
-                      names,          # one line per configuration
-                      keys=('fit_target_entropy', 'fit_pred_entropy'),  # one panel per diagnostic, keys of `FIT_COLUMNS`
-                     ):
-    "The fit's diagnostics over the epochs: one panel per key, a line per configuration (mean over seeds), seeds thin."
-    fig, axs = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.4), squeeze=False)
-    for ax, key in zip(axs[0], keys):
-        for j, n in enumerate(names):
-            curves = [[(c['epoch'], c[key]) for c in r.get('curve', []) if key in c] for r in results.get(n, [])]
-            curves = [c for c in curves if c]
-            if not curves: continue
-            color = f'C{j}'
-            for c in curves: ax.plot(*zip(*c), color=color, alpha=0.25, lw=0.8)
-            ep = [e for e, _ in curves[0]]
-            ax.plot(ep, np.mean([[v for _, v in c] for c in curves if len(c) == len(ep)], 0), color=color, lw=2, label=n)
-        ax.set_xlabel('epoch'); ax.set_title(FIT_COLUMNS[key]); ax.grid(alpha=0.3)
-    axs[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
 # %% ../nbs/10_experiments.ipynb #e61c39d2
-RANDOM_START = ('mocov2', 'lcr', 'lcr-reference', 'lcr-uniform_target', 'lcr-gradcam_image_norm', 'abl-gradcam_graph_features',
-                'abl-pred_batch_norm', 'abl-gfb_bn_relu', 'lcr-gfb_detached', 'abl-gfb_bn_relu_key_stats')   # the record's configurations
-PRETRAINED_START = tuple(c['name'] for c, s in study_runs('cpu-pretrained', groups=('main', 'fit_target', 'diagnostics'))
+RANDOM_START = ('mocov2', 'lcr', 'lcr-reference', 'lcr-uniform_target', 'lcr-gradcam_image_norm',
+                'abl-gradcam_graph_features',
+                'abl-pred_batch_norm', 'abl-gfb_bn_relu', 'lcr-gfb_detached',
+                'abl-gfb_bn_relu_key_stats')   # the record's configurations
+PRETRAINED_START = tuple(c['name'] for c, s in study_runs('cpu-pretrained',
+                                                          groups=('main', 'fit_target', 'diagnostics'))
                          if s == 0)   # the pretrained-start record's (chapter 11's chain has a record of its own)
 
 
@@ -826,11 +586,14 @@ def rerun_record(study:str,              # the record's name
                  regime:str='random start',  # how the runs start
                  device='cpu',           # auto, cpu, cuda or cuda:i
                  jobs:int=1,    # runs trained at once
+                 root=None,     # the records folder (chapter 9a's `records_dir`)
                 ) -> Path:
-    "Train and evaluate the missing runs of `names` under `budget` in `out`, then write the committed record of `study`."
+    ("Train and evaluate the missing runs of `names` under `budget` in `out`, then write the committed record "
+     "of `study`.")
     run_study(out, budget, names=names, device=device, verbose=True, jobs=jobs)
-    base = load_record(study) if record_path(study).is_file() else None     # runs trained elsewhere are kept
-    return write_record(study_record(out, study, regime, base=base), record_path(study))
+    path = record_path(study, root)
+    base = load_record(path) if path.is_file() else None     # runs trained elsewhere are kept
+    return write_record(study_record(out, study, regime, base=base), path)
 
 # %% ../nbs/10_experiments.ipynb #c072
 REAL_DATASETS = ('cub', 'cars', 'aircraft')
@@ -839,21 +602,25 @@ def real_recipe(dataset:str,                  # cub, cars, aircraft (or inat2019
                 root,                         # the data set's folder, in its published layout (chapter 2)
                 out='runs/real',              # a run folder per method, and the report
                 methods=('mocov2', 'lcr'),    # names in METHODS
-                weights='IMAGENET1K_V1',      # torchvision weights from the local hub cache, a checkpoint path, or None
+                weights='IMAGENET1K_V1',      # torchvision weights (the local hub cache), a checkpoint path, or None
                 device='auto',                # auto, cpu, cuda or cuda:i
-                probe:str='paper',            # the linear probe: 'paper' (augmented images) or 'fast' (cached features)
+                probe:str='paper',            # the probe: 'paper' (augmented images) or 'fast' (cached features)
                 probe_epochs:int=100,         # the probe's epochs
                 progress='auto',              # the training loop's progress display
                 **overrides,         # any field of TrainConfig, e.g. epochs
                ) -> Path:
-    "Train `methods` on a real data set with the paper's recipe (plus `overrides`), evaluate, report; returns the report path."
+    ("Train `methods` on a real data set with the paper's recipe (plus `overrides`), evaluate, report; returns the "
+     "report path.")
     from lcr.report import report
-    if dataset not in REAL_DATASETS + ('inat2019', 'folder'): raise ValueError(f"dataset must be one of {list(REAL_DATASETS)}, 'inat2019' or 'folder', got {dataset!r}")
+    if dataset not in REAL_DATASETS + ('inat2019', 'folder'):
+        raise ValueError(f"dataset must be one of {list(REAL_DATASETS)}, 'inat2019' or 'folder', got {dataset!r}")
     if not Path(root).is_dir(): raise FileNotFoundError(f"data root {str(root)!r} does not exist")
-    cfgs = {m: TrainConfig(method=m, dataset=dataset, root=str(root), weights=weights, device=device, resume=True, progress=progress,
+    cfgs = {m: TrainConfig(method=m, dataset=dataset, root=str(root), weights=weights, device=device, resume=True,
+                           progress=progress,
                            out=str(Path(out) / dataset / m), **overrides).validate() for m in methods}
     for m, cfg in cfgs.items(): train(cfg)
-    return report({m: c.out for m, c in cfgs.items()}, Path(out) / dataset / 'report', probe=probe, probe_epochs=probe_epochs,
+    return report({m: c.out for m, c in cfgs.items()}, Path(out) / dataset / 'report', probe=probe,
+                  probe_epochs=probe_epochs,
                   device=device, title=f'{dataset}: ' + ' vs '.join(methods))
 
 # %% ../nbs/10_experiments.ipynb #c075
@@ -865,8 +632,8 @@ def _csv(s, t, name):
 
 @call_parse
 def experiments_cli(out:str=None,          # output folder (default runs/study_<budget>, or runs/real)
-                    budget:str='cpu',      # a key of BUDGETS: minimal, cpu, cpu-all, cpu-long, gpu, cpu-select, cpu-pretrained, gpu-pretrained, ...
-                    groups:str=None,       # comma-separated groups: main, variants, k_sweep, ablations, diagnostics (default: the budget's)
+                    budget:str='cpu',      # a key of BUDGETS: minimal, cpu, cpu-all, gpu, cpu-pretrained, ...
+                    groups:str=None,       # comma-separated groups: main, variants, ... (default: the budget's)
                     seeds:str=None,        # comma-separated seeds (default: the budget's)
                     names:str=None,        # comma-separated configuration names (default: all of the groups)
                     device:str='auto',     # auto, cpu, cuda or cuda:i
@@ -876,7 +643,7 @@ def experiments_cli(out:str=None,          # output folder (default runs/study_<
                     root:str=None,         # root of the real data set
                     weights:str='IMAGENET1K_V1',  # initial weights for the real-data recipe
                     epochs:int=None,      # override the epochs of the real-data recipe
-                    pretrained_out:str='runs/pretrained',  # cache folder of a pretrained start's weights (pretrained first if absent)
+                    pretrained_out:str='runs/pretrained',  # cache of a pretrained start's weights (made if absent)
                    ):
     """The experiments study on the embedded data set (resumable, with a budget), or the real-data recipe.
 
@@ -889,8 +656,10 @@ def experiments_cli(out:str=None,          # output folder (default runs/study_<
         if dataset == 'synthetic':
             sel = (_csv(groups, str, 'groups') if groups else None, _csv(seeds, int, 'seeds') if seeds else None,
                    _csv(names, str, 'names') if names else None)
-            if not study_runs(budget, *sel): raise ValueError("nothing to run: no configuration matches --groups/--names")
-            if max_minutes is not None and max_minutes <= 0: raise ValueError(f"--max_minutes must be positive, got {max_minutes}")
+            if not study_runs(budget, *sel): raise ValueError("nothing to run: no configuration matches "
+                                                              "--groups/--names")
+            if max_minutes is not None and max_minutes <= 0: raise ValueError(f"--max_minutes must be positive, got "
+                                                                              f"{max_minutes}")
             if jobs < 1: raise ValueError(f"--jobs must be at least 1, got {jobs}")
             out = out or f'runs/study_{budget}'
             prepare_out(out)
@@ -901,15 +670,19 @@ def experiments_cli(out:str=None,          # output folder (default runs/study_<
     try:
         with _sigterm_raises(), one_line_warnings(prog):
             if dataset == 'synthetic':
-                try: run_study(out, budget, *sel, device, max_minutes, jobs=jobs, pretrained_out=pretrained_out, prog=prog)
+                try: run_study(out, budget, *sel, device, max_minutes, jobs=jobs, pretrained_out=pretrained_out,
+                               prog=prog)
                 except RunsSkippedError: print(f"study: {Path(out) / 'study.md'}"); raise
                 print(f"study: {Path(out) / 'study.md'}")
             else:
                 kw = {} if epochs is None else dict(epochs=epochs)
-                print(f"report: {real_recipe(dataset, root, out, weights=None if weights in ('None', 'none', '') else weights, device=device, **kw)}")
-    except (ValueError, OSError, CheckpointError, NonFiniteLossError, RunLockedError) as e: sys.exit(f"{prog}: error: {error_text(e, 2000)}")
+                w = None if weights in ('None', 'none', '') else weights
+                print(f"report: {real_recipe(dataset, root, out, weights=w, device=device, **kw)}")
+    except (ValueError, OSError, CheckpointError, NonFiniteLossError, RunLockedError) as e:
+        sys.exit(f"{prog}: error: {error_text(e, 2000)}")
     except KeyboardInterrupt as e:          # SIGINT, or SIGTERM turned into StudyInterrupted
         sig = getattr(e, 'signal', 'SIGINT')
-        print(f"{prog}: interrupted by {sig}: the study's workers are stopped and its finished runs kept; the same command "
+        print(f"{prog}: interrupted by {sig}: the study's workers are stopped and its finished runs kept; the "
+              f"same command "
               "continues it", file=sys.stderr, flush=True)
         sys.exit(143 if sig == 'SIGTERM' else 130)

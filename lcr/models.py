@@ -356,7 +356,7 @@ OPTION_OWNERS = {'temperature': ('moco', 'simclr'), **{o: ('moco',) for o in _MO
                  'vicreg_invariance': ('vicreg',), 'vicreg_variance': ('vicreg',), 'vicreg_covariance': ('vicreg',),
                  **{o: ('dino',) for o in _DINO_OPTIONS}}
 # ... but for the objectives that took them silently before the check existed: the committed records' recipes (chapter
-# 8's DEMO_RECIPE) set MoCo's options for every method, BYOL and the supervised teacher too, which keep ignoring them
+# 8a's DEMO_RECIPE) set MoCo's options for every method, BYOL and the supervised teacher too, which keep ignoring them
 LEGACY_IGNORED = {'moco': ('pred_hidden',), 'byol': ('temperature',) + _MOCO_ONLY,
                   'supervised': ('temperature', 'key_momentum', 'pred_hidden') + _MOCO_ONLY}
 
@@ -672,6 +672,8 @@ def oracle_target(fit_map:torch.Tensor|None,  # (M, h, w) maps of the step's vie
 # %% ../nbs/01_models.ipynb #c033b
 class SSLMethod(nn.Module):
     "Shared parts of all methods: backbone, optional GFB, Table 1 pooling, momentum update and the GradCAM fit."
+    gradcam_fn = staticmethod(gradcam_of_loss)   # the GradCAM `_gradcam` computes; a hook (chapter 9 labels it)
+
     def __init__(self,
                  cfg:MethodConfig):  # a `MethodConfig`, e.g. from `method_config`; validated here
         super().__init__()
@@ -771,7 +773,7 @@ class SSLMethod(nn.Module):
         cfg = self.cfg
         # 'sum': the gradient of each image's own loss term (the SSL loss is a mean over the rows of fmap)
         scale = fmap.shape[0] if cfg.gradcam_loss == 'sum' else 1
-        return gradcam_of_loss(loss_ssl * scale, fmap, sign=cfg.gradcam_sign,
+        return self.gradcam_fn(loss_ssl * scale, fmap, sign=cfg.gradcam_sign,
                                graph=cfg.gradcam_graph if cfg.fit_gradcam else 'none')
 
     def _fit_target(self, G, fit_map=None):

@@ -169,8 +169,8 @@ def expected_tables(page: str) -> int:
 
 
 def test_getting_started_table_is_the_recorded_demo(site):
-    "The results table of the getting-started page is the one the demo printed in chapter 8's saved output."
-    nb = json.loads((ROOT / 'nbs' / '08_report.ipynb').read_text())
+    "The results table of the getting-started page is the one the demo printed in chapter 8a's saved output."
+    nb = json.loads((ROOT / 'nbs' / '08a_demo.ipynb').read_text())
     out = [''.join(o.get('text') or o.get('data', {}).get('text/markdown') or '') for c in nb['cells']
            if 'demo(' in ''.join(c['source']) for o in c.get('outputs', [])]
     rows = lambda t: [l for l in t.splitlines() if re.match(r'\| (mocov2|lcr) \| ', l)]
