@@ -4,14 +4,14 @@
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'CheckpointError', 'error_text', 'save_checkpoint', 'kill_point', 'load_checkpoint', 'load_model_state',
-           'RunLockedError', 'lock_run', 'remove_stale_temps', 'read_metrics', 'prepare_metrics', 'NonFiniteLossError',
-           'OutputWriteError', 'format_log_line', 'resolve_device', 'prepare_out']
+           'load_released', 'RunLockedError', 'lock_run', 'remove_stale_temps', 'read_metrics', 'prepare_metrics',
+           'NonFiniteLossError', 'OutputWriteError', 'format_log_line', 'resolve_device', 'prepare_out']
 
 # %% ../nbs/05a_runs.ipynb #r004
 import os, json, time, contextlib, pickle, warnings
 from pathlib import Path
 import torch
-from .models import current_log_names, current_config_names
+from .models import current_log_names, current_config_names, make_method, released_state_dict
 
 # %% ../nbs/05a_runs.ipynb #c013
 CKPT_FORMAT = 'lcr-train-v1'
@@ -127,6 +127,25 @@ def load_model_state(model:torch.nn.Module,  # the module to load into
     if problems: raise CheckpointError(f"{source} does not fit the model: {'; '.join(problems)}.")
     model.load_state_dict(sd)
     return model
+
+# %% ../nbs/05a_runs.ipynb #r_released
+def load_released(path,                     # the released code's checkpoint (`main_moco.py`'s checkpoint_XXXX.pth.tar)
+                  backbone:str='resnet50',  # its backbone
+                  **method_kw,              # further `make_method` options, where the checkpoint's differ
+                 ):
+    "The authors' checkpoint as the `reference` preset's LCR, GFB included; a CheckpointError says what does not fit."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"released checkpoint {str(path)!r} does not exist")
+    try: ck = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint "
+                              f"({type(e).__name__}: {error_text(e, 200)})") from None
+    try: sd = released_state_dict(ck)
+    except ValueError as e: raise CheckpointError(f"{path}: {e}") from None
+    q = sd.get('queue')                                      # the projection's width and the queue's length, as saved
+    kw = dict(proj_dim=q.shape[0], queue_size=q.shape[1]) if isinstance(q, torch.Tensor) and q.ndim == 2 else {}
+    model = make_method('lcr', preset='reference', backbone=backbone, **{**kw, **method_kw})
+    return load_model_state(model, sd, path).eval()
 
 # %% ../nbs/05a_runs.ipynb #c_runfolder
 class RunLockedError(RuntimeError):
