@@ -536,21 +536,21 @@ def knn_predict(features, # (Q, D) query features
                 bank, # (B, D) memory bank (training features)
                 bank_labels, # (B,) class ids of the bank
                 n_classes:int|None=None, # default: the largest bank label + 1
-                neighbours:int=200, # k, the neighbours that vote (capped at the bank size)
+                knn_k:int=200,      # k, the neighbours that vote (capped at the bank size)
                 temperature:float=0.1, # T of the vote weight exp(sim/T)
                 chunk_size:int=1024, # queries per similarity block
                ) -> torch.Tensor: # (Q, n_classes) class scores
-    """Class scores (Q, n_classes) of the weighted kNN classifier: top-`neighbours` cosine neighbours in `bank` vote
+    """Class scores (Q, n_classes) of the weighted kNN classifier: top-`knn_k` cosine neighbours in `bank` vote
     exp(sim/T)."""
     bank, bank_labels = _check_features_labels(bank, bank_labels)
     features = _as_tensor(features, 'features')
     if features.ndim != 2 or features.shape[1] != bank.shape[1]:
         raise ValueError(f"features must be (Q, {bank.shape[1]}) to match the bank, got {tuple(features.shape)}")
     if temperature <= 0: raise ValueError(f"temperature must be positive, got {temperature}")
-    if neighbours < 1: raise ValueError(f"neighbours must be at least 1, got {neighbours}")
+    if knn_k < 1: raise ValueError(f"knn_k must be at least 1, got {knn_k}")
     if int(bank_labels.min()) < 0: raise ValueError("bank_labels must be class ids 0..C-1")
     n_classes = n_classes or int(bank_labels.max()) + 1
-    k = min(neighbours, bank.shape[0])
+    k = min(knn_k, bank.shape[0])
     b = F.normalize(bank.float(), dim=1); yb = bank_labels.to(b.device)
     out = []
     for s in range(0, features.shape[0], chunk_size):
@@ -565,14 +565,14 @@ def knn_accuracy(features, # (Q, D) query features
                  labels, # (Q,) their class ids
                  bank, # (B, D) memory bank
                  bank_labels, # (B,) class ids of the bank
-                 neighbours:int=200, # k, the neighbours that vote
+                 knn_k:int=200,      # k, the neighbours that vote
                  temperature:float=0.1, # T of the vote weight exp(sim/T)
                  chunk_size:int=1024, # queries per similarity block
                 ) -> float: # top-1 accuracy in [0, 1]
     "Top-1 accuracy in [0, 1] of `knn_predict` on (`features`, `labels`)."
     labels = _as_tensor(labels, 'labels')
     n_classes = int(max(_as_tensor(bank_labels, 'bank_labels').max(), labels.max())) + 1
-    scores = knn_predict(features, bank, bank_labels, n_classes, neighbours, temperature, chunk_size)
+    scores = knn_predict(features, bank, bank_labels, n_classes, knn_k, temperature, chunk_size)
     return float((scores.argmax(1).cpu() == labels.cpu()).double().mean())
 
 # %% ../nbs/05_evaluate.ipynb #c054_2
@@ -581,7 +581,7 @@ class KNNMonitor:
     def __init__(self,
                  train_data, # the memory bank's data set of (image, label)
                  test_data, # the queries' data set
-                 neighbours:int=200, # k, the neighbours that vote
+                 knn_k:int=200,      # k, the neighbours that vote
                  temperature:float=0.1, # T of the vote weight exp(sim/T)
                  batch_size:int=256, # images per batch of the feature extraction
                  device=None, # where to run (default: the model's device)
@@ -590,7 +590,7 @@ class KNNMonitor:
                  num_workers:int=0, # DataLoader workers
                 ):
         (self.train_data, self.test_data,
-         self.neighbours, self.temperature) = train_data, test_data, neighbours, temperature
+         self.knn_k, self.temperature) = train_data, test_data, knn_k, temperature
         self.kw = dict(batch_size=batch_size, device=device, amp=amp, transform=transform, num_workers=num_workers)
         self.history = []
     def __call__(self,
@@ -600,6 +600,6 @@ class KNNMonitor:
         bank, yb = extract_features(model, self.train_data, **self.kw)
         f, y = extract_features(model, self.test_data, **self.kw)
         dev = self.kw['device'] or _model_device(model)
-        acc = knn_accuracy(f.to(dev), y, bank.to(dev), yb, self.neighbours, self.temperature)
+        acc = knn_accuracy(f.to(dev), y, bank.to(dev), yb, self.knn_k, self.temperature)
         self.history.append(acc)
         return acc

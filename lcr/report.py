@@ -161,7 +161,7 @@ def evaluate_run(run,                       # a training run folder (holds check
                image_size=cfg.image_size, feature_dim=int(fte.shape[1]), n_train=len(ytr), n_test=len(yte),
                n_classes=len(tr.classes), device=str(dev),
                retrieval={k: r[k] for k in ('rank1', 'rank5', 'mAP')},
-               knn_top1=knn_accuracy(fte, yte, ftr, ytr, neighbours=min(knn_k, len(ytr))),
+               knn_top1=knn_accuracy(fte, yte, ftr, ytr, knn_k=min(knn_k, len(ytr))),
                probe=dict(protocol=probe, epochs=probe_epochs, seed=seed),
                linear_probe=_linear_probes(model, cfg, tr, te, (ftr, ytr, fte, yte), fr, probe, probe_epochs, seed,
                                            dev, out))

@@ -911,7 +911,7 @@ class KNNMonitorCB(EpochJob):
          "numbers).")
         ftr, ytr = split_features(model, self.tr, self.cfg.image_size, self.dev)
         fte, yte = split_features(model, self.te, self.cfg.image_size, self.dev)
-        return knn_accuracy(fte, yte, ftr, ytr, neighbours=min(self.cfg.knn_k, len(ytr)))
+        return knn_accuracy(fte, yte, ftr, ytr, knn_k=min(self.cfg.knn_k, len(ytr)))
     def run(self,
             learn,       # the `Learner`
             epoch:int):  # epochs done, counted from 1
