@@ -122,8 +122,11 @@ def _default(v) -> str:
 
 
 def _anno(a) -> str:
+    from fastcore.script import Param
     if a is inspect.Parameter.empty or a is None: return ''
+    if isinstance(a, Param): return _anno(a.type)      # a command-line option: its type; its help is the parameter's text
     if isinstance(a, str): return a
+    if callable(a) and not isinstance(a, type) and hasattr(a, '__name__'): return a.__name__   # e.g. fastcore's bool_arg
     return getattr(a, '__name__', None) if isinstance(a, type) else str(a).replace('typing.', '')
 
 
@@ -153,9 +156,12 @@ def signature(obj, drop_self: bool = False):
 def parameter_docs(obj) -> dict:
     "{parameter: description} from nbdev docments (a comment after each parameter); classes document `__init__`."
     from fastcore.docments import docments
+    from fastcore.script import Param
+    params = parameters(obj) or []
+    helps = {p.name: p.annotation.help for p in params if isinstance(p.annotation, Param) and p.annotation.help}
     try: d = docments(obj, full=True)
-    except Exception: return {}
-    return {k: v['docment'] for k, v in d.items() if isinstance(v, dict) and v.get('docment')}
+    except Exception: return helps
+    return {**helps, **{k: v['docment'] for k, v in d.items() if isinstance(v, dict) and v.get('docment')}}
 
 
 def own_doc(obj) -> str:
