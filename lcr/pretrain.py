@@ -18,7 +18,7 @@ from .models import Backbone, ARCHS, STEMS, make_method
 from .synthetic import SyntheticFineGrained, GENERIC_VERSION, GENERIC_PRESETS, GenericConfig, GenericObjects
 from .augment import AugmentConfig, BatchTwoViews
 from .evaluate import test_transform, split_features, retrieval_metrics, linear_probe_features
-from .runs import (CheckpointError, NonFiniteLossError, OutputWriteError, RunLockedError, resolve_device,
+from .runs import (CheckpointError, load_file, NonFiniteLossError, OutputWriteError, RunLockedError, resolve_device,
                       prepare_out, lock_run, remove_stale_temps, save_checkpoint, load_checkpoint, load_model_state,
                       prepare_metrics, read_metrics, error_text)
 from .train import (cosine_lambda, set_determinism, interrupted_jobs, config_options, options_config, Learner,
@@ -248,13 +248,7 @@ def pretrained_meta(path,  # a weights file written by `pretrain`
 
 def _weights_file_dict(path):
     "The dict a weights file of `pretrain` holds (`state_dict`, `meta`); a CheckpointError says why a file is not one."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
-    try: d = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{path} is not a readable weights file ({type(e).__name__}: {error_text(e, 200)}); it "
-                              "was left "
-                              "untouched: move it away to train it again") from None
+    d = load_file(path, 'weights file', '; it was left untouched: move it away to train it again')
     if not (isinstance(d, dict) and isinstance(d.get('meta'), dict) and isinstance(d.get('state_dict'), dict)
             and d['meta'].get('format') == PRETRAIN_FORMAT):
         raise CheckpointError(f"{path} is not a weights file of lcr's pretraining (format {PRETRAIN_FORMAT!r}); it "

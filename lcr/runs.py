@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'CheckpointError', 'error_text', 'save_checkpoint', 'kill_point', 'load_checkpoint', 'load_model_state',
-           'load_released', 'RunLockedError', 'lock_run', 'remove_stale_temps', 'read_metrics', 'prepare_metrics',
-           'NonFiniteLossError', 'OutputWriteError', 'format_log_line', 'resolve_device', 'prepare_out']
+           'load_file', 'load_released', 'RunLockedError', 'lock_run', 'remove_stale_temps', 'read_metrics',
+           'prepare_metrics', 'NonFiniteLossError', 'OutputWriteError', 'format_log_line', 'resolve_device',
+           'prepare_out']
 
 # %% ../nbs/05a_runs.ipynb #r004
 import os, json, time, contextlib, pickle, warnings
@@ -129,17 +130,23 @@ def load_model_state(model:torch.nn.Module,  # the module to load into
     return model
 
 # %% ../nbs/05a_runs.ipynb #r_released
+def load_file(path,         # a file written with `torch.save`
+              what:str,     # what the file should be, for the messages (e.g. 'weights file')
+              hint:str='',  # said after a read error (e.g. what to do)
+             ):
+    "`torch.load(path, weights_only=True)` on the CPU; a FileNotFoundError or a CheckpointError that names `what`."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path} is not a readable {what} ({type(e).__name__}: {error_text(e, 200)}){hint}") from None
+
 def load_released(path,                     # the released code's checkpoint (`main_moco.py`'s checkpoint_XXXX.pth.tar)
                   backbone:str='resnet50',  # its backbone
                   **method_kw,              # further `make_method` options, where the checkpoint's differ
                  ):
     "The authors' checkpoint as the `reference` preset's LCR, GFB included; a CheckpointError says what does not fit."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"released checkpoint {str(path)!r} does not exist")
-    try: ck = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{path} is not a readable checkpoint "
-                              f"({type(e).__name__}: {error_text(e, 200)})") from None
+    ck = load_file(path, 'released checkpoint')
     try: sd = released_state_dict(ck)
     except ValueError as e: raise CheckpointError(f"{path}: {e}") from None
     q = sd.get('queue')                                      # the projection's width and the queue's length, as saved
