@@ -16,7 +16,7 @@ from .synthetic import SyntheticFineGrained
 from .train import initial_model
 from .viz import attention_mass_on_parts, upsample_maps
 from .report import load_run
-from .stats import sign_flip_p, claim
+from .stats import sign_flip_p, claim, mean_sd
 from .records import load_record, record_results
 from .experiments import STUDY, BUDGETS, run_config, study_record, start_weights
 
@@ -252,12 +252,6 @@ POOLING_LABELS = {'gap': 'GAP', 'parts': 'true parts', 'bird': 'bird', 'backgrou
                   'gradcam_signed': 'score, no ReLU', 'gradcam_positive': 'positive pair', 'gfb': 'GFB (LCR)'}
 MAP_POOLINGS = ('gradcam_score', 'gradcam_loss', 'gradcam_signed', 'gradcam_positive', 'gfb')
 
-def _pm(vals):
-    "Mean ± sd of fractions, in points ('–' for none)."
-    v = 100 * np.asarray([x for x in vals if x is not None], dtype=float)
-    if len(v) == 0: return '–'
-    return f"{v.mean():.1f}" + (f" ± {v.std(ddof=1):.1f}" if len(v) > 1 else '')
-
 def pooling_table(res:dict,            # {name: [entries]}, as `chain_results` returns
                   names,               # the rows, in order (names the record lacks are left out)
                   metric:str='rank1',  # 'rank1', 'rank5', 'mAP' or 'probe'
@@ -270,7 +264,7 @@ def pooling_table(res:dict,            # {name: [entries]}, as `chain_results` r
     for n in names:
         es = res.get(n, [])
         if not es: continue
-        cells = [_pm([e['pooling'][p][metric] for e in es if p in e['pooling']]) for p in poolings]
+        cells = [mean_sd([e['pooling'][p][metric] for e in es if p in e['pooling']], '.1f', 100) for p in poolings]
         rows.append(f"| {n} | {','.join(str(e['seed']) for e in es)} | " + ' | '.join(cells) + ' |')
     return '\n'.join(rows) + '\n'
 
@@ -288,7 +282,7 @@ def mass_table(res:dict,           # {name: [entries]}, as `chain_results` retur
             if not es: continue
             area = area or es[0]['area']
             rows.append(f"| {n} | {POOLING_LABELS[m]} | "
-                        + ' | '.join(_pm([e['mass'][m][k] for e in es]) for k in REGIONS) + ' |')
+                        + ' | '.join(mean_sd([e['mass'][m][k] for e in es], '.1f', 100) for k in REGIONS) + ' |')
     if area: rows.append('| *area of the view* | | ' + ' | '.join(f"*{100 * area[k]:.1f}*" for k in REGIONS) + ' |')
     return '\n'.join(rows) + '\n'
 
@@ -360,7 +354,7 @@ def empty_table(res:dict,           # {name: [entries]}, as `chain_results` retu
     for n in names:
         es = [e for e in res.get(n, []) if 'empty' in e]
         if es: rows.append(f"| {n} | {','.join(str(e['seed']) for e in es)} | "
-                           + ' | '.join(_pm([e['empty'].get(m) for e in es]) for m in maps) + ' |')
+                           + ' | '.join(mean_sd([e['empty'].get(m) for e in es], '.1f', 100) for m in maps) + ' |')
     return '\n'.join(rows) + '\n'
 
 # %% ../nbs/11_chain.ipynb #ch081
