@@ -24,11 +24,12 @@ from .records import RECORD_FORMAT, CALIBRATION_FORMAT, record_path, write_recor
 from .tables import summarize, study_table, paired_table, k_sweep_figure
 
 # %% auto #0
-__all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'STUDY', 'GROUPS', 'PRETRAIN_CPU', 'PRETRAIN_GPU', 'BUDGETS', 'RECORD_CURVE_KEYS',
-           'RANDOM_START', 'PRETRAINED_START', 'REAL_DATASETS', 'study_runs', 'start_weights', 'prepare_start',
-           'run_config', 'library_commit', 'claim_run', 'StudyInterrupted', 'RunsSkippedError', 'run_study', 'collect',
-           'write_study', 'run_entry', 'start_entry', 'study_record', 'calibration_trial', 'calibration_record',
-           'replay_steps', 'rerun_record', 'real_recipe', 'experiments_cli']
+__all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'KNOB_NUS', 'KNOB_TAUS', 'STUDY', 'GROUPS', 'PRETRAIN_CPU', 'PRETRAIN_GPU',
+           'BUDGETS', 'RECORD_CURVE_KEYS', 'RANDOM_START', 'PRETRAINED_START', 'REAL_DATASETS', 'knob_name',
+           'study_runs', 'start_weights', 'prepare_start', 'run_config', 'library_commit', 'claim_run',
+           'StudyInterrupted', 'RunsSkippedError', 'run_study', 'collect', 'write_study', 'run_entry', 'start_entry',
+           'study_record', 'calibration_trial', 'calibration_record', 'replay_steps', 'rerun_record', 'real_recipe',
+           'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', recipe=None, budget_options=None, **kw):
@@ -41,6 +42,14 @@ def _cfg(name, group, method, preset='paper', recipe=None, budget_options=None, 
 
 TEACHER_RUN = '{study}/supervised/seed0'   # the teacher of `lcr-teacher_target`: the study's supervised run of seed 0
 TABLE3_FRAMEWORKS = ('simclr', 'simsiam', 'barlow_twins', 'vicreg', 'dino')   # Table 3's rows beside MoCo v2 and BYOL
+KNOB_NUS = (0.01, 0.03, 0.1, 0.3, 1.0)   # the KL's weights ν of the sweep (the paper states none)
+KNOB_TAUS = (0.4, 0.1)                   # the target's softmax temperatures τ of the sweep (the preset's first)
+
+def knob_name(nu:float,   # the KL's weight ν
+              tau:float,  # the target's softmax temperature τ
+             ) -> str:
+    "The study's name of LCR with KL weight `nu` and temperature `tau`: `lcr` for the preset's (1, 0.4)."
+    return 'lcr' if (nu, tau) == (1.0, 0.4) else f'lcr-nu{nu:g}-tau{tau:g}'
 
 STUDY = (
     [_cfg('mocov2', 'main', 'mocov2', log_gradcam=True), _cfg('lcr', 'main', 'lcr'),
@@ -72,8 +81,14 @@ STUDY = (
     # `supervised`)
     # of the recipe's MoCo v2 options they take the scaled momentum (a horizon in steps), not MoCo's temperature
     + [_cfg(m, 'table3', m, budget_options=('tiny_width', 'key_momentum'))
-       for f in TABLE3_FRAMEWORKS for m in (f, f'{f}_lcr')])
-GROUPS = ('main', 'fit_target', 'variants', 'k_sweep', 'ablations', 'diagnostics', 'chain', 'chain_screen', 'table3')
+       for f in TABLE3_FRAMEWORKS for m in (f, f'{f}_lcr')]
+    # the knobs the paper leaves unstated, chosen on a validation split of the training images (below):
+    # the KL's weight ν and the softmax temperature τ of the target; (ν, τ) = (1, 0.4) is `lcr` itself
+    + [_cfg(knob_name(nu, tau), 'knobs', 'lcr', nu=nu, tau=tau) for tau in KNOB_TAUS for nu in KNOB_NUS
+       if (nu, tau) != (1.0, 0.4)])
+GROUPS = ('main', 'fit_target', 'variants', 'k_sweep', 'ablations', 'diagnostics', 'chain', 'chain_screen', 'table3',
+          'knobs')
+
 
 # %% ../nbs/10_experiments.ipynb #c008
 PRETRAIN_CPU = dict(backbone='tiny', stem='small', data='small', image_size=64,
