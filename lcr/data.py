@@ -6,7 +6,7 @@
 __all__ = ['IMG_EXTENSIONS', 'CUB_PARTS', 'PART_RADIUS', 'CorruptImageError', 'load_rgb', 'image_problem', 'LabelledImages',
            'ImageCache', 'decode_images', 'CUB200', 'read_image_sizes', 'annotation_masks', 'StanfordCars',
            'FGVCAircraft', 'INaturalist2019', 'ImageFolderSplit', 'label_subset', 'save_subset', 'load_subset',
-           'LabelSubset', 'label_proportion_subset']
+           'LabelSubset', 'label_proportion_subset', 'validation_split']
 
 # %% ../nbs/02_data.ipynb #c004
 import os, json, warnings
@@ -652,3 +652,15 @@ def label_proportion_subset(dataset,    # a labelled data set with `.targets` an
     idx = label_subset(dataset.targets, fraction, seed)
     if path is not None: save_subset(path, dataset, idx, fraction=fraction, seed=seed, n=len(idx), of=len(dataset))
     return LabelSubset(dataset, idx)
+
+# %% ../nbs/02_data.ipynb #c036_v1
+def validation_split(targets,             # the class label of each training image
+                     fraction:float=0.25, # share of each class held out for validation, in (0, 1)
+                     seed:int=0,          # seed of the draw (`label_subset`'s)
+                    ) -> tuple:           # (fit, val): sorted index arrays into the split, disjoint, covering it
+    "A class-stratified, seeded carve of a training split into the images to fit on and the validation images."
+    if not 0 < fraction < 1: raise ValueError(f"a validation fraction must be in (0, 1), got {fraction}")
+    t = np.asarray(targets)
+    val = label_subset(t, fraction, seed)
+    keep = np.ones(len(t), dtype=bool); keep[val] = False
+    return np.flatnonzero(keep), val

@@ -11,10 +11,11 @@ import numpy as np
 import torch
 import matplotlib.pyplot as plt
 from .models import from_config, current_log_names, current_config_names
-from .data import label_proportion_subset
+from .data import label_proportion_subset, validation_split
 from .evaluate import (split_features, retrieval_metrics, linear_probe_features, linear_probe, knn_accuracy,
                           test_transform)
-from .runs import (load_checkpoint, CheckpointError, resolve_device, prepare_out, read_metrics, load_model_state,
+from .runs import (load_checkpoint, load_released, CheckpointError, resolve_device, prepare_out, read_metrics,
+                      load_model_state,
                       error_text)
 from .train import TrainConfig, eval_splits, train_split, data_fingerprint, SELECTION_METRICS
 from .stats import fraction_label, pct, PAPER_TABLE_2
@@ -23,9 +24,9 @@ from .viz import (attention_figure, retrieval_panel, save_figure, attention_mass
                      MAX_ROWS, MAX_MAPS)
 
 # %% auto #0
-__all__ = ['PROBE_FRACTIONS', 'load_run', 'evaluate_run', 'metrics_table', 'write_metrics', 'loss_curves', 'run_figures',
-           'parts_mass', 'model_parts_mass', 'cached_metrics', 'report', 'one_line_warnings', 'eval_cli', 'viz_cli',
-           'report_cli']
+__all__ = ['PROBE_FRACTIONS', 'VALIDATION_FRACTION', 'load_run', 'evaluate_run', 'evaluate_validation', 'evaluate_released',
+           'metrics_table', 'write_metrics', 'loss_curves', 'run_figures', 'parts_mass', 'model_parts_mass',
+           'cached_metrics', 'report', 'one_line_warnings', 'eval_cli', 'viz_cli', 'report_cli']
 
 # %% ../nbs/08_report.ipynb #c006
 def load_run(run,           # a training run folder (holds checkpoint.pt)
@@ -151,21 +152,87 @@ def evaluate_run(run,                       # a training run folder (holds check
         raise FileNotFoundError(f"{error_text(e, 300)}; the data set {run} was trained on is not at "
                                 f"{cfg.root!r} any more: "
                                 "pass root= (lcr_eval --root) where it is now") from None
+    res = dict(run=str(run), method=cfg.method, preset=cfg.preset, backbone=cfg.backbone, stem=cfg.stem,
+               dataset=_dataset_name(cfg), epochs=state['epoch'], planned_epochs=cfg.epochs, finished=finished,
+               global_step=state['global_step'], seed=cfg.seed,
+               **_split_metrics(model, cfg, tr, te, fr, probe, probe_epochs, knn_k, seed, dev, batch_size, out))
+    res.update(_selected_on_test(run))
+    res['seconds'] = time.time() - t0
+    return res
+
+def _dataset_name(cfg): return cfg.dataset if cfg.dataset != 'synthetic' else f"synthetic-{cfg.synth_preset}"
+
+def _split_metrics(model, cfg, tr, te, fr, probe, probe_epochs, knn_k, seed, dev, batch_size, out):
+    "Both splits' features, then retrieval on the test split, kNN and the linear probes: the metrics of a model."
     ftr, ytr = split_features(model, tr, cfg.image_size, dev, batch_size)
     fte, yte = split_features(model, te, cfg.image_size, dev, batch_size)
     r = retrieval_metrics(fte, yte)
-    res = dict(run=str(run), method=cfg.method, preset=cfg.preset, backbone=cfg.backbone, stem=cfg.stem,
-               dataset=cfg.dataset if cfg.dataset != 'synthetic' else f"synthetic-{cfg.synth_preset}",
-               epochs=state['epoch'], planned_epochs=cfg.epochs, finished=finished, global_step=state['global_step'],
-               seed=cfg.seed,
-               image_size=cfg.image_size, feature_dim=int(fte.shape[1]), n_train=len(ytr), n_test=len(yte),
-               n_classes=len(tr.classes), device=str(dev),
-               retrieval={k: r[k] for k in ('rank1', 'rank5', 'mAP')},
-               knn_top1=knn_accuracy(fte, yte, ftr, ytr, knn_k=min(knn_k, len(ytr))),
-               probe=dict(protocol=probe, epochs=probe_epochs, seed=seed),
-               linear_probe=_linear_probes(model, cfg, tr, te, (ftr, ytr, fte, yte), fr, probe, probe_epochs, seed,
-                                           dev, out))
-    res.update(_selected_on_test(run))
+    return dict(image_size=cfg.image_size, feature_dim=int(fte.shape[1]), n_train=len(ytr), n_test=len(yte),
+                n_classes=len(tr.classes), device=str(dev),
+                retrieval={k: r[k] for k in ('rank1', 'rank5', 'mAP')},
+                knn_top1=knn_accuracy(fte, yte, ftr, ytr, knn_k=min(knn_k, len(ytr))),
+                probe=dict(protocol=probe, epochs=probe_epochs, seed=seed),
+                linear_probe=_linear_probes(model, cfg, tr, te, (ftr, ytr, fte, yte), fr, probe, probe_epochs, seed,
+                                            dev, out))
+
+# %% ../nbs/08_report.ipynb #c008_2
+VALIDATION_FRACTION = 0.25   # the share of each class's training images held out for validation
+
+def evaluate_validation(run,                           # a training run folder (holds checkpoint.pt)
+                        fraction:float=VALIDATION_FRACTION,  # share of each class held out, in (0, 1)
+                        probe_epochs:int=100,          # epochs of the fast linear probe
+                        knn_k:int=200,                 # neighbours of the kNN classifier
+                        device='auto',                 # 'auto', 'cpu', 'cuda', 'cuda:i' or a torch.device
+                        seed:int=0,                    # seed of the carve and of the probe (one carve for every run)
+                        batch_size:int=256,            # images per batch of the feature extraction
+                        root=None,                     # the data set's folder, if it has moved since training
+                       ) -> dict:
+    """Retrieval, kNN and the fast linear probe of run `run` on a validation split of its training images; the test
+    split is not read."""
+    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    model, cfg, state = load_run(run, dev, root)
+    tr = train_split(replace(cfg, n_images=None))
+    f, y = split_features(model, tr, cfg.image_size, dev, batch_size)
+    fit, val = (torch.as_tensor(i) for i in validation_split(y, fraction, seed))
+    r = retrieval_metrics(f[val], y[val])
+    probe = linear_probe_features(f[fit], y[fit], f[val], y[val], n_classes=len(tr.classes), epochs=probe_epochs,
+                                  seed=seed, device=dev)
+    return dict(run=str(run), epochs=state['epoch'], fraction=fraction, seed=seed, n_fit=len(fit), n_val=len(val),
+                retrieval={k: r[k] for k in ('rank1', 'rank5', 'mAP')},
+                knn_top1=knn_accuracy(f[val], y[val], f[fit], y[fit], knn_k=min(knn_k, len(fit))),
+                probe_top1=probe['top1'], probe_epochs=probe_epochs)
+
+# %% ../nbs/08_report.ipynb #c008_3
+def evaluate_released(path,                       # the authors' checkpoint (main_moco.py's checkpoint_*.pth.tar)
+                      dataset:str,                # 'cub', 'cars', 'aircraft', 'inat2019', 'folder' or 'synthetic'
+                      root=None,                  # the data set's folder (a real data set)
+                      backbone:str='resnet50',    # the checkpoint's backbone, one of ARCHS
+                      stem:str='standard',        # the backbone's stem: 'standard' or 'small'
+                      image_size:int=224,         # the side of the test crop
+                      probe:str='fast',           # 'fast' or 'paper' (see `evaluate_run`)
+                      fractions=PROBE_FRACTIONS,  # label proportions of the linear probe, each in (0, 1]
+                      probe_epochs:int=100,       # epochs of the linear probe
+                      knn_k:int=200,              # neighbours of the kNN classifier
+                      device='auto',              # 'auto', 'cpu', 'cuda', 'cuda:i' or a torch.device
+                      seed:int=0,                 # seed of the label subsets and of the probe
+                      batch_size:int=256,         # images per batch of the feature extraction
+                      out=None,                   # folder of the subset lists (None: `eval` beside the checkpoint)
+                      synth_preset:str='cub',     # the embedded set's preset, for dataset='synthetic'
+                      **method_kw,                # further `make_method` options of the checkpoint (e.g. tiny_width)
+                     ) -> dict:
+    "Retrieval, linear probe and kNN of the authors' checkpoint `path`, loaded by `load_released`, on `dataset`."
+    fr = _check_eval_options(probe, fractions, probe_epochs)
+    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    t0 = time.time()
+    cfg = TrainConfig(method='lcr', preset='reference', backbone=backbone, weights=None, stem=stem, dataset=dataset,
+                      root=None if root is None else str(root), synth_preset=synth_preset, image_size=image_size,
+                      method_kw=method_kw, out='unused')
+    model = load_released(path, backbone, stem=stem, **method_kw).to(dev)
+    tr, te = eval_splits(cfg)
+    out = Path(out) if out is not None else Path(path).parent / 'eval'
+    res = dict(run=str(path), method='lcr', preset='reference (released checkpoint)', backbone=backbone, stem=stem,
+               dataset=_dataset_name(cfg), epochs='–',
+               **_split_metrics(model, cfg, tr, te, fr, probe, probe_epochs, knn_k, seed, dev, batch_size, out))
     res['seconds'] = time.time() - t0
     return res
 
@@ -470,24 +537,43 @@ def one_line_warnings(prog:str,  # the program's name, the first word of each li
 
 # %% ../nbs/08_report.ipynb #c034_1
 @call_parse
-def eval_cli(run:str,                        # training run folder (holds checkpoint.pt)
+def eval_cli(run:str,                        # training run folder (holds checkpoint.pt), or the authors' checkpoint
              out:str=None,                   # output folder (default: <run>/eval)
              probe:str='fast',               # linear probe: fast (cached features) or paper (augmented images)
              probe_epochs:int=100,           # linear-probe epochs (x0.1 at 60% and 80%)
              fractions:str='1,0.5,0.2',      # label proportions of the linear probe
              device:str='auto',              # auto, cpu, cuda or cuda:i
              seed:int=0,                     # seed of the label subsets and the probe
-             root:str=None):                 # the data set's folder, if it has moved since training
-    "Retrieval (rank-1, rank-5, mAP), linear probe and kNN of a run; writes metrics.json and metrics.md."
-    run = _check_runs(run, 'lcr_eval')[0]
+             root:str=None,                  # the data set's folder, if it has moved since training (or is read anew)
+             dataset:str=None,               # a checkpoint file only: the data set (cub, cars, aircraft, ...)
+             backbone:str='resnet50',        # a checkpoint file only: its backbone
+             image_size:int=224,             # a checkpoint file only: the side of the test crop
+             method_kw:str=None):            # a checkpoint file only: make_method options, JSON ({"stem": "small"})
+    """Retrieval (rank-1, rank-5, mAP), linear probe and kNN of a run, or of the authors' checkpoint file; writes
+    metrics.json and metrics.md."""
+    released = Path(run).is_file()
+    if released and dataset is None:
+        sys.exit(f"lcr_eval: error: {run} is a file, read as the authors' checkpoint: name the data set to evaluate "
+                 "it on with --dataset (and its folder with --root)")
+    if not released and dataset is not None:
+        sys.exit(f"lcr_eval: error: --dataset is for the authors' checkpoint file; a run folder evaluates on its own "
+                 "data set (--root if it has moved)")
+    if not released: run = _check_runs(run, 'lcr_eval')[0]
+    try: mk = json.loads(method_kw) if method_kw else {}
+    except ValueError as e: sys.exit(f"lcr_eval: error: --method_kw is not JSON ({e}): {method_kw!r}")
+    if not isinstance(mk, dict): sys.exit(f"lcr_eval: error: --method_kw must be a JSON object, got {method_kw!r}")
+    if mk and not released: sys.exit("lcr_eval: error: --method_kw is for the authors' checkpoint file")
     fr = _check_opts('lcr_eval', probe, probe_epochs, fractions)
     try: resolve_device(device)
     except (ValueError, RuntimeError) as e: sys.exit(f"lcr_eval: error: {e}")
-    out = Path(out) if out else Path(run) / 'eval'
+    out = Path(out) if out else Path(run).parent / 'eval' if released else Path(run) / 'eval'
     try: prepare_out(out)
     except (ValueError, OSError) as e: sys.exit(f"lcr_eval: error: {e}")
     with one_line_warnings('lcr_eval'):
-        try: res = evaluate_run(run, probe, fr, probe_epochs, device=device, seed=seed, out=out, root=root)
+        try:
+            res = (evaluate_released(run, dataset, root, backbone, mk.pop('stem', 'standard'), image_size, probe, fr,
+                                     probe_epochs, device=device, seed=seed, out=out, **mk) if released else
+                   evaluate_run(run, probe, fr, probe_epochs, device=device, seed=seed, out=out, root=root))
         except (ValueError, OSError, CheckpointError) as e: sys.exit(f"lcr_eval: error: {error_text(e, 2000)}")
     res['options'] = dict(probe=probe, probe_epochs=probe_epochs, fractions=list(fr), seed=seed)
     try: paths = write_metrics(res, out)

@@ -4,15 +4,16 @@
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'CheckpointError', 'error_text', 'save_checkpoint', 'kill_point', 'load_checkpoint', 'load_model_state',
-           'load_file', 'load_released', 'RunLockedError', 'lock_run', 'remove_stale_temps', 'read_metrics',
-           'prepare_metrics', 'NonFiniteLossError', 'OutputWriteError', 'format_log_line', 'resolve_device',
-           'prepare_out']
+           'load_file', 'load_released', 'released_layout', 'RunLockedError', 'lock_run', 'remove_stale_temps',
+           'read_metrics', 'prepare_metrics', 'NonFiniteLossError', 'OutputWriteError', 'format_log_line',
+           'resolve_device', 'prepare_out']
 
 # %% ../nbs/05a_runs.ipynb #r004
 import os, json, time, contextlib, pickle, warnings
 from pathlib import Path
 import torch
-from .models import current_log_names, current_config_names, make_method, released_state_dict
+from .models import (current_log_names, current_config_names, make_method, released_state_dict,
+                        RELEASED_NAMES)
 
 # %% ../nbs/05a_runs.ipynb #c013
 CKPT_FORMAT = 'lcr-train-v1'
@@ -153,6 +154,16 @@ def load_released(path,                     # the released code's checkpoint (`m
     kw = dict(proj_dim=q.shape[0], queue_size=q.shape[1]) if isinstance(q, torch.Tensor) and q.ndim == 2 else {}
     model = make_method('lcr', preset='reference', backbone=backbone, **{**kw, **method_kw})
     return load_model_state(model, sd, path).eval()
+
+def released_layout(state_dict:dict,  # a `reference` preset LCR's state dict (this book's names)
+                   ) -> dict:         # the same tensors under the released code's names, as its DDP model saves them
+    """This book's tensor names back to the released code's (`RELEASED_NAMES`, DDP's `module.` prefix, the pointer as a
+    1-vector): `released_state_dict`'s inverse, to hand a model to the authors' scripts."""
+    out = {}
+    for k, v in state_dict.items():
+        k = next((old + k[len(new):] for old, new in RELEASED_NAMES if k.startswith(new)), k)
+        out['module.' + k] = v.reshape(1) if k == 'queue_ptr' else v
+    return out
 
 # %% ../nbs/05a_runs.ipynb #c_runfolder
 class RunLockedError(RuntimeError):
