@@ -19,7 +19,8 @@ $(STAMP): $(PY) settings.ini setup.py constraints.txt
 
 install: $(STAMP)
 
-## The main job: MoCo v2 and LCR trained on the embedded data set, evaluated, reported (minutes on a CPU)
+## The main job: MoCo v2 and LCR trained on the embedded data set from the pretrained start the repository ships
+## (weights/), evaluated, reported (minutes on a CPU); DEMO_ARGS="--start random" trains from a random start
 demo: $(STAMP)
 	$(VENV)/bin/lcr_demo $(DEMO_ARGS)
 
@@ -27,7 +28,7 @@ demo: $(STAMP)
 pretrain: $(STAMP)
 	$(PY) -c "from lcr.experiments import prepare_start; print(prepare_start('cpu-pretrained', progress='print'))"
 
-## MoCo v2 and LCR from the pretrained start the repository ships (weights/, records/pretrained_weights.json), seed 0
+## The same two as chapter 10's study runs them (test-set selection logged beside), from the shipped start, seed 0
 demo-pretrained: $(STAMP)
 	$(VENV)/bin/lcr_experiments --budget cpu-pretrained --names mocov2,lcr --seeds 0 --out runs/demo_pretrained \
 		--pretrained_out weights

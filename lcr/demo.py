@@ -7,13 +7,15 @@ from __future__ import annotations
 import json, sys, time
 from pathlib import Path
 from fastcore.script import call_parse
+from .core import check_choice
 from .models import METHODS
+from .pretrain import shipped_start, pretrained_meta
 from .runs import resolve_device, prepare_out, error_text, CheckpointError, NonFiniteLossError, RunLockedError
 from .train import TrainConfig, train
 from .report import report, metrics_table
 
 # %% auto #0
-__all__ = ['DEMO_RECIPE', 'DEMO_METHODS', 'demo', 'demo_cli']
+__all__ = ['DEMO_RECIPE', 'DEMO_METHODS', 'DEMO_STARTS', 'demo', 'start_text', 'demo_cli']
 
 # %% ../nbs/08a_demo.ipynb #c036
 DEMO_RECIPE = dict(dataset='synthetic', synth_preset='small', backbone='tiny', weights=None, stem='small',
@@ -21,6 +23,7 @@ DEMO_RECIPE = dict(dataset='synthetic', synth_preset='small', backbone='tiny', w
                    epochs=12, batch_size=64, lr=0.06, momentum=0.9, weight_decay=1e-4, schedule='cosine',
                    method_kw=dict(queue_size=1024, temperature=0.2, key_momentum=0.99))
 DEMO_METHODS = ('mocov2', 'lcr')
+DEMO_STARTS = ('pretrained', 'random')   # the backbone's start: `PRETRAIN_CPU`'s weights (`shipped_start`), or random
 
 def demo(out='runs/demo',         # output folder: a run folder per method, report.md (finished runs are not redone)
          methods=DEMO_METHODS,    # names in METHODS, trained with the same recipe and seed
@@ -30,11 +33,17 @@ def demo(out='runs/demo',         # output folder: a run folder per method, repo
          probe_epochs:int=100,    # epochs of the linear probe
          progress='auto',         # training progress display: 'auto', 'bar', 'print' or 'none'
          log_every:int=10,        # steps between metric lines
+         start:str='pretrained',  # 'pretrained' (the paper's kind of start) or 'random', see `DEMO_STARTS`
+         weights_dir='weights',   # the folder of the pretrained start's weights file (`shipped_start`)
          **overrides,             # `TrainConfig` fields that replace DEMO_RECIPE's, e.g. `batch_size=32`
         ) -> Path:
-    "Train `methods` with `DEMO_RECIPE` (plus `overrides`) and one seed, evaluate and report; returns the report path."
+    """Train `methods` with `DEMO_RECIPE` (plus `overrides`) from `start` with one seed, evaluate, report; returns the
+    report's path."""
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods: raise ValueError(f"methods must be names in METHODS {list(METHODS)}, got {list(methods)}")
+    check_choice('start', start, DEMO_STARTS)
+    if start == 'pretrained' and 'weights' not in overrides:
+        overrides = dict(overrides, weights=str(shipped_start(weights_dir)))
     recipe = {**DEMO_RECIPE, **overrides, **({} if epochs is None else dict(epochs=epochs))}
     cfgs = {m: TrainConfig(method=m, seed=seed, device=device, out=str(Path(out) / m), resume=True, progress=progress,
                            log_every=log_every, **recipe).validate() for m in methods}
@@ -44,7 +53,17 @@ def demo(out='runs/demo',         # output folder: a run folder per method, repo
         train(cfg)
     print("== evaluating and drawing", flush=True)
     return report({m: Path(out) / m for m in methods}, out, probe_epochs=probe_epochs, device=device,
-                  title='lcr demo: MoCo v2 and LCR on the small embedded data set')
+                  title=f"lcr demo: {' and '.join(methods)} on the small embedded data set, from {start_text(recipe)}")
+
+def start_text(recipe:dict,  # a demo's recipe: `TrainConfig` fields
+              ) -> str:
+    "Which start a recipe trains from, in words, for the report's title."
+    w = recipe.get('weights')
+    if w is None: return 'a random initialisation'
+    if not Path(w).is_file(): return f"torchvision's {w} weights"
+    meta = pretrained_meta(w)
+    return (f"the pretrained start {Path(w).name} ({meta['config']['backbone']} trained on the generic objects, "
+            f"held-out top-1 {100 * meta['held_out']['top1']:.1f}%)")
 
 # %% ../nbs/08a_demo.ipynb #c036_1
 @call_parse
@@ -54,7 +73,9 @@ def demo_cli(out:str='runs/demo',       # output folder: a run folder per method
              device:str='auto',         # auto, cpu, cuda or cuda:i
              seed:int=0,                # seed of models, batch order and augmentation
              probe_epochs:int=100,      # linear-probe epochs
-             progress:str='auto'):      # auto, bar, print or none
+             progress:str='auto',       # auto, bar, print or none
+             start:str='pretrained',    # pretrained (the shipped weights of PRETRAIN_CPU) or random
+             weights_dir:str='weights'):  # the folder of the pretrained start's weights file
     "The main job: train MoCo v2 and LCR on the small embedded data set with one recipe, evaluate, write a report."
     t0 = time.time()
     try:
@@ -62,7 +83,7 @@ def demo_cli(out:str='runs/demo',       # output folder: a run folder per method
         if epochs is not None and epochs < 1: raise ValueError(f"--epochs must be positive, got {epochs}")
         if probe_epochs < 1: raise ValueError(f"--probe_epochs must be positive, got {probe_epochs}")
         resolve_device(device)
-        path = demo(out, ms, epochs, device, seed, probe_epochs, progress)
+        path = demo(out, ms, epochs, device, seed, probe_epochs, progress, start=start, weights_dir=weights_dir)
     except (ValueError, TypeError, OSError, CheckpointError, NonFiniteLossError, RunLockedError) as e:
         sys.exit(f"lcr_demo: error: {error_text(e, 2000)}")
     print(metrics_table(json.loads((Path(out) / 'report.json').read_text())))

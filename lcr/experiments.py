@@ -17,19 +17,19 @@ from .augment import BatchTwoViews, AugmentConfig
 from .report import (PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, model_parts_mass, load_run,
                         cached_metrics)
 from .demo import DEMO_RECIPE
-from .pretrain import PretrainConfig, pretrain, weights_file, pretrained_meta, feature_baseline
+from .pretrain import (PretrainConfig, pretrain, weights_file, pretrained_meta, feature_baseline, PRETRAIN_CPU,
+                          PRETRAIN_GPU)
 from .synthetic import SYNTH_PRESETS
 from .viz import save_figure
 from .records import RECORD_FORMAT, CALIBRATION_FORMAT, record_path, write_record, load_record
 from .tables import summarize, study_table, paired_table, k_sweep_figure
 
 # %% auto #0
-__all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'KNOB_NUS', 'KNOB_TAUS', 'STUDY', 'GROUPS', 'PRETRAIN_CPU', 'PRETRAIN_GPU',
-           'BUDGETS', 'RECORD_CURVE_KEYS', 'RANDOM_START', 'PRETRAINED_START', 'REAL_DATASETS', 'knob_name',
-           'study_runs', 'start_weights', 'prepare_start', 'run_config', 'library_commit', 'claim_run',
-           'StudyInterrupted', 'RunsSkippedError', 'run_study', 'collect', 'write_study', 'run_entry', 'start_entry',
-           'study_record', 'calibration_trial', 'calibration_record', 'replay_steps', 'rerun_record', 'real_recipe',
-           'experiments_cli']
+__all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'KNOB_NUS', 'KNOB_TAUS', 'STUDY', 'GROUPS', 'BUDGETS', 'RECORD_CURVE_KEYS',
+           'RANDOM_START', 'PRETRAINED_START', 'REAL_DATASETS', 'knob_name', 'study_runs', 'start_weights',
+           'prepare_start', 'run_config', 'library_commit', 'claim_run', 'StudyInterrupted', 'RunsSkippedError',
+           'run_study', 'collect', 'write_study', 'run_entry', 'start_entry', 'study_record', 'calibration_trial',
+           'calibration_record', 'replay_steps', 'rerun_record', 'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', recipe=None, budget_options=None, **kw):
@@ -91,10 +91,6 @@ GROUPS = ('main', 'fit_target', 'variants', 'k_sweep', 'ablations', 'diagnostics
 
 
 # %% ../nbs/10_experiments.ipynb #c008
-PRETRAIN_CPU = dict(backbone='tiny', stem='small', data='small', image_size=64,
-                    epochs=10)   # the calibrated CPU start (below)
-PRETRAIN_GPU = dict(backbone='resnet50', stem='standard', data='cub', image_size=224, epochs=30,
-                    batch_size=256)   # not yet run
 _MINIMAL = dict(DEMO_RECIPE, epochs=1, n_images=128, image_size=32,
                 method_kw=dict(DEMO_RECIPE['method_kw'], tiny_width=8))
 BUDGETS = {
