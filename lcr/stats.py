@@ -9,8 +9,8 @@ import numpy as np
 from .core import check_arg
 
 # %% auto #0
-__all__ = ['PAPER_TABLE_2', 'PAPER_CUB', 'PAIRED_METRICS', 'fraction_label', 'pct', 'mean_sd', 'pct_mean_sd', 'md_cell',
-           'run_metric', 'paired_diffs', 'paired_summary', 'sign_flip_p', 'claim']
+__all__ = ['PAPER_TABLE_2', 'PAPER_CUB', 'PAIRED_METRICS', 'CLAIM_METRICS', 'fraction_label', 'pct', 'mean_sd', 'pct_mean_sd',
+           'md_cell', 'run_metric', 'paired_diffs', 'paired_summary', 'sign_flip_p', 'claim', 'pairing_note', 'claims']
 
 # %% ../nbs/07a_stats.ipynb #st011
 def fraction_label(f:float,  # a label proportion in (0, 1]
@@ -69,11 +69,13 @@ PAPER_CUB = {   # the paper's CUB-200-2011 linear Top-1 (100%) and rank-1, % (Ta
 
 # %% ../nbs/07a_stats.ipynb #st031
 PAIRED_METRICS = {'rank1': 'rank-1', 'mAP': 'mAP', 'top1@100%': 'Top-1 (100%)'}
+CLAIM_METRICS = {**PAIRED_METRICS, 'knn': 'kNN Top-1'}   # what `claims` words by default: the four protocols' headlines
 
 def run_metric(r:dict,   # a run's metrics (`evaluate_run`) or a record's entry of it
-               key:str,  # a retrieval metric ('rank1', 'rank5', 'mAP') or 'top1@<label %>', e.g. 'top1@100%'
+               key:str,  # a retrieval metric ('rank1', 'rank5', 'mAP'), 'top1@<label %>', e.g. 'top1@100%', or 'knn'
               ) -> float:
-    "One number of a run: a retrieval metric, or the linear probe's Top-1 at a label proportion."
+    "One number of a run: a retrieval metric, the linear probe's Top-1 at a label proportion, or the kNN Top-1."
+    if key == 'knn': return r['knn_top1']
     return r['retrieval'][key] if key in r['retrieval'] else r['linear_probe'][key.split('@')[1]]['top1']
 
 def paired_diffs(results:dict,  # {name: [runs]}, as `record_results` returns
@@ -82,9 +84,8 @@ def paired_diffs(results:dict,  # {name: [runs]}, as `record_results` returns
                  metric:str,    # a key of `PAIRED_METRICS`, or 'knn'
                 ) -> dict:
     "{seed: 100 * (metric of `name` - metric of `base`)} on the seeds both have: what a paired table averages."
-    get = (lambda r: r['knn_top1']) if metric == 'knn' else (lambda r: run_metric(r, metric))
-    b = {r['seed']: get(r) for r in results[base]}
-    return {r['seed']: 100 * (get(r) - b[r['seed']]) for r in results[name] if r['seed'] in b}
+    b = {r['seed']: run_metric(r, metric) for r in results[base]}
+    return {r['seed']: 100 * (run_metric(r, metric) - b[r['seed']]) for r in results[name] if r['seed'] in b}
 
 def paired_summary(results:dict,  # {name: [runs]}, as `record_results` returns
                    name:str,      # the configuration
@@ -137,3 +138,29 @@ def claim(a:str,         # the first configuration's name, as the sentence shows
     return (f"{words} on {metric}: {d.mean():+.2f}{sd} points "
             f"(seeds {', '.join(f'{s}: {x:+.2f}' for s, x in zip(seeds, d))}; "
             f"above in {up} of {len(d)}; sign-flip p = {p:.2f}).")
+
+# %% ../nbs/07a_stats.ipynb #st044
+def pairing_note(results:dict,  # {name: [runs]}, as `record_results` returns
+                 a:str,         # the configuration
+                 b:str,         # the configuration it is set against
+                ) -> str:
+    ("'' when every seed that `a` and `b` both have was run at the same commit and thread count, else one sentence "
+     "naming the seeds that were not and how.")
+    ra, out = {r['seed']: r for r in results[a]}, []
+    for r in sorted(results[b], key=lambda r: r['seed']):
+        x = ra.get(r['seed'])
+        if x is None or (x.get('commit'), x.get('torch_threads')) == (r.get('commit'), r.get('torch_threads')): continue
+        at = lambda e: f"commit {str(e.get('commit'))[:8]}, {e.get('torch_threads')} thread{'' if e.get('torch_threads') == 1 else 's'}"
+        out.append(f"seed {r['seed']} (`{a}` at {at(x)}; `{b}` at {at(r)})")
+    return f"Not paired at one commit and thread count: {', '.join(out)}." if out else ''
+
+def claims(results:dict,  # {name: [runs]}, as `record_results` returns
+           a:str,         # the configuration
+           b:str,         # the configuration it is set against
+           metrics=tuple(CLAIM_METRICS),  # keys of `CLAIM_METRICS` (`run_metric`'s keys)
+           alpha:float=0.05,  # the level at which a difference is called one
+          ) -> str:
+    "`claim` of `a` against `b` on each metric, on the seeds both have, then `pairing_note` when it has something to say."
+    get = lambda n, m: {r['seed']: run_metric(r, m) for r in results[n]}
+    out = [claim(f'`{a}`', f'`{b}`', get(a, m), get(b, m), CLAIM_METRICS.get(m, m), alpha) for m in metrics]
+    return ' '.join(out + [n for n in [pairing_note(results, a, b)] if n])
