@@ -65,7 +65,8 @@ PAPER_CUB = {   # the paper's CUB-200-2011 linear Top-1 (100%) and rank-1, % (Ta
     **{m: (p['probe']['100%'][0], p['rank1']) for m, p in PAPER_TABLE_2['cub'].items()},     # Table 2's rows
     'lcr_multitask': (68.56, 17.62), 'lcr_dualpool': ('collapse', 'collapse'), 'sam_ssl': (68.59, 18.38),
     'sam_ssl_bilinear': (71.56, 44.20), 'mocov2_bilinear': (68.44, 41.27), 'byol': (39.27, None),
-    'byol_lcr': (51.20, None)}
+    'byol_lcr': (51.20, None),
+    'mocov2-ccrop': (68.82, 18.71), 'lcr-ccrop': (72.84, 49.36)}   # Table 4's ContrastiveCrop, Ours+ContrastiveCrop
 
 # %% ../nbs/07a_stats.ipynb #st031
 PAIRED_METRICS = {'rank1': 'rank-1', 'mAP': 'mAP', 'top1@100%': 'Top-1 (100%)'}
