@@ -55,7 +55,7 @@ def region_masks(# an in-memory split with `part_masks` and `object_masks` (N, H
 # %% ../nbs/11_chain.ipynb #ch021
 GRADCAM_FORMS = ('loss', 'score', 'signed', 'positive')
 
-def gradcam_forms(# a method of chapter 1 in eval mode: MoCo/LCR and BYOL (`loss_terms`) or `Supervised`
+def gradcam_forms(# a method of chapter 1 in eval mode: one with `loss_terms` (every SSL method) or `Supervised`
                   model,
                   x:torch.Tensor,       # (N, 3, H, W) images
                   views:torch.Tensor,   # (N, 3, H, W) their key views (ignored by a supervised model)

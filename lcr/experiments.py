@@ -445,12 +445,19 @@ def _epoch_curve(run) -> list:
     return [{'epoch': r['epoch'], **{k: r[k] for k in RECORD_CURVE_KEYS if k in r}} for r in lines
             if r.get('kind') == 'epoch']
 
+def _run_cost(run) -> dict:
+    ("`train_s` and `peak_mem_bytes` of the last epoch line of a run's training log (chapter 6's `Learner.cost`): "
+     "None each in a log of a version before them.")
+    last = ([r for r in read_metrics(Path(run) / 'metrics.jsonl') if r.get('kind') == 'epoch'] or [{}])[-1]
+    return dict(train_s=None if last.get('train_s') is None else round(last['train_s'], 1),
+                peak_mem_bytes=last.get('peak_mem_bytes'))
+
 def run_entry(run,               # an evaluated run folder of a study
               parts:bool=True,  # also measure the maps' mass on the true parts
               n_images:int=64,  # test images for the parts mass
              ) -> dict:
     ("One run of a study as a record entry: configuration, seed, threads, commit, metrics, per-epoch diagnostics, "
-     "parts mass.")
+     "training seconds and peak memory (`_run_cost`), parts mass.")
     m = json.loads((Path(run) / 'eval' / 'metrics.json').read_text())
     c = next((c for c in STUDY if c['name'] == m['name']), None)
     if c is None: raise ValueError(f"{run}: configuration {m['name']!r} is not in STUDY")
@@ -459,7 +466,7 @@ def run_entry(run,               # an evaluated run folder of a study
              commit=m.get('commit', 'unknown'),
              train_seconds=round(m.get('train_seconds', float('nan')), 1), epochs=m['epochs'],
              retrieval=m['retrieval'], knn_top1=m['knn_top1'], linear_probe=m['linear_probe'], probe=m['probe'],
-             curve=_epoch_curve(run))
+             curve=_epoch_curve(run), **_run_cost(run))
     if 'selected_on_test' in m: e.update(selected_on_test=m['selected_on_test'],
                                          selection_seconds=m['selection_seconds'])
     if parts: e['parts'] = _parts(Path(run), n_images)

@@ -1080,6 +1080,22 @@ class TwoViewMethod(SSLMethod):
         "The SSL loss of the 2N embeddings `z` (view1's rows first) and extra logs; `update`: a training step."
         raise NotImplementedError
 
+    def _row_terms(self, z, view1, view2):
+        "Each of the 2N rows' `loss` (their mean: `_objective`'s loss) and `positive`, from `z`; updates nothing."
+        raise NotImplementedError
+
+    def loss_terms(self,
+                   view1:torch.Tensor,  # (N, 3, H, W) one view of N >= 2 images
+                   view2:torch.Tensor,  # (N, 3, H, W) another view of them
+                  ) -> dict:
+        """The objective's terms, with no update: `fmap` (2N,C,H,W) of both views (view1's rows first), each row's
+        `loss` (2N,), whose mean is the step's SSL loss, and `positive` (2N,), its positive pair's similarity."""
+        _check_views(view1, view2)
+        fmap = self.encoder_q.forward_features(torch.cat([view1, view2]))
+        z = self.projector_q(self._pool(fmap, self.cfg.train_pool, self.gfb)[0])
+        loss, positive = self._row_terms(z, view1, view2)
+        return dict(fmap=fmap, loss=loss, positive=positive)
+
     def _step(self, view1, view2, update=True, force_gradcam=False, fit_map=None):
         "One step: the objective of both views' embeddings, then the fit (Eq. 7); returns (loss, logs, maps)."
         _check_views(view1, view2)
@@ -1096,6 +1112,14 @@ class SimCLR(TwoViewMethod):
         n = view1.shape[0]
         return nt_xent_loss(z[:n], z[n:], self.cfg.temperature), {}
 
+    def _row_terms(self, z, view1, view2):
+        "Each anchor's cross-entropy against its pair and the 2N - 2 others; `positive`: its pair's logit u·u'/t."
+        n, u = view1.shape[0], F.normalize(upcast(z), dim=1)
+        eye = torch.eye(2 * n, dtype=torch.bool, device=u.device)
+        logits = (u @ u.T / self.cfg.temperature).masked_fill(eye, float('-inf'))
+        pair = torch.arange(2 * n, device=u.device).roll(n)                  # anchor i's positive is i +- N
+        return F.cross_entropy(logits, pair, reduction='none'), logits.gather(1, pair[:, None])[:, 0]
+
 class SimSiam(TwoViewMethod):
     "SimSiam: a predictor and a stop-gradient (`simsiam_loss`), no momentum encoder; with a GFB, SimSiam+Ours."
     def __init__(self,
@@ -1108,17 +1132,38 @@ class SimSiam(TwoViewMethod):
         n, p = view1.shape[0], self.predictor(z)
         return simsiam_loss(p[:n], p[n:], z[:n], z[n:]), {}
 
+    def _row_terms(self, z, view1, view2):
+        "Each row's negative cosine D(p, sg z') with the other view's projection; `positive`: the cosine."
+        n, p, z = view1.shape[0], upcast(self.predictor(z)), upcast(z).detach()
+        positive = F.cosine_similarity(p, z.roll(n, 0), dim=1)             # row i's target is the other view's row
+        return -positive, positive
+
 class BarlowTwins(TwoViewMethod):
     "Barlow Twins: the views' cross-correlation towards the identity (`barlow_twins_loss`); with a GFB, +Ours."
     def _objective(self, z, view1, view2, update):
         n = view1.shape[0]
         return barlow_twins_loss(z[:n], z[n:], self.cfg.barlow_lambda), {}
 
+    def _row_terms(self, z, view1, view2):
+        """The batch loss on every row (it is no sum of per-image terms); `positive`: the pair's standardised
+        embeddings' inner product / D, whose batch mean is the mean of the cross-correlation's diagonal."""
+        n = view1.shape[0]; z1, z2 = z[:n], z[n:]
+        positive = (batch_standardize(z1) * batch_standardize(z2)).mean(1)
+        return barlow_twins_loss(z1, z2, self.cfg.barlow_lambda).expand(2 * n), positive.repeat(2)
+
 class VICReg(TwoViewMethod):
     "VICReg: invariance, variance and covariance terms (`vicreg_loss`); with a GFB configured, VICReg+Ours."
     def _objective(self, z, view1, view2, update):
         n, c = view1.shape[0], self.cfg
         return vicreg_loss(z[:n], z[n:], c.vicreg_invariance, c.vicreg_variance, c.vicreg_covariance), {}
+
+    def _row_terms(self, z, view1, view2):
+        """Each pair's invariance term (its mean squared difference, weighted) plus the batch's variance and
+        covariance terms on every row; `positive`: minus the pair's mean squared difference."""
+        c, n = self.cfg, view1.shape[0]; z1, z2 = upcast(z[:n]), upcast(z[n:])
+        sq = (z1 - z2).pow(2).mean(1).repeat(2)
+        regularisers = vicreg_loss(z1, z2, 0., c.vicreg_variance, c.vicreg_covariance)
+        return c.vicreg_invariance * sq + regularisers, -sq
 
 class DINO(TwoViewMethod):
     "DINO on two global views: a momentum teacher, centring and sharpening (`dino_loss`); with a GFB, DINO+Ours."
@@ -1149,6 +1194,17 @@ class DINO(TwoViewMethod):
         loss = dino_loss(student, teacher, self.center, cfg.student_temp, tt)
         if update: self.center.copy_(dino_center(self.center, teacher, cfg.center_momentum))
         return loss, {'teacher_temp': z.new_tensor(tt, dtype=torch.float32)}
+
+    def _row_terms(self, z, view1, view2):
+        """Each student row's cross-entropy H(P_t, P_s) with the centred, sharpened teacher of the other view;
+        `positive`: sum_k P_t log P_s = -H. The centre and the teacher stay as they are."""
+        cfg, n = self.cfg, view1.shape[0]
+        with torch.no_grad():
+            t = self.projector_k(self._pool(self.encoder_k.forward_features(torch.cat([view1, view2])),
+                                            cfg.train_pool, self.gfb_k)[0])
+            target = F.softmax((upcast(t) - upcast(self.center)) / self.teacher_temperature(), -1).roll(n, 0)
+        positive = (target * F.log_softmax(upcast(z) / cfg.student_temp, -1)).sum(1)
+        return -positive, positive
 
 OBJECTIVE_CLASSES = {'moco': MoCo, 'byol': BYOL, 'supervised': Supervised, 'simclr': SimCLR, 'simsiam': SimSiam,
                      'barlow_twins': BarlowTwins, 'vicreg': VICReg, 'dino': DINO}

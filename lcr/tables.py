@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 from .stats import PAPER_CUB, PAIRED_METRICS, run_metric, mean_sd, pct_mean_sd, md_cell
 
 # %% auto #0
-__all__ = ['FIT_COLUMNS', 'summarize', 'study_table', 'paired_table', 'k_sweep_figure', 'selection_table', 'parts_mass_table',
-           'fit_table', 'fit_curves_figure', 'calibration_table']
+__all__ = ['TABLE3_ROWS', 'PAPER_TABLE_3', 'FIT_COLUMNS', 'summarize', 'study_table', 'paired_table', 'k_sweep_figure', 'table3',
+           'selection_table', 'parts_mass_table', 'fit_table', 'fit_curves_figure', 'calibration_table']
 
 # %% ../nbs/09b_tables.ipynb #tb011
 def summarize(results:dict,  # {name: [run metrics]}, as chapter 10's `collect` returns
@@ -112,6 +112,44 @@ def k_sweep_figure(results:dict,       # {name: [run metrics]}, with `lcr` and `
     ax.set_xlabel('K (projections)'); ax.set_ylabel(f'{metric} (%)'); ax.grid(alpha=0.3); ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/09b_tables.ipynb #tb036
+TABLE3_ROWS = {'supervised': 'Supervised', 'dino': 'DINO', 'simclr': 'SimCLR', 'byol': 'BYOL', 'simsiam': 'SimSiam',
+               'mocov2': 'MoCo v2', 'barlow_twins': 'Barlow Twins', 'vicreg': 'VICReg', 'lcr': 'Ours',
+               'byol_lcr': 'BYOL+Ours', 'dino_lcr': 'DINO+Ours', 'simclr_lcr': 'SimCLR+Ours',
+               'simsiam_lcr': 'SimSiam+Ours', 'barlow_twins_lcr': 'Barlow Twins+Ours',
+               'vicreg_lcr': 'VICReg+Ours'}      # the paper's rows in its order, then the twins it does not have
+# the paper's Table 3, CUB-200-2011 at batch 128: linear Top-1 (%), training hours (4 V100s, 100 epochs), peak GiB
+PAPER_TABLE_3 = {'supervised': (81.34, None, None), 'dino': (16.66, 1.5, 8.4), 'simclr': (38.39, 2.5, 23.8),
+                 'byol': (39.27, 4.0, 24.6), 'simsiam': (39.97, 2.0, 8.9), 'mocov2': (68.30, 2.0, 10.3),
+                 'barlow_twins': (33.45, 1.5, 8.9), 'vicreg': (37.78, 1.0, 9.0), 'lcr': (71.31, 2.0, 10.3),
+                 'byol_lcr': (51.20, 4.0, 24.6)}
+
+def _paper3_cell(p):
+    "The paper's Top-1 / hours / GiB of a row ('–' for what it does not report, or the whole row)."
+    if p is None: return '–'
+    return ' / '.join('–' if v is None else f'{v:g}{u}' for v, u in zip(p, ('', ' h', ' GiB')))
+
+def table3(results:dict,         # {name: [run metrics or record entries]}, as `collect` or `record_results` return
+           fraction:str='100%',  # the linear probe's label proportion, a key of its results
+           paper:bool=True,      # a column with the paper's CUB row (batch 128)
+          ) -> str:
+    ("Markdown: Table 3's rows (`TABLE3_ROWS`): seeds, linear Top-1 and rank-1 (%), training seconds and peak memory "
+     "(GiB), mean ± sd over seeds; 'not run' for a row without runs.")
+    head = ['method', 'configuration', 'seeds', f'linear Top-1 ({fraction})', 'rank-1', 'training s', 'peak GiB']
+    head += ['paper CUB Top-1 / time / memory (batch 128)'] if paper else []
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for name, label in TABLE3_ROWS.items():
+        rs = results.get(name, [])
+        if rs:
+            top1 = [r['linear_probe'][fraction]['top1'] if fraction in r['linear_probe'] else None for r in rs]
+            row = [','.join(str(r['seed']) for r in rs), pct_mean_sd(top1),
+                   pct_mean_sd([r['retrieval']['rank1'] for r in rs]), mean_sd([r.get('train_s') for r in rs], '.0f'),
+                   mean_sd([r.get('peak_mem_bytes') for r in rs], '.2f', 2 ** -30)]
+        else: row = ['not run'] + ['–'] * 4
+        row = [label, f'`{name}`'] + row + ([_paper3_cell(PAPER_TABLE_3.get(name))] if paper else [])
+        lines.append('| ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines) + '\n'
 
 # %% ../nbs/09b_tables.ipynb #tb041
 def selection_table(results:dict,  # {name: [runs]} whose runs carry `selected_on_test` (trained with `select_every`)

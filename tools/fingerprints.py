@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-TIME_FIELDS = {'time', 'images_per_s', 'train_s', 'seconds', 'elapsed_s', 'setup_s', 'steps_per_s',
-               'projected_total_s', 'projected_remaining_s'}   # wall-clock fields: they differ between any two runs
+TIME_FIELDS = {'time', 'images_per_s', 'train_s', 'peak_mem_bytes', 'seconds', 'elapsed_s', 'setup_s', 'steps_per_s',
+               'projected_total_s', 'projected_remaining_s'}   # wall-clock, peak memory: they differ in any two runs
 TINY_DATA = ['--backbone', 'tiny', '--weights', 'None', '--stem', 'small', '--synth_preset', 'small',
              '--n_images', '64',
              '--image_size', '32', '--batch_size', '32', '--epochs', '2', '--device', 'cpu', '--progress', 'none',
