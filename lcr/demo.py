@@ -61,7 +61,8 @@ def start_text(recipe:dict,  # a demo's recipe: `TrainConfig` fields
     w = recipe.get('weights')
     if w is None: return 'a random initialisation'
     if not Path(w).is_file(): return f"torchvision's {w} weights"
-    meta = pretrained_meta(w)
+    try: meta = pretrained_meta(w)
+    except CheckpointError: return f"the weights file {Path(w).name}"   # not one of `pretrain`'s: named only
     return (f"the pretrained start {Path(w).name} ({meta['config']['backbone']} trained on the generic objects, "
             f"held-out top-1 {100 * meta['held_out']['top1']:.1f}%)")
 

@@ -263,11 +263,11 @@ PRETRAIN_GPU = dict(backbone='resnet50', stem='standard', data='cub', image_size
 
 def shipped_start(folder='weights',  # where the weights of `PRETRAIN_CPU` are: `weights/` of the repository
                  ) -> Path:
-    "The weights file of `PRETRAIN_CPU` in `folder`, its tensors checked (`verify_weights`); a one-line error if absent."
+    "The weights file of `PRETRAIN_CPU` in `folder`, its tensors checked (`verify_weights`); a one-line error if not."
     p = weights_file(PretrainConfig(**PRETRAIN_CPU, out=str(folder)))
     if not p.is_file():
-        raise FileNotFoundError(f"the pretrained start {p} is not there: the repository ships it in weights/ (run from "
-                                "the repository's folder), and `make pretrain` trains it into runs/pretrained")
+        raise FileNotFoundError(f"the pretrained start {p} is not there: the repository ships it in weights/ (run "
+                                "from the repository's folder), and `make pretrain` trains it into runs/pretrained")
     verify_weights(p)
     return p
 

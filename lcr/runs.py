@@ -140,7 +140,8 @@ def load_file(path,         # a file written with `torch.save`
     if not path.is_file(): raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path} is not a readable {what} ({type(e).__name__}: {error_text(e, 200)}){hint}") from None
+        raise CheckpointError(f"{path} is not a readable {what} ({type(e).__name__}: {error_text(e, 200)})"
+                              f"{hint}") from None
 
 def load_released(path,                     # the released code's checkpoint (`main_moco.py`'s checkpoint_XXXX.pth.tar)
                   backbone:str='resnet50',  # its backbone

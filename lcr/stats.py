@@ -70,7 +70,7 @@ PAPER_CUB = {   # the paper's CUB-200-2011 linear Top-1 (100%) and rank-1, % (Ta
 
 # %% ../nbs/07a_stats.ipynb #st031
 PAIRED_METRICS = {'rank1': 'rank-1', 'mAP': 'mAP', 'top1@100%': 'Top-1 (100%)'}
-CLAIM_METRICS = {**PAIRED_METRICS, 'knn': 'kNN Top-1'}   # what `claims` words by default: the four protocols' headlines
+CLAIM_METRICS = {**PAIRED_METRICS, 'knn': 'kNN Top-1'}   # what `claims` words by default: the protocols' headlines
 
 def run_metric(r:dict,   # a run's metrics (`evaluate_run`) or a record's entry of it
                key:str,  # a retrieval metric ('rank1', 'rank5', 'mAP'), 'top1@<label %>', e.g. 'top1@100%', or 'knn'
@@ -150,8 +150,10 @@ def pairing_note(results:dict,  # {name: [runs]}, as `record_results` returns
     ra, out = {r['seed']: r for r in results[a]}, []
     for r in sorted(results[b], key=lambda r: r['seed']):
         x = ra.get(r['seed'])
-        if x is None or (x.get('commit'), x.get('torch_threads')) == (r.get('commit'), r.get('torch_threads')): continue
-        at = lambda e: f"commit {str(e.get('commit'))[:8]}, {e.get('torch_threads')} thread{'' if e.get('torch_threads') == 1 else 's'}"
+        same = (x.get('commit'), x.get('torch_threads')) == (r.get('commit'), r.get('torch_threads')) if x else True
+        if same: continue
+        at = lambda e: (f"commit {str(e.get('commit'))[:8]}, {e.get('torch_threads')} "
+                        f"thread{'' if e.get('torch_threads') == 1 else 's'}")
         out.append(f"seed {r['seed']} (`{a}` at {at(x)}; `{b}` at {at(r)})")
     return f"Not paired at one commit and thread count: {', '.join(out)}." if out else ''
 
@@ -161,7 +163,7 @@ def claims(results:dict,  # {name: [runs]}, as `record_results` returns
            metrics=tuple(CLAIM_METRICS),  # keys of `CLAIM_METRICS` (`run_metric`'s keys)
            alpha:float=0.05,  # the level at which a difference is called one
           ) -> str:
-    "`claim` of `a` against `b` on each metric, on the seeds both have, then `pairing_note` when it has something to say."
+    "`claim` of `a` against `b` on each metric, on the seeds both have, then `pairing_note` where it says anything."
     get = lambda n, m: {r['seed']: run_metric(r, m) for r in results[n]}
     out = [claim(f'`{a}`', f'`{b}`', get(a, m), get(b, m), CLAIM_METRICS.get(m, m), alpha) for m in metrics]
     return ' '.join(out + [n for n in [pairing_note(results, a, b)] if n])

@@ -678,8 +678,8 @@ def lars_param_groups(model:torch.nn.Module,  # its trainable parameters are gro
             dict(params=[p for p in params if p.ndim <= 1], weight_decay=0.0, lars=False)]
 
 class LARS(torch.optim.Optimizer):
-    ("SGD with momentum and LARS's layer-wise trust ratio η‖w‖/‖g + λw‖ (You et al. 2017), in Barlow Twins' form; "
-     "a group with `lars=False` takes plain SGD steps.")
+    ("SGD with momentum and LARS's layer-wise trust ratio η‖w‖/‖g + λw‖ (You et al. 2017), in Barlow Twins' "
+     "form; a group with `lars=False` takes plain SGD steps.")
     def __init__(self,
                  params,                  # parameters or groups, e.g. `lars_param_groups(model, weight_decay)`
                  lr:float,                # the learning rate (outside the velocity, as in PyTorch's SGD)
