@@ -15,8 +15,8 @@ from .stats import pct_mean_sd, claim
 from .experiments import STUDY, KNOB_NUS, KNOB_TAUS, knob_name, study_record
 
 # %% auto #0
-__all__ = ['KNOB_CRITERION', 'knob_values', 'validation_entry', 'knobs_record', 'grid_order', 'knob_grid', 'choose_knobs',
-           'knobs_table', 'knobs_figure']
+__all__ = ['KNOB_CRITERION', 'KNOB_FINALISTS', 'knob_values', 'validation_entry', 'knobs_record', 'grid_order', 'knob_grid',
+           'choose_knobs', 'knobs_table', 'knobs_figure']
 
 # %% ../nbs/10a_knobs.ipynb #kn011
 KNOB_CRITERION = 'mAP'   # the validation retrieval metric that chooses
@@ -58,6 +58,8 @@ def knobs_record(out,                                  # the study folder: its `
     return dict(rec, criterion=KNOB_CRITERION, validation_fraction=fraction)
 
 # %% ../nbs/10a_knobs.ipynb #kn021
+KNOB_FINALISTS = 3   # the screen's leading pairs that get more seeds, with the preset's pair
+
 def grid_order(nu_tau:tuple) -> tuple:
     "Where (ν, τ) stands in the grid's order: the preset's (1, 0.4) first, then τ as in `KNOB_TAUS`, ν descending."
     nu, tau = nu_tau
@@ -72,22 +74,36 @@ def knob_grid(rec:dict,  # a knobs record (`knobs_record`, `load_record('knobs')
             g.setdefault(knob_values(e), []).append(e)
     return {k: sorted(g[k], key=lambda e: e['seed']) for k in sorted(g, key=grid_order)}
 
-def choose_knobs(rec:dict,                   # a knobs record
-                 criterion:str|None=None,    # a validation retrieval metric (None: the record's)
-                ) -> dict:  # nu, tau, value, seeds, ranking [((nu, tau), mean, seeds)] best first
-    """The pair with the highest validation `criterion`, as a mean over the seeds every pair has; ties to the pair
-    first in the grid."""
+def _rank(grid, pairs, criterion):
+    "`pairs` by their mean validation `criterion` over the seeds all of them have, best first; ties in `pairs`' order."
+    have = {k: {e['seed'] for e in grid[k]} for k in pairs}
+    seeds = set.intersection(*have.values())
+    check_arg(seeds, f"the pairs of the grid share no seed: { {k: sorted(s) for k, s in have.items()} }")
+    scored = [(k, float(np.mean([e['validation']['retrieval'][criterion] for e in grid[k] if e['seed'] in seeds])),
+               len(seeds)) for k in pairs]
+    return sorted(scored, key=lambda t: -t[1]), len(seeds)   # a stable sort: a tie keeps the order of `pairs`
+
+def choose_knobs(rec:dict,                      # a knobs record
+                 criterion:str|None=None,       # a validation retrieval metric (None: the record's)
+                 finalists:int=KNOB_FINALISTS,  # how many of the screen's leading pairs are confirmed
+                ) -> dict:  # nu, tau, value, seeds, stage, ranking [((nu, tau), mean, seeds)] best first, screen, finalists
+    """The rule in two stages. The screen ranks every pair by its mean validation `criterion` over the seeds every
+    pair has. Its first `finalists` pairs and the preset's (1, 0.4) are confirmed: ranked again over the seeds all
+    of them have, once those are more than the screen's (`stage` 'confirmed'; until then the screen's order stands,
+    `stage` 'screen'). Ties go to the pair first in the grid."""
     criterion = criterion or rec.get('criterion', KNOB_CRITERION)
+    check_arg(finalists >= 1, f"finalists must be at least 1, got {finalists}")
     grid = knob_grid(rec)
     check_arg(grid, "the record holds no run of LCR's paper preset (the group knobs, or lcr)")
-    have = {k: [e['seed'] for e in es] for k, es in grid.items()}
-    seeds = sorted(set.intersection(*map(set, have.values())))
-    check_arg(seeds, f"the pairs of the grid share no seed: {have}")
-    scored = [(k, float(np.mean([e['validation']['retrieval'][criterion] for e in es if e['seed'] in seeds])),
-               len(seeds)) for k, es in grid.items()]
-    ranking = sorted(scored, key=lambda t: -t[1])        # a stable sort: a tie keeps the grid's order
+    screen, n_screen = _rank(grid, list(grid), criterion)
+    final = {k for k, *_ in screen[:finalists]} | ({(1.0, 0.4)} & set(grid))
+    final = sorted(final, key=grid_order)
+    confirm, n_final = _rank(grid, final, criterion)
+    stage = 'confirmed' if n_final > n_screen else 'screen'
+    ranking = confirm if stage == 'confirmed' else screen
     (nu, tau), value, n = ranking[0]
-    return dict(nu=nu, tau=tau, value=value, seeds=n, criterion=criterion, ranking=ranking)
+    return dict(nu=nu, tau=tau, value=value, seeds=n, criterion=criterion, stage=stage, ranking=ranking,
+                screen=screen, finalists=final)
 
 # %% ../nbs/10a_knobs.ipynb #kn031
 def _cells(es):
