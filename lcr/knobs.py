@@ -50,11 +50,18 @@ def knobs_record(out,                                  # the study folder: its `
                  probe_epochs:int=100,                 # the fast probe's epochs
                  pretrained_out='runs/pretrained',     # where the start's weights are cached
                  device='cpu',                         # where to compute
+                 base:dict|None=None,                  # an earlier knobs record: its runs `out` does not hold are kept
                 ) -> dict:
-    "Chapter 10's `study_record` of `out`, each run with its `validation`, and the rule's criterion."
-    rec = study_record(out, 'knobs', 'pretrained start', parts=False, pretrained_out=pretrained_out)
+    "Chapter 10's `study_record` of `out` and `base`, each run with its `validation`, and the rule's criterion."
+    if base is not None:
+        check_arg(base.get('validation_fraction', fraction) == fraction,
+                  f"the base record's validation fraction {base.get('validation_fraction')} is not {fraction}")
+        lost = [f"{e['name']} seed {e['seed']}" for e in base.get('runs', []) if 'validation' not in e]
+        check_arg(not lost, f"the base record has runs without validation metrics: {lost}")
+    rec = study_record(out, 'knobs', 'pretrained start', parts=False, base=base, pretrained_out=pretrained_out)
     for e in rec['runs']:
-        e['validation'] = validation_entry(Path(out) / e['name'] / f"seed{e['seed']}", fraction, probe_epochs, device)
+        run = Path(out) / e['name'] / f"seed{e['seed']}"
+        if 'validation' not in e: e['validation'] = validation_entry(run, fraction, probe_epochs, device)
     return dict(rec, criterion=KNOB_CRITERION, validation_fraction=fraction)
 
 # %% ../nbs/10a_knobs.ipynb #kn021
