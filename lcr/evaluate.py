@@ -15,9 +15,9 @@ from torchvision.transforms import v2
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'retrieval_metrics', 'retrieval_metrics_loop', 'bench_retrieval', 'test_transform',
-           'probe_transform', 'extract_features', 'split_features', 'linear_probe_features', 'linear_probe',
-           'knn_predict', 'knn_accuracy', 'KNNMonitor']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'retrieval_metrics', 'retrieval_metrics_loop', 'retrieval_by_group',
+           'bench_retrieval', 'test_transform', 'probe_transform', 'extract_features', 'split_features',
+           'linear_probe_features', 'linear_probe', 'knn_predict', 'knn_accuracy', 'KNNMonitor']
 
 # %% ../nbs/05_evaluate.ipynb #c006
 def _as_tensor(x, name):
@@ -204,6 +204,39 @@ def retrieval_metrics_loop(features, # (N, D) features
     return dict(rank1=float(np.mean(h1)) if nq else float('nan'), rank5=float(np.mean(h5)) if nq else float('nan'),
                 mAP=float(np.mean(aps)) if nq else float('nan'), n_queries=nq,
                 n_excluded=(len(x) if queries is None else len(queries)) - nq)
+
+# %% ../nbs/05_evaluate.ipynb #c022g
+def retrieval_by_group(per_query:dict, # `retrieval_metrics(..., return_per_query=True)` (its per-query results)
+                       groups, # (N,) integer group of each item (e.g. its super-category), a tensor, array or list
+                       names=None, # the group names in group-id order (None: the ids that occur, as strings)
+                      ) -> dict: # {group name: dict(rank1, rank5, mAP, n_queries, n_excluded)}
+    """Rank-1, rank-5 and mAP (fractions) of the queries of each group, with their counts: the per-query results of
+    `retrieval_metrics` averaged within groups, the gallery being the whole split.
+
+    Queries without a relevant item are left out of their group's means and counted in its `n_excluded`, as in
+    `retrieval_metrics`. With `names`, every named group is reported in that order (one without queries has NaN)."""
+    if not isinstance(per_query, dict) or not all(k in per_query for k in ('hit1', 'hit5', 'ap', 'n_relevant')):
+        raise ValueError("per_query must hold the per-query results: retrieval_metrics(..., return_per_query=True)")
+    h1, h5, ap, m = (_as_tensor(per_query[k], k).cpu() for k in ('hit1', 'hit5', 'ap', 'n_relevant'))
+    g = torch.as_tensor(np.asarray(groups.cpu() if isinstance(groups, torch.Tensor) else groups))
+    if g.ndim != 1 or g.shape[0] != h1.shape[0]:
+        raise ValueError(f"groups must be 1-D with one entry per query ({h1.shape[0]}), got shape {tuple(g.shape)}")
+    if g.is_floating_point() or g.dtype == torch.bool: raise TypeError(f"groups must be integer ids, got {g.dtype}")
+    if names is None: ids = torch.unique(g).tolist(); names = [str(i) for i in ids]
+    else:
+        names, ids = list(names), list(range(len(names)))
+        if len(set(names)) != len(names): raise ValueError(f"group names must be distinct, got {names}")
+        if g.numel() and not (0 <= int(g.min()) and int(g.max()) < len(names)):
+            raise ValueError(f"groups must be ids 0..{len(names) - 1} of the {len(names)} names, got "
+                             f"{int(g.min())}..{int(g.max())}")
+    out = {}
+    for i, name in zip(ids, names):
+        q = (g == i) & (m > 0)
+        nq = int(q.sum())
+        mean = lambda t: float(t[q].double().mean()) if nq else float('nan')
+        out[name] = dict(rank1=mean(h1), rank5=mean(h5), mAP=mean(ap), n_queries=nq,
+                         n_excluded=int((g == i).sum()) - nq)
+    return out
 
 # %% ../nbs/05_evaluate.ipynb #c024
 def _sync(device):

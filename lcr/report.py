@@ -14,19 +14,23 @@ from .models import from_config, current_log_names, current_config_names
 from .data import label_proportion_subset, validation_split
 from .evaluate import (split_features, retrieval_metrics, linear_probe_features, linear_probe, knn_accuracy,
                           test_transform)
+from .evaluate import retrieval_by_group
+from .synthetic import SynthConfig, class_attributes, class_names
 from .runs import (load_checkpoint, load_released, CheckpointError, resolve_device, prepare_out, read_metrics,
                       load_model_state,
                       error_text)
 from .train import TrainConfig, eval_splits, train_split, data_fingerprint, SELECTION_METRICS
+from .train import initial_model
 from .stats import fraction_label, pct, PAPER_TABLE_2
 from .viz import (attention_figure, retrieval_panel, save_figure, attention_mass_on_parts, compute_maps,
                      upsample_maps,
                      MAX_ROWS, MAX_MAPS)
 
 # %% auto #0
-__all__ = ['PROBE_FRACTIONS', 'VALIDATION_FRACTION', 'load_run', 'evaluate_run', 'evaluate_validation', 'evaluate_released',
-           'metrics_table', 'write_metrics', 'loss_curves', 'run_figures', 'parts_mass', 'model_parts_mass',
-           'cached_metrics', 'report', 'one_line_warnings', 'eval_cli', 'viz_cli', 'report_cli']
+__all__ = ['PROBE_FRACTIONS', 'VALIDATION_FRACTION', 'SYNTH_ATTRIBUTES', 'load_run', 'evaluate_run', 'evaluate_validation',
+           'evaluate_released', 'metrics_table', 'write_metrics', 'loss_curves', 'run_figures', 'parts_mass',
+           'model_parts_mass', 'cached_metrics', 'report', 'item_groups', 'group_retrieval', 'one_line_warnings',
+           'eval_cli', 'viz_cli', 'report_cli']
 
 # %% ../nbs/08_report.ipynb #c006
 def load_run(run,           # a training run folder (holds checkpoint.pt)
@@ -494,6 +498,84 @@ def report(runs,                       # training run folders, or a dict name ->
 def _version():
     import lcr
     return getattr(lcr, '__version__', '?')
+
+# %% ../nbs/08_report.ipynb #c032g
+SYNTH_ATTRIBUTES = ('crown', 'wing', 'tail')   # the synthetic classes' attributes, in `class_attributes` order
+
+def item_groups(ds,                    # an `INaturalist2019` split, or the embedded synthetic set
+                attribute:str='crown', # synthetic set: the class attribute that groups its classes (crown, wing, tail)
+               ) -> tuple:             # (groups: (N,) long tensor of group ids, names: the group names in id order)
+    ("The group of every item: an iNaturalist image's super-category; on the synthetic set (no super-categories) "
+     "its class's `attribute`, a stand-in.")
+    if hasattr(ds, 'super_targets') and hasattr(ds, 'super_classes'):
+        return torch.tensor(ds.super_targets, dtype=torch.long), list(ds.super_classes)
+    cfg = getattr(ds, 'config', None)
+    if not isinstance(cfg, SynthConfig):
+        raise TypeError(f"{type(ds).__name__} has no groups of its own (iNaturalist super-categories or synthetic "
+                        f"class attributes): pass groups= and names=")
+    if attribute not in SYNTH_ATTRIBUTES:
+        raise ValueError(f"attribute must be one of {SYNTH_ATTRIBUTES}, got {attribute!r}")
+    k = SYNTH_ATTRIBUTES.index(attribute)
+    levels = (cfg.head_colors, cfg.wing_patterns, cfg.tail_colors)[k]
+    if levels < 2: raise ValueError(f"the {attribute} of this set carries no class (1 level): choose another attribute")
+    of_class = [class_attributes(cfg, c)[k] for c in range(cfg.n_classes)]
+    cls = class_names(cfg)         # e.g. '003.lime_crown-solid_wing': the attribute's level is named in the class name
+    names = [cls[of_class.index(l)].split('.', 1)[1].split('-')[k].replace('_', ' ') for l in range(levels)]
+    return torch.tensor(of_class)[torch.as_tensor(ds.targets, dtype=torch.long)], names
+
+# %% ../nbs/08_report.ipynb #c032g_1
+def _model_and_split(run, data, size, dev, root, start):
+    "The model (the run's start with `start`), the data set and the crop size of a run folder or of a model."
+    if isinstance(run, torch.nn.Module):
+        if not hasattr(run, 'encode'): raise TypeError(f"{type(run).__name__} has no `encode` method")
+        if data is None or size is None: raise ValueError("a model needs data= and size= (a run folder has its own)")
+        if start: raise ValueError("start=True needs a run folder: a model has no start of its own")
+        return run.to(dev).eval(), data, size
+    model, cfg, _ = load_run(run, dev, root)
+    if start:                                # what the run started from, the global RNG left as it was
+        with torch.random.fork_rng(devices=[]): model = initial_model(cfg).to(dev).eval()
+    return model, (eval_splits(cfg)[1] if data is None else data), (cfg.image_size if size is None else size)
+
+def _within_groups(f, y, g, names):
+    "`retrieval_by_group`'s entries with each group's retrieval run against its own items only."
+    ids = range(len(names)) if names is not None else torch.unique(g).tolist()
+    out = {}
+    for i, name in zip(ids, names if names is not None else map(str, ids)):
+        idx = (g == i).nonzero().flatten()
+        if len(idx) < 2: out[name] = dict(rank1=math.nan, rank5=math.nan, mAP=math.nan, n_queries=0,
+                                          n_excluded=len(idx)); continue
+        r = retrieval_metrics(f[idx], y[idx])
+        out[name] = {k: r[k] for k in ('rank1', 'rank5', 'mAP', 'n_queries', 'n_excluded')}
+    return out
+
+def group_retrieval(run,                   # a training run folder, or a model with `encode` (e.g. a frozen start)
+                    data=None,             # the split of queries and gallery (None: the run's test split)
+                    groups=None,           # (N,) the group id of each item (None: `item_groups(data, attribute)`)
+                    names=None,            # the group names in id order, with `groups` (None: the ids)
+                    attribute:str='crown', # synthetic set without `groups`: the class attribute of `item_groups`
+                    gallery:str='split',   # 'split': queries ranked against the whole split; 'group': their group's
+                    size:int|None=None,    # crop side of the test transform (None: the run's; required for a model)
+                    device='auto',         # 'auto', 'cpu', 'cuda', 'cuda:i' or a torch.device
+                    batch_size:int=256,    # images per batch of the feature extraction
+                    root=None,             # the run's data folder, if it has moved since training (see `load_run`)
+                    start:bool=False,      # evaluate what the run started from (`initial_model`), not its checkpoint
+                   ) -> dict:              # groups: {name: rank1, rank5, mAP, n_queries, n_excluded}; all: the split's
+    ("Retrieval rank-1 (rank-5, mAP) per group of a run or a model, as the paper's Fig. 3: `groups` gives "
+     "{group: metrics}, `all` the whole split's.")
+    if gallery not in ('split', 'group'): raise ValueError(f"gallery must be 'split' or 'group', got {gallery!r}")
+    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    model, data, size = _model_and_split(run, data, size, dev, root, start)
+    if groups is None: groups, names = item_groups(data, attribute)
+    f, y = split_features(model, data, size, dev, batch_size)
+    g = torch.as_tensor(np.asarray(groups.cpu() if isinstance(groups, torch.Tensor) else groups))
+    if g.shape != y.shape:
+        raise ValueError(f"groups must have one entry per item ({len(y)}), got shape {tuple(g.shape)}")
+    r = retrieval_metrics(f, y, return_per_query=True)
+    by = retrieval_by_group(r, g, names)
+    if gallery == 'group': by = _within_groups(f, y, g, None if names is None else list(names))
+    return dict(run=None if isinstance(run, torch.nn.Module) else str(run), start=start, gallery=gallery,
+                n_items=len(y),
+                groups=by, all={k: r[k] for k in ('rank1', 'rank5', 'mAP', 'n_queries', 'n_excluded')})
 
 # %% ../nbs/08_report.ipynb #c034
 from fastcore.script import call_parse, Param, bool_arg

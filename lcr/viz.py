@@ -17,7 +17,7 @@ from .evaluate import IMAGENET_MEAN, IMAGENET_STD
 # %% auto #0
 __all__ = ['MAX_ROWS', 'MAX_COLS', 'MAX_MAPS', 'upsample_maps', 'attention_mass_on_parts', 'check_figure_size', 'gradcam_title',
            'compute_maps', 'attention_figure', 'training_curves', 'top_k_neighbours', 'retrieval_panel',
-           'explorer_figure', 'explorer', 'save_figure']
+           'explorer_figure', 'explorer', 'group_rank1_figure', 'save_figure']
 
 # %% ../nbs/07_viz.ipynb #c006
 def _as_images(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
@@ -421,6 +421,48 @@ def _in_notebook() -> bool:
         ip = get_ipython()
         return ip is not None and 'IPKernelApp' in ip.config
     except Exception: return False
+
+# %% ../nbs/07_viz.ipynb #c038g
+def _group_value(v, metric, model, group):
+    "The fraction a bar shows: the number itself, or `metric` of a `retrieval_by_group` entry."
+    x = v.get(metric) if isinstance(v, dict) else v
+    if not (finite_number(x) and 0 <= x <= 1 or isinstance(x, float) and np.isnan(x)):
+        raise ValueError(f"{model!r}, {group!r}: {metric} must be a fraction in [0, 1] (or NaN), got {x!r}")
+    return float(x)
+
+def group_rank1_figure(results:dict, # {model: {group: rank-1 fraction, or a `retrieval_by_group` entry}}, in order
+                       groups=None, # the groups to draw, in order (None: the first model's, in its order)
+                       metric:str='rank1', # what `retrieval_by_group` entries give: 'rank1', 'rank5' or 'mAP'
+                       title:str|None=None, # the figure's title
+                       size:tuple=(6.5, 3.), # (width, height) in inches
+                      ) -> Figure:
+    """Grouped bars as the paper's Fig. 3: one group per super-category, one bar per model, heights in %; each group's
+    number of queries under its name when the entries give it."""
+    if metric not in ('rank1', 'rank5', 'mAP'):
+        raise ValueError(f"metric must be 'rank1', 'rank5' or 'mAP', got {metric!r}")
+    if not isinstance(results, dict) or not results or not all(isinstance(r, dict) for r in results.values()):
+        raise TypeError("results must be a non-empty dict {model: {group: value}}")
+    groups = list(next(iter(results.values())) if groups is None else groups)
+    if not groups: raise ValueError("no groups to draw")
+    for m, r in results.items():
+        lack = [g for g in groups if g not in r]
+        if lack: raise ValueError(f"{m!r} has no value for {lack}; it has {list(r)}")
+    check_figure_size('the group bar chart', 1, len(groups), f"draw at most {MAX_COLS} groups")
+    vals = np.array([[_group_value(r[g], metric, m, g) for g in groups] for m, r in results.items()])
+    fig, ax = plt.subplots(figsize=size)
+    w, x = 0.8 / len(results), np.arange(len(groups))
+    for i, m in enumerate(results):
+        bars = ax.bar(x + (i - (len(results) - 1) / 2) * w, 100 * vals[i], w, label=str(m))
+        ax.bar_label(bars, fmt='%.1f', fontsize=7, padding=1)
+    def label(g):
+        n = {r[g]['n_queries'] if isinstance(r[g], dict) and 'n_queries' in r[g] else None for r in results.values()}
+        return f"{g}\n(n={n.pop()})" if len(n) == 1 and None not in n else str(g)
+    ax.set_xticks(x); ax.set_xticklabels([label(g) for g in groups], fontsize=8)
+    ax.set_ylabel(f"{metric} (%)"); ax.set_ylim(0, max(1., 100 * np.nanmax(vals, initial=0) * 1.15))
+    ax.grid(axis='y', alpha=0.3); ax.legend(fontsize=8)
+    if title: ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/07_viz.ipynb #c040
 def save_figure(fig:Figure, # the figure to write
