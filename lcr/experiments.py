@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
-from .models import current_log_names, accepts
+from .models import current_log_names, accepts, METHOD_SPECS
 from .runs import prepare_out, resolve_device, read_metrics
 from .train import TrainConfig, train, initial_model, train_cache, Learner, MaxSteps, StepValues
 from .augment import BatchTwoViews, AugmentConfig, augment_config
@@ -25,11 +25,11 @@ from .records import RECORD_FORMAT, CALIBRATION_FORMAT, record_path, write_recor
 from .tables import summarize, study_table, paired_table, k_sweep_figure
 
 # %% auto #0
-__all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'KNOB_NUS', 'KNOB_TAUS', 'STUDY', 'GROUPS', 'BUDGETS', 'RECORD_CURVE_KEYS',
-           'RANDOM_START', 'PRETRAINED_START', 'REAL_DATASETS', 'knob_name', 'study_runs', 'start_weights',
-           'prepare_start', 'run_config', 'library_commit', 'claim_run', 'StudyInterrupted', 'RunsSkippedError',
-           'run_study', 'collect', 'write_study', 'run_entry', 'start_entry', 'study_record', 'calibration_trial',
-           'calibration_record', 'replay_steps', 'rerun_record', 'real_recipe', 'experiments_cli']
+__all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'KNOB_NUS', 'KNOB_TAUS', 'FIRST_NU', 'STUDY', 'GROUPS', 'BUDGETS',
+           'RECORD_CURVE_KEYS', 'RANDOM_START', 'PRETRAINED_START', 'REAL_DATASETS', 'knob_name', 'study_runs',
+           'start_weights', 'prepare_start', 'run_config', 'library_commit', 'claim_run', 'StudyInterrupted',
+           'RunsSkippedError', 'run_study', 'collect', 'write_study', 'run_entry', 'start_entry', 'study_record',
+           'calibration_trial', 'calibration_record', 'replay_steps', 'rerun_record', 'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', recipe=None, budget_options=None, **kw):
@@ -44,36 +44,41 @@ TEACHER_RUN = '{study}/supervised/seed0'   # the teacher of `lcr-teacher_target`
 TABLE3_FRAMEWORKS = ('simclr', 'simsiam', 'barlow_twins', 'vicreg', 'dino')   # Table 3's rows beside MoCo v2 and BYOL
 KNOB_NUS = (0.01, 0.03, 0.1, 0.3, 1.0)   # the KL's weights ν of the sweep (the paper states none)
 KNOB_TAUS = (0.4, 0.1)                   # the target's softmax temperatures τ of the sweep (the preset's first)
+# the `paper` preset's ν before chapter 10a chose it: the configurations recorded at it pin it, so that a record's
+# runs stay what they were (their entries say so) and new runs of them pair with the recorded ones
+FIRST_NU = dict(nu=1.0)
 
 def knob_name(nu:float,   # the KL's weight ν
               tau:float,  # the target's softmax temperature τ
              ) -> str:
-    "The study's name of LCR with KL weight `nu` and temperature `tau`: `lcr` for the preset's (1, 0.4)."
+    "The study's name of LCR with KL weight `nu` and temperature `tau`: `lcr` for (1, 0.4), the preset's first values."
     return 'lcr' if (nu, tau) == (1.0, 0.4) else f'lcr-nu{nu:g}-tau{tau:g}'
 
 STUDY = (
-    [_cfg('mocov2', 'main', 'mocov2', log_gradcam=True), _cfg('lcr', 'main', 'lcr'),
+    [_cfg('mocov2', 'main', 'mocov2', log_gradcam=True), _cfg('lcr', 'main', 'lcr', **FIRST_NU),
      _cfg('lcr-reference', 'main', 'lcr', 'reference')]
-    + [_cfg('lcr-gradcam_image_norm', 'fit_target', 'lcr', gradcam_norm='image'),
-       _cfg('lcr-uniform_target', 'fit_target', 'lcr', fit_target='uniform')]
-    + [_cfg(m, 'variants', m) for m in ('lcr_multitask', 'lcr_dualpool', 'sam_ssl', 'sam_ssl_bilinear',
-                                        'mocov2_bilinear',
-                                        'lcr_mlp_gfb', 'byol', 'byol_lcr')]
-    + [_cfg(f'lcr-k{k}', 'k_sweep', 'lcr', k=k) for k in (1, 4, 8, 16, 64, 128)]
-    + [_cfg('abl-gradcam_sign+1', 'ablations', 'lcr', gradcam_sign=1),
-       _cfg('abl-row_softmax_tau1', 'ablations', 'lcr', softmax_axis='row', tau=1.0),
-       _cfg('abl-kl_target||pred', 'ablations', 'lcr', kl_direction='target||pred'),
-       _cfg('abl-gradcam_graph_features', 'ablations', 'lcr', gradcam_graph='features'),
-       _cfg('abl-gfb_bn_relu', 'ablations', 'lcr', gfb_bn=True, gfb_relu=True),
-       _cfg('abl-gfb_bn_relu_key_stats', 'ablations', 'lcr', gfb_bn=True, gfb_relu=True, gfb_key_stats=True),
-       _cfg('abl-pred_batch_norm', 'ablations', 'lcr', pred_norm='batch'),
-       _cfg('abl-att_batch_norm', 'ablations', 'lcr', att_norm='batch'),
+    + [_cfg('lcr-gradcam_image_norm', 'fit_target', 'lcr', gradcam_norm='image', **FIRST_NU),
+       _cfg('lcr-uniform_target', 'fit_target', 'lcr', fit_target='uniform', **FIRST_NU)]
+    + [_cfg(m, 'variants', m, **(FIRST_NU if METHOD_SPECS[m]['fit_gradcam'] else {}))
+       for m in ('lcr_multitask', 'lcr_dualpool', 'sam_ssl', 'sam_ssl_bilinear', 'mocov2_bilinear', 'lcr_mlp_gfb',
+                 'byol', 'byol_lcr')]
+    + [_cfg(f'lcr-k{k}', 'k_sweep', 'lcr', k=k, **FIRST_NU) for k in (1, 4, 8, 16, 64, 128)]
+    + [_cfg('abl-gradcam_sign+1', 'ablations', 'lcr', gradcam_sign=1, **FIRST_NU),
+       _cfg('abl-row_softmax_tau1', 'ablations', 'lcr', softmax_axis='row', tau=1.0, **FIRST_NU),
+       _cfg('abl-kl_target||pred', 'ablations', 'lcr', kl_direction='target||pred', **FIRST_NU),
+       _cfg('abl-gradcam_graph_features', 'ablations', 'lcr', gradcam_graph='features', **FIRST_NU),
+       _cfg('abl-gfb_bn_relu', 'ablations', 'lcr', gfb_bn=True, gfb_relu=True, **FIRST_NU),
+       _cfg('abl-gfb_bn_relu_key_stats', 'ablations', 'lcr', gfb_bn=True, gfb_relu=True, gfb_key_stats=True,
+            **FIRST_NU),
+       _cfg('abl-pred_batch_norm', 'ablations', 'lcr', pred_norm='batch', **FIRST_NU),
+       _cfg('abl-att_batch_norm', 'ablations', 'lcr', att_norm='batch', **FIRST_NU),
        _cfg('abl-nu0.01_sum', 'ablations', 'lcr', nu=0.01, kl_reduction='sum')]
-    + [_cfg('lcr-gfb_detached', 'diagnostics', 'lcr', gfb_detach_input=True)]
+    + [_cfg('lcr-gfb_detached', 'diagnostics', 'lcr', gfb_detach_input=True, **FIRST_NU)]
     # chapter 11's chain: the labelled classifier, then LCR's branch fitted to targets that hold the parts (oracles)
     + [_cfg('supervised', 'chain', 'supervised'),
-       _cfg('lcr-parts_target', 'chain', 'lcr', fit_target='parts', gradcam_norm='image'),
-       _cfg('lcr-teacher_target', 'chain', 'lcr', fit_target='teacher', gradcam_norm='image', teacher=TEACHER_RUN)]
+       _cfg('lcr-parts_target', 'chain', 'lcr', fit_target='parts', gradcam_norm='image', **FIRST_NU),
+       _cfg('lcr-teacher_target', 'chain', 'lcr', fit_target='teacher', gradcam_norm='image', teacher=TEACHER_RUN,
+            **FIRST_NU)]
     # where the contrastive GradCAM's part signal could come from: screens of one seed (longer training, a finer map)
     + [_cfg('mocov2-48ep', 'chain_screen', 'mocov2', recipe=dict(epochs=48), log_gradcam=True),
        _cfg('mocov2-96px', 'chain_screen', 'mocov2', recipe=dict(image_size=96), log_gradcam=True)]
