@@ -346,7 +346,7 @@ METHOD_SPECS.update({
 
 OBJECTIVES = ('moco', 'byol', 'supervised', 'simclr', 'simsiam', 'barlow_twins', 'vicreg', 'dino')
 _DINO_OPTIONS = ('student_temp', 'teacher_temp', 'teacher_temp_start', 'teacher_temp_warmup', 'center_momentum',
-                 'dino_out', 'local_crops')
+                 'dino_out', 'local_crops', 'local_size', 'local_min_scale', 'local_scale')
 _MOCO_ONLY = ('queue_size', 'symmetric', 'dataset_size', 'gfb_key_stats')
 # The options only some objectives read: set on a method whose objective is not listed, they are refused
 # (`MethodConfig.validate`)
@@ -421,7 +421,10 @@ class MethodConfig:
     teacher_temp_warmup: float = 0.3  # DINO: the fraction of the run the warm-up lasts (30 of 100 epochs)
     center_momentum: float = 0.9      # DINO: momentum of the centre of the teacher's logits
     dino_out: int|None = None         # DINO: the number K of prototypes; None: 32 * C (65,536 at C = 2048)
-    local_crops: int = 0              # DINO: local crops per image (multi-crop); the two-view training loop takes none
+    local_crops: int = 0              # DINO: local views per image (multi-crop), student only; 0: two global views
+    local_size: int|None = None       # DINO: the local views' side in pixels; None: 3/7 of the global side (96/224)
+    local_min_scale: float = 0.05     # DINO: a local crop's smallest area, as a fraction of the image's
+    local_scale: float = 0.14         # DINO: a local crop's largest area (its ResNet-50 command's; its ViTs': 0.4)
     # GradCAM fitting branch
     gfb: str = 'maxout'               # 'none', 'maxout' (Eq. 4) or 'mlp' (Table 5)
     k: int = 32                       # number of 1x1 projections K (Fig. 4 sweeps it)
@@ -491,7 +494,7 @@ class MethodConfig:
             v = getattr(self, name)
             check_arg(isinstance(v, int) and not isinstance(v, bool) and v >= 1,
                       f"`{name}` must be a positive integer, got {v!r}")
-        for name in ('proj_hidden', 'proj_dim', 'pred_hidden', 'dino_out'):
+        for name in ('proj_hidden', 'proj_dim', 'pred_hidden', 'dino_out', 'local_size'):
             v = getattr(self, name)
             check_arg(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
                       f"`{name}` must be None or a positive integer, got {v!r}")
@@ -520,6 +523,10 @@ class MethodConfig:
                           ('center_momentum', 'in [0, 1)')):
             v = getattr(self, name)
             check_arg(finite_number(v) and ranges[rng](v), f"`{name}` must be a finite number {rng}, got {v!r}")
+        lo, hi = self.local_min_scale, self.local_scale
+        check_arg(finite_number(lo) and finite_number(hi) and 0 < lo <= hi <= 1,
+                  f"`local_min_scale` and `local_scale` must be numbers with 0 < local_min_scale <= local_scale <= 1, "
+                  f"got {lo!r} and {hi!r}")
 
     def _check_consistency(self):
         "The options agree with each other: the fit's target and graph, the GFB and the poolings that need it."
@@ -551,16 +558,12 @@ class MethodConfig:
                "choose gfb='maxout' or 'mlp'")
 
     def _check_objective_options(self):
-        "An option of another objective (`OPTION_OWNERS`) keeps the method's and preset's value; no local crops."
+        "An option of another objective (`OPTION_OWNERS`) keeps the method's and preset's value."
         base = {**{f.name: f.default for f in fields(self)}, **PRESETS[self.preset], **METHOD_SPECS[self.method]}
         for name, owners in OPTION_OWNERS.items():
             check_arg(objective_takes(self.objective, name) or getattr(self, name) == base[name],
                       f"`{name}` is not an option of method {self.method!r} (objective {self.objective!r}): it "
                       f"belongs to {'/'.join(owners)}, taken by methods {', '.join(option_takers(name))}")
-        check_arg(self.local_crops == 0,
-                  f"`local_crops`={self.local_crops}: DINO's local crops need more than the two views the training "
-                  "loop gives a step (chapter 6); `dino_loss` takes them (chapter 0a), the loop does not yet: use "
-                  "local_crops=0")
 
 # %% ../nbs/01_models.ipynb #legacy_code
 LEGACY_LOG_NAMES = {'loss_cl': 'loss_ssl',               # the SSL term of the step, epoch and record logs
@@ -837,6 +840,9 @@ class SSLMethod(nn.Module):
 
     def _check_inputs(self, inputs):
         "The step's inputs beyond the views are exactly what `needs` names."
+        check_arg('local_views' not in inputs or 'local_views' in self.needs,
+                  f"method {self.cfg.method!r} takes no local views (local_crops={self.cfg.local_crops}): "
+                  f"`local_crops` is an option of methods {', '.join(option_takers('local_crops'))}")
         check_arg(set(inputs) == set(self.needs),
                   f"method {self.cfg.method!r} (fit_target={self.cfg.fit_target!r}) takes "
                   f"{list(self.needs) or 'no inputs'} beside the two views, got {sorted(inputs) or 'none'}")
@@ -1166,13 +1172,46 @@ class VICReg(TwoViewMethod):
         return c.vicreg_invariance * sq + regularisers, -sq
 
 class DINO(TwoViewMethod):
-    "DINO on two global views: a momentum teacher, centring and sharpening (`dino_loss`); with a GFB, DINO+Ours."
+    """DINO: a momentum teacher of the two global views, centring and sharpening (`dino_loss`), the student also on
+    `local_crops` local views; with a GFB, DINO+Ours."""
     has_target = True
 
     def __init__(self,
                  cfg:MethodConfig):  # a `MethodConfig`, e.g. `method_config('dino')`; validated here
         super().__init__(cfg)
         self.register_buffer('center', torch.zeros(self.n_prototypes))
+
+    @property
+    def needs(self) -> tuple:
+        "What a training step needs besides the two views: with `local_crops`, the local views (`local_views`)."
+        return super().needs + (('local_views',) if self.cfg.local_crops else ())
+
+    def _check_inputs(self, inputs):
+        "With `local_crops`, a training step needs its local views, which a two-view path does not make."
+        c = self.cfg
+        check_arg('local_views' in inputs or not c.local_crops,
+                  f"`local_crops`={c.local_crops} (method {c.method!r}) needs the step's local views, which only a "
+                  "multi-crop augmentation makes (chapter 4's `MultiCropViews`, through chapter 6's `view_batch`); "
+                  f"this path gave none. Methods that accept `local_crops`: {', '.join(option_takers('local_crops'))}")
+        super()._check_inputs(inputs)
+
+    def _step(self, view1, view2, update=True, force_gradcam=False, fit_map=None, local_views=None):
+        """One step; with `local_views` (L*N, 3, h, w), view j of image i at row j*N + i, the student also embeds
+        them: the backbone on them apart (their own size), the head on every view at once."""
+        if local_views is None: return super()._step(view1, view2, update, force_gradcam, fit_map)
+        _check_views(view1, view2)
+        n, L = view1.shape[0], self.cfg.local_crops
+        ok = isinstance(local_views, torch.Tensor) and local_views.ndim == 4 and local_views.shape[1] == 3
+        check_arg(ok and local_views.shape[0] == L * n,
+                  f"`local_views` must be ({L} * {n}, 3, h, w): local_crops={L} views of each of the {n} images, got "
+                  f"{tuple(getattr(local_views, 'shape', ())) or type(local_views).__name__}")
+        fmap = self.encoder_q.forward_features(torch.cat([view1, view2]))
+        pooled, A = self._pool(fmap, self.cfg.train_pool, self.gfb)
+        local = self._pool(self.encoder_q.forward_features(local_views), self.cfg.train_pool, self.gfb)[0]
+        z = self.projector_q(torch.cat([pooled, local]))     # (2N + LN) rows: the global views' first
+        loss_ssl, extra = self._objective(z, view1, view2, update)
+        loss, logs, maps = self._fit(loss_ssl, fmap, A, z[:2 * n], force_gradcam, fit_map, fit=update)
+        return loss, {**logs, **extra}, maps
 
     def _make_projector(self) -> nn.Module:
         "DINO's head: the MLP to the bottleneck, then the K prototypes (`Prototypes`)."
@@ -1190,7 +1229,7 @@ class DINO(TwoViewMethod):
             if update: self.momentum_update()
             t = self.projector_k(self._pool(self.encoder_k.forward_features(torch.cat([view1, view2])), cfg.train_pool,
                                             self.gfb_k)[0])
-        tt, student, teacher = self.teacher_temperature(), z.view(2, n, -1), t.view(2, n, -1)
+        tt, student, teacher = self.teacher_temperature(), z.view(-1, n, z.shape[1]), t.view(2, n, -1)
         loss = dino_loss(student, teacher, self.center, cfg.student_temp, tt)
         if update: self.center.copy_(dino_center(self.center, teacher, cfg.center_momentum))
         return loss, {'teacher_temp': z.new_tensor(tt, dtype=torch.float32)}

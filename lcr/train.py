@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['DATASETS', 'CROPS', 'OPTIMIZERS', 'RESUME_FREE', 'DATASET_SPLITS', 'Flushed', 'SELECTION_METRICS', 'TrainConfig',
            'epoch_order', 'train_split', 'train_cache', 'data_fingerprint', 'eval_splits', 'batch_views',
-           'PartMaskMaps', 'TeacherMaps', 'load_teacher', 'train_part_masks', 'step_inputs', 'check_compatible',
-           'check_data', 'cosine_lambda', 'initial_model', 'init_distributed', 'Progress', 'Callback',
-           'CancelFitException', 'view_batch', 'method_step', 'reset_peak_memory', 'peak_memory', 'Learner',
-           'lars_param_groups', 'LARS', 'set_determinism', 'make_optimizer', 'StepLog', 'MetricsFile', 'ProgressCB',
-           'StepValues', 'NonFiniteGuard', 'MaxSteps', 'TimeLimit', 'Checkpointer', 'EpochJob', 'KNNMonitorCB',
-           'TestSelection', 'heat_map_regions', 'ContrastiveCropBoxes', 'loop_callbacks', 'interrupted_jobs', 'train',
-           'option_value', 'field_comments', 'config_options', 'options_config', 'resume_command', 'resume_hint',
-           'train_cli', 'run_cli']
+           'train_augment', 'local_crops_of', 'PartMaskMaps', 'TeacherMaps', 'load_teacher', 'train_part_masks',
+           'step_inputs', 'check_compatible', 'check_data', 'cosine_lambda', 'initial_model', 'init_distributed',
+           'Progress', 'Callback', 'CancelFitException', 'view_batch', 'method_step', 'reset_peak_memory',
+           'peak_memory', 'Learner', 'lars_param_groups', 'LARS', 'set_determinism', 'make_optimizer', 'StepLog',
+           'MetricsFile', 'ProgressCB', 'StepValues', 'NonFiniteGuard', 'MaxSteps', 'TimeLimit', 'Checkpointer',
+           'EpochJob', 'KNNMonitorCB', 'TestSelection', 'heat_map_regions', 'ContrastiveCropBoxes', 'loop_callbacks',
+           'interrupted_jobs', 'train', 'option_value', 'field_comments', 'config_options', 'options_config',
+           'resume_command', 'resume_hint', 'train_cli', 'run_cli']
 
 # %% ../nbs/06_train.ipynb #c004
 import os, sys, math, json, time, contextlib, functools, hashlib, pickle, warnings
@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np, torch
 from .core import check_arg, check_choice, finite_number, derive_seed
 from .models import (method_config, METHODS, ARCHS, STEMS, PRESETS, OBJECTIVE_CLASSES, current_config_names,
-                        from_config, config_differences)
+                        from_config, config_differences, option_takers)
 from .augment import BatchTwoViews, AugmentConfig, resized_crops, augment_config, AUGMENT_PRESETS, heatmap_boxes
+from .augment import MultiCropViews, local_config
 from .data import ImageCache, CorruptImageError
 from .synthetic import SYNTH_PRESETS
 from .evaluate import split_features, knn_accuracy, retrieval_metrics
@@ -75,7 +76,7 @@ class TrainConfig:
     knn_every: int = 0                # kNN monitor on the test split every this many epochs (0: off)
     knn_k: int = 200                  # neighbours of the kNN monitor (temperature 0.1)
     select_every: int = 0             # test-split retrieval every this many epochs, best-epoch files (0: off)
-    augment: str = 'mocov2'           # the views' augmentation preset: 'mocov2', 'byol' or 'simclr' (chapter 4)
+    augment: str = 'mocov2'           # the views' augmentation preset: 'mocov2', 'byol', 'simclr' or 'dino' (ch. 4)
     crop: str = 'random'              # 'random' (RandomResizedCrop) or 'contrastive' (ContrastiveCrop's crops)
     crop_warmup: int|None = None      # ContrastiveCrop: epochs before the first boxes (None: epochs // 5, 20 of 100)
     crop_every: int|None = None       # ContrastiveCrop: epochs between box updates (None: epochs // 5, at least 1)
@@ -87,8 +88,19 @@ class TrainConfig:
         self._check_choices(); self._check_counts(); self._check_optimizer(); self._check_inputs()
         self._check_crop()
         self.method_config()   # the method's own checks (unknown or inconsistent method_kw)
+        self._check_local_crops()
         _check_weights(self.backbone, self.weights)
         return self
+
+    def _check_local_crops(self):
+        "DINO's local views (`method_kw`'s `local_crops`) are at least the backbone's output stride, at most a view."
+        mc = self.method_config()
+        if not mc.local_crops: return
+        size, stride = local_config(augment_config(self.augment, size=self.image_size), mc.local_size).size, \
+            8 if self.stem == 'small' else 32
+        check_arg(stride <= size <= self.image_size,
+                  f"`local_size` {size} px (local_crops={mc.local_crops}) must be between the output stride {stride} "
+                  f"of stem={self.stem!r} and image_size={self.image_size}: set `local_size` in method_kw")
 
     def _check_choices(self):
         for name, options in (('method', METHODS), ('preset', PRESETS), ('backbone', ARCHS), ('stem', STEMS),
@@ -287,6 +299,30 @@ def batch_views(cache:ImageCache,       # the training split's uint8 cache
                   return_params=with_params, **boxes)
     return (*out[:2], idx, out[2]) if with_params else out
 
+# %% ../nbs/06_train.ipynb #c010_2_local
+def train_augment(cfg:TrainConfig,            # the run's configuration: `augment`, `image_size`, the method's options
+                  channels_last:bool=False,   # views in channels-last memory format (the loop's choice on a GPU)
+                 ) -> BatchTwoViews:
+    ("The run's batch augmentation: preset `augment` at `image_size`; with DINO's `local_crops`, `MultiCropViews` "
+     "(local views of the method's `local_size`, `local_min_scale`, `local_scale`).")
+    aug = augment_config(cfg.augment, size=cfg.image_size, crop_alpha=cfg.crop_alpha)
+    mc = cfg.method_config()
+    if not mc.local_crops: return BatchTwoViews(aug, dtype=torch.float32, channels_last=channels_last)
+    local = local_config(aug, mc.local_size, (mc.local_min_scale, mc.local_scale))
+    return MultiCropViews(aug, mc.local_crops, local, dtype=torch.float32, channels_last=channels_last)
+
+def local_crops_of(model:torch.nn.Module,  # the method trained (its `cfg.local_crops`; none for other modules)
+                   augment,                # the batch augmentation (`MultiCropViews` has `local_crops`)
+                  ) -> int:                # the local views per image a step gets: 0 on the two-view path
+    "The local views per image of a step, where the augmentation and the method's `local_crops` agree; else an error."
+    made = getattr(augment, 'local_crops', 0)
+    cfg = getattr(model, 'cfg', None); wanted = getattr(cfg, 'local_crops', 0)
+    check_arg(made == wanted,
+              f"`local_crops`: the augmentation ({type(augment).__name__}) makes {made} local views per image, method "
+              f"{getattr(cfg, 'method', type(model).__name__)!r} takes local_crops={wanted}; build the augmentation "
+              f"with `train_augment`. Methods that accept `local_crops`: {', '.join(option_takers('local_crops'))}")
+    return made
+
 # %% ../nbs/06_train.ipynb #c010_3
 class PartMaskMaps:
     "The oracle fit target `fit_target='parts'`: each view's true part mask, cut, resized and flipped as its view was."
@@ -349,7 +385,7 @@ def step_inputs(model:torch.nn.Module,  # the run's method; `model.needs` names 
                ):
     ("`f(idx, params, q, k) -> dict` of the inputs `model.needs` (labels, an oracle fit map), or None when it needs "
      "the views only.")
-    needs, mc = getattr(model, 'needs', ()), model.cfg
+    needs, mc = tuple(n for n in getattr(model, 'needs', ()) if n != 'local_views'), model.cfg   # `view_batch`'s
     if not needs: return None
     if needs == ('labels',):
         if mc.n_classes != len(cache.classes):
@@ -499,11 +535,14 @@ Flushed.__doc__ = ("Step logs read from the device: `keys`, `values` (steps, key
 def view_batch(learn,  # the `Learner`: its cache, augmentation, epoch order, `epoch`, `step`, rank and `inputs`
               ) -> tuple:
     ("The default batch of a `Learner`: `(q, k, extra)`, the views of batch `(epoch, step)` (`batch_views`) and what "
-     "the method takes besides them (`learn.inputs`, or `{}`).")
+     "the method takes besides them (`learn.inputs`, or `{}`; a multi-crop augmentation's `local_views`).")
     a = (learn.cache, learn.augment, learn.order, learn.cfg, learn.epoch, learn.step, learn.rank, learn.world)
-    if learn.inputs is None: return (*batch_views(*a, regions=learn.regions), {})
+    local = local_crops_of(learn.model, learn.augment)
+    if learn.inputs is None and not local: return (*batch_views(*a, regions=learn.regions), {})
     q, k, idx, params = batch_views(*a, with_params=True, regions=learn.regions)
-    return q, k, learn.inputs(idx, params, q, k)
+    extra = {} if learn.inputs is None else learn.inputs(idx, params, q, k)
+    if local: extra['local_views'] = learn.augment.local_views(learn.cache.images[idx.to(learn.cache.device)], params)
+    return q, k, extra
 
 def method_step(learn,  # the `Learner`: its model, `fwd`, `amp` and optimizer
                 batch,  # `(q, k, extra)` from `view_batch`
@@ -1238,8 +1277,7 @@ def _train(cfg, run, rank, world, dev, t_start):
     if world > 1:   # buffers (BN statistics, queue) stay per rank, as in MoCo; the queue takes all ranks' keys
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if cuda else None,
                                                         broadcast_buffers=False)
-    augment = BatchTwoViews(augment_config(cfg.augment, size=cfg.image_size, crop_alpha=cfg.crop_alpha),
-                            dtype=torch.float32, channels_last=cfg.channels_last and cuda)
+    augment = train_augment(cfg, channels_last=cfg.channels_last and cuda)   # with local views for DINO's multi-crop
     opt, sched = make_optimizer(cfg, model, len(cache) // cfg.batch_size, cuda)
     learn = Learner(cfg, model, opt, sched, cache, augment, cbs, rank, world,
                     fwd=torch.compile(net) if cfg.compile else net,
