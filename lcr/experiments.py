@@ -12,7 +12,8 @@ import torch
 import matplotlib.pyplot as plt
 from .models import current_log_names, accepts, METHOD_SPECS
 from .runs import prepare_out, resolve_device, read_metrics
-from .train import TrainConfig, train, initial_model, train_cache, Learner, MaxSteps, StepValues
+from .train import (TrainConfig, train, initial_model, train_cache, Learner, MaxSteps, StepValues,
+                       train_augment)
 from .augment import BatchTwoViews, AugmentConfig, augment_config
 from .report import (PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, model_parts_mass, load_run,
                         cached_metrics)
@@ -586,8 +587,7 @@ def replay_steps(run,             # a finished run folder
     from dataclasses import replace
     model, cfg, state = load_run(run, resolve_device(device))
     cache = train_cache(cfg).to(next(model.parameters()).device)
-    augment = BatchTwoViews(augment_config(cfg.augment, size=cfg.image_size, crop_alpha=cfg.crop_alpha),
-                            dtype=torch.float32, channels_last=False)
+    augment = train_augment(cfg)                 # the run's own views (DINO's local crops included)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: float(lrs[min(i, len(lrs) - 1)]))    # step i at lrs[i]
