@@ -16,7 +16,7 @@ from .train import (TrainConfig, train, initial_model, train_cache, Learner, Max
                        train_augment)
 from .augment import BatchTwoViews, AugmentConfig, augment_config
 from .report import (PROBE_FRACTIONS, evaluate_run, write_metrics, parts_mass, model_parts_mass, load_run,
-                        cached_metrics)
+                        cached_metrics, group_retrieval)
 from .demo import DEMO_RECIPE
 from .pretrain import (PretrainConfig, pretrain, weights_file, pretrained_meta, feature_baseline, PRETRAIN_CPU,
                           PRETRAIN_GPU)
@@ -24,13 +24,15 @@ from .synthetic import SYNTH_PRESETS
 from .viz import save_figure
 from .records import RECORD_FORMAT, CALIBRATION_FORMAT, record_path, write_record, load_record
 from .tables import summarize, study_table, paired_table, k_sweep_figure
+from .core import check_arg
 
 # %% auto #0
 __all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'KNOB_NUS', 'KNOB_TAUS', 'FIRST_NU', 'STUDY', 'GROUPS', 'BUDGETS',
-           'RECORD_CURVE_KEYS', 'RANDOM_START', 'PRETRAINED_START', 'REAL_DATASETS', 'knob_name', 'study_runs',
-           'start_weights', 'prepare_start', 'run_config', 'library_commit', 'claim_run', 'StudyInterrupted',
-           'RunsSkippedError', 'run_study', 'collect', 'write_study', 'run_entry', 'start_entry', 'study_record',
-           'calibration_trial', 'calibration_record', 'replay_steps', 'rerun_record', 'real_recipe', 'experiments_cli']
+           'RECORD_CURVE_KEYS', 'RANDOM_START', 'PRETRAINED_START', 'FIG3_ATTRIBUTE', 'REAL_DATASETS', 'knob_name',
+           'study_runs', 'start_weights', 'prepare_start', 'run_config', 'library_commit', 'claim_run',
+           'StudyInterrupted', 'RunsSkippedError', 'run_study', 'collect', 'write_study', 'run_entry', 'start_entry',
+           'study_record', 'calibration_trial', 'calibration_record', 'replay_steps', 'rerun_record', 'fig3_record',
+           'fig3_means', 'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', recipe=None, budget_options=None, **kw):
@@ -623,6 +625,41 @@ def rerun_record(study:str,              # the record's name
     path = record_path(study, root)
     base = load_record(path) if path.is_file() else None     # runs trained elsewhere are kept
     return write_record(study_record(out, study, regime, base=base), path)
+
+# %% ../nbs/10_experiments.ipynb #f3_def
+FIG3_ATTRIBUTE = 'crown'   # the class attribute whose values stand in for iNaturalist's superclasses
+
+def fig3_record(out,                            # a pretrained-start study folder with `mocov2` and `lcr_name` runs
+                lcr_name:str,                   # the LCR configuration drawn (e.g. chapter 10a's choice, `knob_name`)
+                seeds=(0, 1, 2),                # the seeds read
+                attribute:str=FIG3_ATTRIBUTE,   # the synthetic set's class attribute that groups the classes
+                gallery:str='split',            # 'split' or 'group', as chapter 8's `group_retrieval`
+                device='cpu',                   # where to compute
+               ) -> dict:
+    "Fig. 3's record: retrieval per group of the frozen start, MoCo v2 and `lcr_name`, each seed, without folders."
+    todo = [Path(out) / n / f'seed{s}' for s in seeds for n in ('mocov2', lcr_name)]
+    lost = [str(r.relative_to(out)) for r in todo if not (r / 'eval' / 'metrics.json').is_file()]
+    check_arg(not lost, f"{out} lacks the evaluated runs {lost}", FileNotFoundError)
+    kw, runs = dict(attribute=attribute, gallery=gallery, device=device), {}
+    for s in seeds:
+        mo, lc = Path(out) / 'mocov2' / f'seed{s}', Path(out) / lcr_name / f'seed{s}'
+        for name, run, start in (('pretrained', mo, True), ('mocov2', mo, False), (lcr_name, lc, False)):
+            r = group_retrieval(run, start=start, **kw)
+            trained = json.loads((run / 'eval' / 'metrics.json').read_text()).get('commit', 'unknown')
+            runs.setdefault(name, []).append(dict(seed=s, commit=trained, groups=r['groups'], all=r['all']))
+    return dict(format=RECORD_FORMAT, study='fig3_groups', attribute=attribute, gallery=gallery, lcr=lcr_name,
+                commit=library_commit(), runs=runs)
+
+def fig3_means(rec:dict,            # a Fig. 3 record (`fig3_record`, `load_record('fig3_groups')`)
+               metric:str='rank1',  # 'rank1', 'rank5' or 'mAP'
+              ) -> dict:            # {model: {group: dict(metric=mean over seeds, n_queries=...)}}, chapter 7's input
+    "The record's per-group `metric`, averaged over its seeds, as `group_rank1_figure` takes it."
+    out = {}
+    for m, rs in rec['runs'].items():
+        groups = list(rs[0]['groups'])
+        out[m] = {g: {metric: float(np.mean([r['groups'][g][metric] for r in rs])),
+                      'n_queries': rs[0]['groups'][g]['n_queries']} for g in groups}
+    return out
 
 # %% ../nbs/10_experiments.ipynb #c072
 REAL_DATASETS = ('cub', 'cars', 'aircraft')
