@@ -436,7 +436,7 @@ class MethodConfig:
     lewel_temp: float = 1.0           # LEWEL: temperature t of the alignment maps' softmax over the positions
     # GradCAM fitting branch
     gfb: str = 'maxout'               # 'none', 'maxout' (Eq. 4) or 'mlp' (Table 5)
-    k: int = 32                       # number of 1x1 projections K (Fig. 4 sweeps it)
+    k: int = 32                       # number of 1x1 projections K (Fig. 4 sweeps it); LEWEL: its maps per head
     gfb_hidden: int = 32              # hidden units of the MLP GFB
     gfb_bn: bool = False              # BN on the K maps
     gfb_relu: bool = False            # ReLU on the K maps
