@@ -24,7 +24,8 @@ __all__ = ['ARCHS', 'STEMS', 'MAX_WEIGHT', 'FIT_TARGETS', 'PRESETS', 'METHOD_SPE
            'objective_takes', 'accepts', 'option_takers', 'MethodConfig', 'current_log_names', 'current_config_names',
            'config_differences', 'method_config', 'make_method', 'from_config', 'mean_pairwise_cosine',
            'side_stream_seed', 'cell_means', 'oracle_target', 'SSLMethod', 'MoCo', 'BYOL', 'Supervised',
-           'TwoViewMethod', 'SimCLR', 'SimSiam', 'BarlowTwins', 'VICReg', 'DINO', 'released_state_dict']
+           'TwoViewMethod', 'SimCLR', 'SimSiam', 'BarlowTwins', 'VICReg', 'DINO', 'alignment_maps', 'align_features',
+           'LEWEL', 'released_state_dict']
 
 # %% ../nbs/01_models.ipynb #c007
 ARCHS = ('tiny', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')
@@ -379,6 +380,15 @@ def option_takers(option:str,  # a `MethodConfig` field, e.g. 'temperature'
     "The methods (keys of METHODS) that take `option`."
     return [m for m in METHOD_SPECS if accepts(m, option)]
 
+# %% ../nbs/01_models.ipynb #c027_lewel
+# LEWEL (Huang et al., CVPR 2022), a row of Table 4 (its section below): `byol` with LEWEL's aligned branch; K = `k`
+# alignment maps per head (32, the K of Table 4's part-based methods); at test time the K aligned features (C·K)
+METHOD_SPECS['lewel'] = dict(_BYOL, objective='lewel', gfb='none', fit_gradcam=False, train_pool='gap',
+                             test_pool='aligned')
+OBJECTIVES += ('lewel',)
+OPTION_OWNERS.update(lewel_weight=('lewel',), lewel_temp=('lewel',))
+for _name in ('key_momentum', 'key_momentum_schedule', 'pred_hidden'): OPTION_OWNERS[_name] += ('lewel',)
+
 # %% ../nbs/01_models.ipynb #c028
 @dataclass
 class MethodConfig:
@@ -425,9 +435,11 @@ class MethodConfig:
     local_size: int|None = None       # DINO: the local views' side in pixels; None: 3/7 of the global side (96/224)
     local_min_scale: float = 0.05     # DINO: a local crop's smallest area, as a fraction of the image's
     local_scale: float = 0.14         # DINO: a local crop's largest area (its ResNet-50 command's; its ViTs': 0.4)
+    lewel_weight: float = 1.0         # LEWEL: weight w of the aligned features' loss, L_global + w L_aligned
+    lewel_temp: float = 1.0           # LEWEL: temperature t of the alignment maps' softmax over the positions
     # GradCAM fitting branch
     gfb: str = 'maxout'               # 'none', 'maxout' (Eq. 4) or 'mlp' (Table 5)
-    k: int = 32                       # number of 1x1 projections K (Fig. 4 sweeps it)
+    k: int = 32                       # number of 1x1 projections K (Fig. 4 sweeps it); LEWEL: its maps per head
     gfb_hidden: int = 32              # hidden units of the MLP GFB
     gfb_bn: bool = False              # BN on the K maps
     gfb_relu: bool = False            # ReLU on the K maps
@@ -452,7 +464,8 @@ class MethodConfig:
     nu: float = 1.0                   # weight nu of the KL fit (Eq. 7)
     # pooling
     train_pool: str = 'gap'           # what the projector sees: 'gap', 'weighted' or 'bilinear'
-    test_pool: str = 'weighted'       # what `encode` returns: 'gap', 'weighted' (Eq. 8) or 'bilinear'
+    test_pool: str = 'weighted'       # what `encode` returns: 'gap', 'weighted' (Eq. 8), 'bilinear' or 'aligned'
+                                      # (LEWEL's K aligned features)
     att_norm: str = 'image'           # min-max normalisation of A for pooling: 'image' or 'batch'
     pool_mode: str = 'sum'            # weighted pooling: 'sum' (Eq. 8) or 'mean'
     pool_l2: bool = False             # L2-normalise weighted-pooled features
@@ -484,7 +497,7 @@ class MethodConfig:
         check_choice('kl_direction', self.kl_direction, ('pred||target', 'target||pred'))
         check_choice('kl_reduction', self.kl_reduction, ('mean', 'sum'))
         check_choice('train_pool', self.train_pool, ('gap', 'weighted', 'bilinear'))
-        check_choice('test_pool', self.test_pool, ('gap', 'weighted', 'bilinear'))
+        check_choice('test_pool', self.test_pool, ('gap', 'weighted', 'bilinear', 'aligned'))
         check_choice('att_norm', self.att_norm, ('image', 'batch'))
         check_choice('pool_mode', self.pool_mode, ('sum', 'mean'))
 
@@ -520,7 +533,7 @@ class MethodConfig:
         for name, rng in (('barlow_lambda', '> 0'), ('vicreg_invariance', '>= 0'), ('vicreg_variance', '>= 0'),
                           ('vicreg_covariance', '>= 0'), ('student_temp', '> 0'), ('teacher_temp', '> 0'),
                           ('teacher_temp_start', '> 0'), ('teacher_temp_warmup', 'in [0, 1]'),
-                          ('center_momentum', 'in [0, 1)')):
+                          ('center_momentum', 'in [0, 1)'), ('lewel_weight', '>= 0'), ('lewel_temp', '> 0')):
             v = getattr(self, name)
             check_arg(finite_number(v) and ranges[rng](v), f"`{name}` must be a finite number {rng}, got {v!r}")
         lo, hi = self.local_min_scale, self.local_scale
@@ -545,7 +558,7 @@ class MethodConfig:
                    f"got {self.n_classes!r}")
             check_arg(self.gfb == 'none' and not self.fit_gradcam,
                    "objective='supervised' has no GradCAM fit: it needs gfb='none' and fit_gradcam=False")
-        uses = [n for n in ('train_pool', 'test_pool') if getattr(self, n) != 'gap']
+        uses = [n for n in ('train_pool', 'test_pool') if getattr(self, n) not in ('gap', 'aligned')]
         if 'bilinear' in (self.train_pool, self.test_pool):
             check_arg(self.gfb == 'maxout' and self.k >= 1,
                    f"bilinear pooling needs K part maps: set gfb='maxout' and k >= 1 "
@@ -556,6 +569,13 @@ class MethodConfig:
                f"gfb='none' cannot serve "
                f"{', '.join(f'{n}={getattr(self, n)!r}' for n in uses) or 'fit_gradcam=True'}: "
                "choose gfb='maxout' or 'mlp'")
+        check_arg(self.test_pool != 'aligned' or self.objective == 'lewel',
+               f"test_pool='aligned' concatenates LEWEL's aligned features: it needs objective 'lewel' (method "
+               f"'lewel'), got objective {self.objective!r}")
+        if self.objective == 'lewel':
+            check_arg(self.train_pool == 'gap' and self.k >= 1,
+                   f"objective='lewel' needs train_pool='gap' (its global branch) and k >= 1 alignment maps per head, "
+                   f"got train_pool={self.train_pool!r}, k={self.k}")
 
     def _check_objective_options(self):
         "An option of another objective (`OPTION_OWNERS`) keeps the method's and preset's value."
@@ -1247,6 +1267,119 @@ class DINO(TwoViewMethod):
 
 OBJECTIVE_CLASSES = {'moco': MoCo, 'byol': BYOL, 'supervised': Supervised, 'simclr': SimCLR, 'simsiam': SimSiam,
                      'barlow_twins': BarlowTwins, 'vicreg': VICReg, 'dino': DINO}
+
+# %% ../nbs/01_models.ipynb #lewel_code
+def alignment_maps(logits:torch.Tensor,    # (N, D, P) the projector's D outputs at each of P positions
+                   temperature:float=1.0,  # t of the softmax over the positions
+                  ) -> torch.Tensor:       # (N, D, P), each of the D maps summing to 1 over the positions
+    "LEWEL's alignment maps: each position's D outputs L2-normalised, then a softmax over the positions per output."
+    check_arg(isinstance(logits, torch.Tensor) and logits.ndim == 3,
+              f"`logits` must be (N, D, P), got {tuple(getattr(logits, 'shape', ())) or type(logits).__name__}")
+    check_arg(finite_number(temperature) and temperature > 0,
+              f"`lewel_temp` must be a finite number > 0, got {temperature!r}")
+    return F.softmax(F.normalize(upcast(logits), dim=1) / temperature, dim=2)
+
+def align_features(fmap:torch.Tensor,  # (N, C, h, w) the feature map phi
+                   maps:torch.Tensor,  # (N, D, h*w) alignment maps (`alignment_maps`)
+                   heads:int=1,        # H: the D maps and the C channels in H groups; head h's maps pool group h
+                  ) -> torch.Tensor:   # (N, K, C), K = D / H: the K aligned features
+    "LEWEL's aligned features: f_k holds, for each head h, channel group h pooled by head h's k-th map."
+    check_arg(isinstance(fmap, torch.Tensor) and fmap.ndim == 4,
+              f"`fmap` must be (N, C, h, w), got {tuple(getattr(fmap, 'shape', ())) or type(fmap).__name__}")
+    n, c, h, w = fmap.shape
+    check_arg(isinstance(maps, torch.Tensor) and maps.ndim == 3 and maps.shape[0] == n and maps.shape[2] == h * w,
+              f"`maps` must be (N, D, h*w) = ({n}, D, {h * w}) for a feature map {tuple(fmap.shape)}, "
+              f"got {tuple(getattr(maps, 'shape', ())) or type(maps).__name__}")
+    d = maps.shape[1]
+    check_arg(isinstance(heads, int) and heads >= 1 and d % heads == 0 and c % heads == 0,
+              f"LEWEL's heads must divide the D = {d} maps and the C = {c} channels, got heads={heads!r}")
+    x = fmap.reshape(n, heads, c // heads, h * w)
+    a = maps.to(fmap.dtype).reshape(n, heads, d // heads, h * w)
+    return torch.einsum('nhkp,nhcp->nkhc', a, x).reshape(n, d // heads, c)
+
+class LEWEL(BYOL):
+    "LEWEL on BYOL: the global embedding's loss plus w times the loss of K aligned features, pooled by alignment maps."
+    def __init__(self,
+                 cfg:MethodConfig):  # a `MethodConfig`, e.g. `method_config('lewel')`; validated here
+        super().__init__(cfg)        # BYOL's modules first: under one seed, `byol`'s weights
+        C, D, K = self.encoder_q.out_channels, self._widths()[1], cfg.k
+        check_arg(D % K == 0 and C % (D // K) == 0,
+                  f"LEWEL splits the D = {D} outputs of the projector (`proj_dim`) into D / k heads of k alignment "
+                  f"maps, each pooling its share of the C = {C} channels: k must divide D and D / k divide C, "
+                  f"got k={K}")
+        self.heads = D // K
+        self.projector_aligned_q = self._make_projector()                                  # g'
+        self.predictor_aligned = projection_head(D, cfg.pred_hidden, D, bn=True, last_bn=False)   # q'
+        self.projector_aligned_k = self._key_copy(self.projector_aligned_q)                # the target's g'
+        if cfg.test_pool == 'aligned': self.feature_dim = C * K
+
+    def _project(self, fmap, projector):
+        "`projector` on the global average and on every position of `fmap`, in one call: (z (M, D), maps (M, D, P))."
+        m, c = fmap.shape[:2]
+        out = projector(torch.cat([gap(fmap), fmap.flatten(2).transpose(1, 2).reshape(-1, c)]))
+        return out[:m], alignment_maps(out[m:].view(m, -1, out.shape[1]).transpose(1, 2), self.cfg.lewel_temp)
+
+    def _embeddings(self, fmap, projector, projector_aligned):
+        "The global embedding (M, D), the K aligned features' embeddings (M, K, D) and the maps (M, D, P) of `fmap`."
+        z, maps = self._project(fmap, projector)
+        f = align_features(fmap, maps, self.heads)
+        return z, projector_aligned(f.flatten(0, 1)).view(f.shape[0], f.shape[1], -1), maps
+
+    def _cosines(self, view1, view2, update):
+        """Both views' map `fmap` (2N,C,h,w; view1's rows first), the online prediction p (2N, D), its cosine (2N,)
+        and the K aligned ones (2N, K) with the target's embeddings of the other view, and the maps (2N, D, P)."""
+        fmap = self.encoder_q.forward_features(torch.cat([view1, view2]))
+        z, za, maps = self._embeddings(fmap, self.projector_q, self.projector_aligned_q)
+        p = F.normalize(upcast(self.predictor(z)), dim=1)
+        pa = F.normalize(upcast(self.predictor_aligned(za.flatten(0, 1))), dim=1).view(za.shape[0], za.shape[1], -1)
+        with torch.no_grad():
+            if update: self.momentum_update()
+            t, ta, _ = self._embeddings(self.encoder_k.forward_features(torch.cat([view2, view1])), self.projector_k,
+                                        self.projector_aligned_k)
+            t, ta = F.normalize(upcast(t), dim=1), F.normalize(upcast(ta), dim=2)
+        return fmap, p, (p * t).sum(1), (pa * ta).sum(2), maps
+
+    def loss_terms(self,
+                   view1:torch.Tensor,  # (N, 3, H, W) the online views
+                   view2:torch.Tensor,  # (N, 3, H, W) the target's views
+                  ) -> dict:
+        """LEWEL's per-image terms, with no update: `fmap` (2N,C,H,W) of both views (view1's rows first), each row's
+        `loss` (2N,), its global term plus w times the mean of its K aligned ones, and `positive` (2N,), the cosines
+        in the same sum, so that `loss` = 2 (1 + w) - 2 `positive`."""
+        _check_views(view1, view2)
+        fmap, _, cos_g, cos_a, _ = self._cosines(view1, view2, update=False)
+        w = self.cfg.lewel_weight
+        positive = cos_g + w * cos_a.mean(1)
+        return dict(fmap=fmap, loss=2 * (1 + w) - 2 * positive, positive=positive)
+
+    def _step(self, view1, view2, update=True, force_gradcam=False, fit_map=None):
+        """One LEWEL step: BYOL's loss of the global embedding plus w times that of the aligned ones, then the fit
+        (with a GFB configured); returns (loss, logs, maps)."""
+        _check_views(view1, view2)
+        fmap, p, cos_g, cos_a, maps = self._cosines(view1, view2, update)
+        loss_global, loss_aligned = (2 - 2 * cos_g).mean(), (2 - 2 * cos_a).mean()
+        loss, logs, out = self._fit(loss_global + self.cfg.lewel_weight * loss_aligned, fmap, None, p, force_gradcam,
+                                    fit_map, fit=update)
+        logs.update(loss_global=loss_global.detach(), loss_aligned=loss_aligned.detach(),
+                    align_entropy=spatial_entropy(maps.detach().flatten(0, 1)[..., None]).mean())
+        return loss, logs, out
+
+    def alignment(self,
+                  images:torch.Tensor,  # (N, 3, H, W) images
+                 ) -> torch.Tensor:     # (N, D, h, w); head h's k-th map is map h K + k
+        "The D alignment maps of `images`, each summing to 1 over the positions."
+        fmap = self.feature_map(images)
+        return self._project(fmap, self.projector_q)[1].view(fmap.shape[0], -1, *fmap.shape[2:])
+
+    def encode(self,
+               images:torch.Tensor,  # (N, 3, H, W) images
+              ) -> torch.Tensor:     # (N, feature_dim)
+        "Downstream features: at `test_pool='aligned'` the K aligned features, concatenated (N, C·K); else GAP."
+        if self.cfg.test_pool != 'aligned': return super().encode(images)
+        fmap = self.feature_map(images)
+        return align_features(fmap, self._project(fmap, self.projector_q)[1], self.heads).flatten(1)
+
+OBJECTIVE_CLASSES['lewel'] = LEWEL
 
 # %% ../nbs/01_models.ipynb #c039
 def _constructor(name):
