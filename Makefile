@@ -28,9 +28,10 @@ demo: $(STAMP)
 pretrain: $(STAMP)
 	$(PY) -c "from lcr.experiments import prepare_start; print(prepare_start('cpu-pretrained', progress='print'))"
 
-## The same two as chapter 10's study runs them (test-set selection logged beside), from the shipped start, seed 0
+## MoCo v2 and LCR at the `paper` preset (chapter 10a's knobs) as chapter 10's study runs them (test-set selection
+## logged beside), from the shipped start, seed 0
 demo-pretrained: $(STAMP)
-	$(VENV)/bin/lcr_experiments --budget cpu-pretrained --names mocov2,lcr --seeds 0 --out runs/demo_pretrained \
+	$(VENV)/bin/lcr_experiments --budget cpu-pretrained --names mocov2,lcr-nu0.3-tau0.4 --seeds 0 --out runs/demo_pretrained \
 		--pretrained_out weights
 
 ## Every notebook top to bottom through nbdev_test, `slow` cells included (and `cuda` ones where a GPU is present),

@@ -97,9 +97,12 @@ STUDY = (
     # the paper's Table 4: ContrastiveCrop's crops (chapter 6) with MoCo v2 (its ContrastiveCrop row) and with LCR
     # (Ours+ContrastiveCrop); the boxes' schedule is a fifth of the budget's epochs, as 20 of ContrastiveCrop's 100
     + [_cfg('mocov2-ccrop', 'table4_crop', 'mocov2', recipe=dict(crop='contrastive'), log_gradcam=True),
-       _cfg('lcr-ccrop', 'table4_crop', 'lcr', recipe=dict(crop='contrastive'))])
+       _cfg('lcr-ccrop', 'table4_crop', 'lcr', recipe=dict(crop='contrastive'))]
+    # the paper's Table 4: LEWEL (chapter 1's `lewel`: BYOL with LEWEL's aligned branch, its C·K aligned features at
+    # test time); of the recipe's method options it takes the width and BYOL's momentum, not MoCo's queue or temperature
+    + [_cfg('lewel', 'table4_lewel', 'lewel', budget_options=('tiny_width', 'key_momentum'))])
 GROUPS = ('main', 'fit_target', 'variants', 'k_sweep', 'ablations', 'diagnostics', 'chain', 'chain_screen', 'table3',
-          'knobs', 'table4_crop')
+          'knobs', 'table4_crop', 'table4_lewel')
 
 
 # %% ../nbs/10_experiments.ipynb #c008
@@ -126,7 +129,7 @@ BUDGETS = {
                                        image_size=224,
                                        epochs=100, batch_size=128, select_every=10), pretrain=PRETRAIN_GPU,
                            seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics', 'chain', 'chain_screen',
-                                                    'table3', 'table4_crop'),
+                                                    'table3', 'table4_crop', 'table4_lewel'),
                            probe_epochs=100),
 }
 

@@ -305,7 +305,7 @@ PRESETS = {
     'paper': dict(proj_bn=True, proj_last_bn=True, gfb_bn=False, gfb_relu=False, gradcam_sign=-1,
                   gradcam_loss='sum', gradcam_graph='none', gradcam_norm='none', pred_norm='none',
                   gfb_key_stats=False, softmax_axis='spatial', tau=0.4, kl_direction='pred||target',
-                  kl_reduction='mean', lam=1.0, nu=1.0, att_norm='image', pool_mode='sum', pool_l2=False),
+                  kl_reduction='mean', lam=1.0, nu=0.3, att_norm='image', pool_mode='sum', pool_l2=False),
     'reference': dict(proj_bn=False, proj_last_bn=False, gfb_bn=True, gfb_relu=True, gradcam_sign=1,
                       gradcam_loss='mean', gradcam_graph='features', gradcam_norm='none', pred_norm='batch',
                       gfb_key_stats=True, softmax_axis='row', tau=1.0, kl_direction='target||pred',
