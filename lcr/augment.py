@@ -41,7 +41,7 @@ class AugmentConfig:
     p_solarize: float|tuple = 0.0          # probability of solarisation: one for both views, or (view 1, view 2)
     solarize_threshold: float = 0.5        # solarisation inverts the pixel values at or above it (x -> 1 - x)
     crop_alpha: float = 0.6                # ContrastiveCrop: a crop's centre is Beta(alpha, alpha) within its box
-    p_paste: float = 0.0                   # DiLo: probability that a view's salient object is pasted on another background
+    p_paste: float = 0.0                   # DiLo: probability that a view's object is pasted on another background
 
     @property
     def kernel_size(self):
@@ -66,7 +66,7 @@ BYOL = AugmentConfig(scale=(0.08, 1.0), jitter=(0.4, 0.4, 0.2, 0.1), p_blur=(1.0
 SIMCLR = AugmentConfig(scale=(0.08, 1.0), jitter=(0.8, 0.8, 0.8, 0.2))
 AUGMENT_PRESETS = dict(mocov2=MOCO_V2, byol=BYOL, simclr=SIMCLR)
 
-def augment_config(preset:str='mocov2',  # a name in AUGMENT_PRESETS: 'mocov2', 'byol' or 'simclr'
+def augment_config(preset:str='mocov2',  # a name in AUGMENT_PRESETS: 'mocov2', 'byol', 'simclr' or 'dilo'
                    **kw,                 # `AugmentConfig` fields that replace the preset's, e.g. `size=64`
                   ) -> AugmentConfig:
     "The augmentation preset `preset`, with the fields `kw` replaced."
@@ -364,8 +364,8 @@ class BatchTwoViews:
             regions = regions.float().repeat(2, 1)
         params = self.sample_params(hw, generator, torch.arange(2 * B) >= B, regions)
         check_arg((saliency is not None) == (self.cfg.p_paste > 0),
-                  f"DiLo's pasting needs each image's `saliency` exactly when p_paste > 0; got p_paste={self.cfg.p_paste} "
-                  f"and saliency={'None' if saliency is None else 'given'}")
+                  f"DiLo's pasting needs each image's `saliency` exactly when p_paste > 0; got "
+                  f"p_paste={self.cfg.p_paste} and saliency={'None' if saliency is None else 'given'}")
         if saliency is None: views = self.apply(images, params, torch.arange(B).repeat(2))
         else:      # drawn after the other parameters: a view that is not pasted is the view of MoCo v2's run
             params.update(sample_paste(B, self.cfg.p_paste, generator))
@@ -444,7 +444,7 @@ def heatmap_boxes(fmap,           # (N, C, h, w) feature maps, e.g. the query en
 def derangement(n:int,          # the number of images, >= 2
                 generator=None, # torch.Generator the random numbers come from (None: torch's global one)
                ) -> torch.Tensor:  # (n,) long, on the generator's device: `p[i] != i` for every i
-    "A random permutation of `range(n)` without fixed points: the images in a random cyclic order, each sent to the next."
+    "A random permutation of `range(n)` without fixed points: the images in a random cycle, each sent to the next."
     check_arg(isinstance(n, int) and n >= 2, f"a derangement needs at least 2 images, got {n!r}")
     s = torch.argsort(_rand(generator, n))
     p = torch.empty_like(s); p[s] = s.roll(-1)
@@ -486,7 +486,7 @@ def sample_paste(B:int,          # images in the batch
                  p:float,        # the probability that a view is pasted (`p_paste`)
                  generator=None, # torch.Generator the random numbers come from (None: torch's global one)
                 ) -> dict:       # `paste` (2B,) bool and `background` (2B,) long, view 1's then view 2's
-    "DiLo's random numbers of the 2B views of a batch: which views are pasted, and the image each background comes from."
+    "DiLo's random numbers of a batch's 2B views: which views are pasted, and the image each background comes from."
     return dict(paste=_rand(generator, 2 * B) < p,
                 background=torch.cat([derangement(B, generator), derangement(B, generator)]))
 
