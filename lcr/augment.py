@@ -467,14 +467,13 @@ def paste_foreground(images,       # (N, C, H, W) float or uint8 images whose sa
 
 def fit_backgrounds(images,  # (B, C, H, W) uint8 images
                     hw,      # (B, 2) valid (h, w) of each image
-                    dst,     # (M,) the image each background is for
-                    src,     # (M,) the image each background comes from
+                    dst,     # (M,) the image each background is for (on the host, as the parameters)
+                    src,     # (M,) the image each background comes from (on the host)
                    ) -> torch.Tensor:  # (M, C, H, W) uint8
     ("Image `src[k]`'s valid region resized (bilinear) onto image `dst[k]`'s; the image itself, untouched, where "
      "the two valid regions have one size.")
-    dst, src = dst.to(images.device), src.to(images.device)
-    out = images[src].clone()
-    hw = torch.as_tensor(hw).cpu().tolist(); d, s = dst.cpu().tolist(), src.cpu().tolist()
+    out = images[src.to(images.device)].clone()
+    hw = torch.as_tensor(hw).cpu().tolist(); d, s = dst.cpu().tolist(), src.cpu().tolist()   # host side: no sync
     for k in (k for k in range(len(d)) if hw[d[k]] != hw[s[k]]):     # only padded caches of real images
         (hd, wd), (hs, ws) = hw[d[k]], hw[s[k]]
         x = F.interpolate(images[s[k]:s[k] + 1, :, :hs, :ws].float(), size=(hd, wd), mode='bilinear',
@@ -499,12 +498,13 @@ def dilo_images(images,    # (B, 3, H, W) uint8 images
     B, dev = images.shape[0], images.device
     check_arg(tuple(saliency.shape) == (B,) + tuple(images.shape[2:]),
               f"`saliency` must be (B, H, W) = {(B,) + tuple(images.shape[2:])}, got {tuple(saliency.shape)}")
-    own = torch.arange(B, device=dev).repeat(2)
-    x = images[own]
-    idx = torch.nonzero(params['paste'].cpu())[:, 0].to(dev)
+    own = torch.arange(B).repeat(2)                        # index lists on the host, as the parameters
+    x = images[own.to(dev)]
+    idx = torch.nonzero(params['paste'].cpu())[:, 0]
     if len(idx):
-        bg = fit_backgrounds(images, hw, own[idx], params['background'].to(dev)[idx])
-        x[idx] = paste_foreground(images[own[idx]], saliency.to(dev)[own[idx]], bg)
+        dst, src = own[idx], params['background'].cpu()[idx]
+        bg = fit_backgrounds(images, hw, dst, src)
+        x[idx.to(dev)] = paste_foreground(images[dst.to(dev)], saliency.to(dev)[dst.to(dev)], bg)
     return x
 
 # DiLo's augmentation: MoCo v2's, each view pasted on another image's background with probability 0.5
