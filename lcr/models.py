@@ -23,9 +23,9 @@ __all__ = ['ARCHS', 'STEMS', 'MAX_WEIGHT', 'FIT_TARGETS', 'PRESETS', 'METHOD_SPE
            'concat_all_gather', 'batch_shuffle', 'batch_unshuffle', 'projection_head', 'Prototypes', 'MLPGFB',
            'objective_takes', 'accepts', 'option_takers', 'MethodConfig', 'current_log_names', 'current_config_names',
            'config_differences', 'method_config', 'make_method', 'from_config', 'mean_pairwise_cosine',
-           'side_stream_seed', 'cell_means', 'oracle_target', 'SSLMethod', 'MoCo', 'BYOL', 'Supervised',
-           'TwoViewMethod', 'SimCLR', 'SimSiam', 'BarlowTwins', 'VICReg', 'DINO', 'alignment_maps', 'align_features',
-           'LEWEL', 'released_state_dict']
+           'side_stream_seed', 'cell_means', 'oracle_target', 'view_overlap_points', 'image_grid', 'sample_maps',
+           'cvsa_loss', 'SSLMethod', 'MoCo', 'BYOL', 'Supervised', 'TwoViewMethod', 'SimCLR', 'SimSiam', 'BarlowTwins',
+           'VICReg', 'DINO', 'alignment_maps', 'align_features', 'LEWEL', 'released_state_dict']
 
 # %% ../nbs/01_models.ipynb #c007
 ARCHS = ('tiny', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')
@@ -389,6 +389,12 @@ OBJECTIVES += ('lewel',)
 OPTION_OWNERS.update(lewel_weight=('lewel',), lewel_temp=('lewel',))
 for _name in ('key_momentum', 'key_momentum_schedule', 'pred_hidden'): OPTION_OWNERS[_name] += ('lewel',)
 
+# %% ../nbs/01_models.ipynb #c027_cvsa
+# Table 4's CVSA: MoCo v2 with the cross-view saliency alignment term (`cvsa_loss`, below); a MoCo option, so that
+# LCR takes it too (`lcr` with `cvsa_weight`)
+METHOD_SPECS['cvsa'] = dict(gfb='none', fit_gradcam=False, train_pool='gap', test_pool='gap', cvsa_weight=1.0)
+OPTION_OWNERS['cvsa_weight'] = ('moco',)
+
 # %% ../nbs/01_models.ipynb #c028
 @dataclass
 class MethodConfig:
@@ -470,6 +476,8 @@ class MethodConfig:
     pool_mode: str = 'sum'            # weighted pooling: 'sum' (Eq. 8) or 'mean'
     pool_l2: bool = False             # L2-normalise weighted-pooled features
     log_gradcam: bool = False         # compute GradCAM diagnostics also for methods that do not fit it
+    # cross-view saliency alignment (CVSA, Table 4)
+    cvsa_weight: float = 0.0          # weight beta of CVSA's alignment term (`cvsa_loss`); 0: none (MoCo only)
 
     def validate(self):
         "Raise a ValueError naming the option when the configuration is unknown or inconsistent."
@@ -528,6 +536,8 @@ class MethodConfig:
         check_arg(self.tau > 0, f"`tau` must be > 0, got {self.tau}")
         check_arg(0 <= self.key_momentum < 1, f"`key_momentum` must be in [0, 1), got {self.key_momentum}")
         check_arg(self.lam >= 0 and self.nu >= 0, f"`lam` and `nu` must be >= 0, got lam={self.lam}, nu={self.nu}")
+        check_arg(finite_number(self.cvsa_weight) and self.cvsa_weight >= 0,
+                  f"`cvsa_weight` must be a finite number >= 0, got {self.cvsa_weight!r}")
         ranges = {'> 0': lambda v: v > 0, '>= 0': lambda v: v >= 0, 'in [0, 1]': lambda v: 0 <= v <= 1,
                   'in [0, 1)': lambda v: 0 <= v < 1}
         for name, rng in (('barlow_lambda', '> 0'), ('vicreg_invariance', '>= 0'), ('vicreg_variance', '>= 0'),
@@ -698,6 +708,58 @@ def oracle_target(fit_map:torch.Tensor|None,  # (M, h, w) maps of the step's vie
               f"got {tuple(getattr(fit_map, 'shape', ()))}")
     return cell_means(fit_map[:G.shape[0]].to(G.device), G.shape[-2:]).to(G.dtype).detach()
 
+# %% ../nbs/01_models.ipynb #c033_cvsa
+def view_overlap_points(boxes:torch.Tensor,  # (2N, 4) the views' crops (x0, y0, x1, y1) in image pixels, view 1's first
+                        flips:torch.Tensor,  # (2N,) bool: the view was flipped horizontally
+                        hw,                  # (h, w) the grid laid over the shared region, e.g. the feature map's
+                       ) -> tuple:
+    ("The h x w cell centres of the region two views of each image share: `(g1, g2, pts, valid)`, the points in "
+     "view 1's and view 2's normalised coordinates (N, h, w, 2) (x, y in [-1, 1]: `grid_sample`'s), in image pixels "
+     "(N, h, w, 2), and whether the views overlap (N,).")
+    check_arg(isinstance(boxes, torch.Tensor) and boxes.ndim == 2 and boxes.shape[1] == 4 and len(boxes) % 2 == 0,
+              f"`boxes` must be (2N, 4), got {tuple(getattr(boxes, 'shape', ()))}")
+    check_arg(tuple(flips.shape) == (len(boxes),), f"`flips` must be ({len(boxes)},), got {tuple(flips.shape)}")
+    n, (h, w) = len(boxes) // 2, hw
+    b = boxes if boxes.is_floating_point() else boxes.float(); f = flips.to(b.device, torch.bool)
+    lo, hi = torch.maximum(b[:n, :2], b[n:, :2]), torch.minimum(b[:n, 2:], b[n:, 2:])
+    valid = (hi > lo).all(1)
+    tx = (torch.arange(w, device=b.device, dtype=b.dtype) + 0.5) / w
+    ty = (torch.arange(h, device=b.device, dtype=b.dtype) + 0.5) / h
+    X = (lo[:, 0, None] + tx * (hi - lo)[:, 0, None])[:, None, :].expand(n, h, w)
+    Y = (lo[:, 1, None] + ty * (hi - lo)[:, 1, None])[:, :, None].expand(n, h, w)
+    def in_view(bv, fv):
+        fx = (X - bv[:, 0, None, None]) / (bv[:, 2] - bv[:, 0])[:, None, None]
+        fy = (Y - bv[:, 1, None, None]) / (bv[:, 3] - bv[:, 1])[:, None, None]
+        fx = torch.where(fv[:, None, None], 1 - fx, fx)
+        return torch.stack([2 * fx - 1, 2 * fy - 1], -1)
+    return in_view(b[:n], f[:n]), in_view(b[n:], f[n:]), torch.stack([X, Y], -1), valid
+
+def image_grid(pts:torch.Tensor,  # (N, h, w, 2) points (x, y) in image pixels
+               H:int, W:int,      # the image's size
+              ) -> torch.Tensor:  # (N, h, w, 2) in [-1, 1] over the whole image (`grid_sample`'s)
+    "Image pixel coordinates as `grid_sample`'s normalised ones (`align_corners=False`: pixel edges at -1 and 1)."
+    return 2 * pts / pts.new_tensor([W, H]) - 1
+
+def sample_maps(maps:torch.Tensor,  # (N, H, W) maps
+                grid:torch.Tensor,  # (N, h, w, 2) points in the maps' normalised coordinates
+               ) -> torch.Tensor:   # (N, h, w)
+    "Each map read (bilinearly, clamped at its border) at its points."
+    return F.grid_sample(maps[:, None], grid.to(maps.dtype), mode='bilinear', padding_mode='border',
+                         align_corners=False)[:, 0]
+
+def cvsa_loss(att:torch.Tensor,     # (N, h, w) the query views' attention, min-max normalised (in the graph)
+              grid:torch.Tensor,    # (N, P, Q, 2) the shared points in those views' normalised coordinates
+              target:torch.Tensor,  # (N, P, Q) the saliency the other view gives the same points (a constant)
+              valid:torch.Tensor,   # (N,) bool: the two views overlap
+             ) -> torch.Tensor:     # 0-d; 0 when no views overlap
+    "CVSA's alignment term: the mean squared difference of attention and saliency at the shared points, over `valid`."
+    check_arg(att.ndim == 3 and tuple(target.shape) == tuple(grid.shape[:3]) and len(valid) == len(att) == len(grid),
+              f"`att` (N, h, w), `grid` (N, P, Q, 2), `target` (N, P, Q) and `valid` (N,) must agree, got "
+              f"{tuple(att.shape)}, {tuple(grid.shape)}, {tuple(target.shape)}, {tuple(valid.shape)}")
+    per = (sample_maps(att, grid) - target.to(att.dtype)).pow(2).mean((1, 2))
+    v = valid.to(att.dtype)
+    return (per * v).sum() / v.sum().clamp_min(1)
+
 # %% ../nbs/01_models.ipynb #c033b
 class SSLMethod(nn.Module):
     "Shared parts of all methods: backbone, optional GFB, Table 1 pooling, momentum update and the GradCAM fit."
@@ -741,8 +803,10 @@ class SSLMethod(nn.Module):
 
     @property
     def needs(self) -> tuple:
-        "What a training step needs besides the two views: ('fit_map',) for an oracle fit target, else nothing."
-        return ('fit_map',) if self.cfg.fit_gradcam and self.cfg.fit_target in ('parts', 'teacher') else ()
+        ("What a training step needs besides the two views: 'fit_map' for an oracle fit target, 'cvsa' for CVSA's "
+         "term (the views' geometry and saliency), else nothing.")
+        fit = ('fit_map',) if self.cfg.fit_gradcam and self.cfg.fit_target in ('parts', 'teacher') else ()
+        return fit + (('cvsa',) if self.cfg.cvsa_weight > 0 else ())
 
     @property
     def config(self) -> dict:
@@ -974,7 +1038,7 @@ class MoCo(SSLMethod):
         return dict(fmap=fmap, loss=F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device),
                                                     reduction='none'), positive=positive)
 
-    def _step(self, view1, view2, update=True, force_gradcam=False, fit_map=None):
+    def _step(self, view1, view2, update=True, force_gradcam=False, fit_map=None, cvsa=None):
 
         """One MoCo step: InfoNCE of the queries against their keys and the queue, then the fit; returns
         (loss, logs, maps)."""
@@ -996,9 +1060,37 @@ class MoCo(SSLMethod):
                               info_nce_loss(q[n:], keys[n:], queue, cfg.temperature))
         else: loss_nce = info_nce_loss(q, keys, queue, cfg.temperature)
         loss, logs, maps = self._fit(loss_nce, fmap, A, q, force_gradcam, fit_map, fit=update)
+        if cvsa is not None:
+            term = self._cvsa_term(loss_nce, fmap, n, cvsa)
+            loss = loss + cfg.cvsa_weight * term
+            logs.update(loss_cvsa=term.detach(), loss=loss.detach())
 
         if update: self._enqueue(keys)
         return loss, logs, maps
+
+    def _cvsa_term(self, loss_ssl, fmap, n, cvsa):
+        ("CVSA's term (`cvsa_loss`): the query views' attention against the saliency the other view gives the points "
+         "both views hold; `cvsa` holds the views' `boxes` (2n, 4), `flips` (2n,) and the images' `saliency` or None.")
+        cfg = self.cfg
+        check_arg(isinstance(cvsa, dict) and {'boxes', 'flips'} <= set(cvsa),
+                  "`cvsa` must be a dict of the views' `boxes`, `flips` and `saliency` (the training loop makes it)")
+        boxes, flips = cvsa['boxes'].to(fmap.device), cvsa['flips'].to(fmap.device)
+        g1, g2, pts, valid = view_overlap_points(boxes, flips, fmap.shape[-2:])
+        att = normalize_attention(upcast(fmap).mean(1))
+        sal = cvsa.get('saliency')
+        if sal is not None:     # the images' saliency, one map for both views: sampled at the shared points
+            H, W = sal.shape[-2:]
+            t1 = t2 = sample_maps(sal.to(att.device, att.dtype), image_grid(pts, H, W))
+        else:                   # the model's own GradCAM of the other view (both views are queries)
+            check_arg(cfg.symmetric, "CVSA with the model's own GradCAM as the saliency needs both views' GradCAMs: "
+                                     "set symmetric=True, or give the images' `saliency`")
+            scale = fmap.shape[0] if cfg.gradcam_loss == 'sum' else 1
+            G = normalize_attention(upcast(self.gradcam_fn(loss_ssl * scale, fmap, sign=cfg.gradcam_sign,
+                                                           graph='none')))
+            t1, t2 = sample_maps(G[n:], g2), sample_maps(G[:n], g1)
+        term = cvsa_loss(att[:n], g1, t1.detach(), valid)
+        if cfg.symmetric: term = 0.5 * (term + cvsa_loss(att[n:], g2, t2.detach(), valid))
+        return term
 
 # %% ../nbs/01_models.ipynb #c037
 class BYOL(SSLMethod):
