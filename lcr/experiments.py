@@ -100,9 +100,15 @@ STUDY = (
        _cfg('lcr-ccrop', 'table4_crop', 'lcr', recipe=dict(crop='contrastive'))]
     # the paper's Table 4: LEWEL (chapter 1's `lewel`: BYOL with LEWEL's aligned branch, its C·K aligned features at
     # test time); of the recipe's method options it takes the width and BYOL's momentum, not MoCo's queue or temperature
-    + [_cfg('lewel', 'table4_lewel', 'lewel', budget_options=('tiny_width', 'key_momentum'))])
+    + [_cfg('lewel', 'table4_lewel', 'lewel', budget_options=('tiny_width', 'key_momentum'))]
+    # the paper's Table 4: DiLo (chapter 4's `dilo` augmentation) with MoCo v2 (its DiLo row) and with LCR, and CVSA
+    # (chapter 1's `cvsa`, DiLo's pasting as its views); the saliency is the synthetic set's true object masks, an
+    # oracle: an upper bound of the unsupervised saliency estimators the papers used
+    + [_cfg('mocov2-dilo', 'table4_dilo', 'mocov2', recipe=dict(augment='dilo', saliency='oracle'), log_gradcam=True),
+       _cfg('lcr-dilo', 'table4_dilo', 'lcr', recipe=dict(augment='dilo', saliency='oracle')),
+       _cfg('cvsa', 'table4_cvsa', 'cvsa', recipe=dict(augment='dilo', saliency='oracle'), log_gradcam=True)])
 GROUPS = ('main', 'fit_target', 'variants', 'k_sweep', 'ablations', 'diagnostics', 'chain', 'chain_screen', 'table3',
-          'knobs', 'table4_crop', 'table4_lewel')
+          'knobs', 'table4_crop', 'table4_lewel', 'table4_dilo', 'table4_cvsa')
 
 
 # %% ../nbs/10_experiments.ipynb #c008
@@ -129,7 +135,8 @@ BUDGETS = {
                                        image_size=224,
                                        epochs=100, batch_size=128, select_every=10), pretrain=PRETRAIN_GPU,
                            seeds=(0, 1, 2), groups=('main', 'fit_target', 'diagnostics', 'chain', 'chain_screen',
-                                                    'table3', 'table4_crop', 'table4_lewel'),
+                                                    'table3', 'table4_crop', 'table4_lewel',
+                                                    'table4_dilo', 'table4_cvsa'),
                            probe_epochs=100),
 }
 
@@ -591,6 +598,8 @@ def replay_steps(run,             # a finished run folder
      "rates `lrs`, on a copy (nothing is written).")
     from dataclasses import replace
     model, cfg, state = load_run(run, resolve_device(device))
+    check_arg(cfg.saliency == 'none', f"replay_steps replays runs without a saliency; {run} has "
+              f"saliency={cfg.saliency!r} (DiLo, CVSA), whose maps the replay does not rebuild")
     cache = train_cache(cfg).to(next(model.parameters()).device)
     augment = train_augment(cfg)                 # the run's own views (DINO's local crops included)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0, momentum=cfg.momentum,
