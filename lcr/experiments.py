@@ -22,7 +22,7 @@ from .pretrain import (PretrainConfig, pretrain, weights_file, pretrained_meta, 
                           PRETRAIN_GPU)
 from .synthetic import SYNTH_PRESETS
 from .viz import save_figure
-from .records import RECORD_FORMAT, CALIBRATION_FORMAT, record_path, write_record, load_record
+from .records import RECORD_FORMAT, CALIBRATION_FORMAT, record_path, write_record, load_record, record_results
 from .tables import summarize, study_table, paired_table, k_sweep_figure
 from .core import check_arg
 
@@ -652,13 +652,13 @@ def fig3_record(out,                            # a pretrained-start study folde
     todo = [Path(out) / n / f'seed{s}' for s in seeds for n in ('mocov2', lcr_name)]
     lost = [str(r.relative_to(out)) for r in todo if not (r / 'eval' / 'metrics.json').is_file()]
     check_arg(not lost, f"{out} lacks the evaluated runs {lost}", FileNotFoundError)
-    kw, runs = dict(attribute=attribute, gallery=gallery, device=device), {}
+    kw, runs = dict(attribute=attribute, gallery=gallery, device=device), []
     for s in seeds:
         mo, lc = Path(out) / 'mocov2' / f'seed{s}', Path(out) / lcr_name / f'seed{s}'
         for name, run, start in (('pretrained', mo, True), ('mocov2', mo, False), (lcr_name, lc, False)):
             r = group_retrieval(run, start=start, **kw)
             trained = json.loads((run / 'eval' / 'metrics.json').read_text()).get('commit', 'unknown')
-            runs.setdefault(name, []).append(dict(seed=s, commit=trained, groups=r['groups'], all=r['all']))
+            runs.append(dict(name=name, seed=s, commit=trained, groups=r['groups'], all=r['all']))
     return dict(format=RECORD_FORMAT, study='fig3_groups', attribute=attribute, gallery=gallery, lcr=lcr_name,
                 commit=library_commit(), runs=runs)
 
@@ -667,7 +667,7 @@ def fig3_means(rec:dict,            # a Fig. 3 record (`fig3_record`, `load_reco
               ) -> dict:            # {model: {group: dict(metric=mean over seeds, n_queries=...)}}, chapter 7's input
     "The record's per-group `metric`, averaged over its seeds, as `group_rank1_figure` takes it."
     out = {}
-    for m, rs in rec['runs'].items():
+    for m, rs in record_results(rec).items():
         groups = list(rs[0]['groups'])
         out[m] = {g: {metric: float(np.mean([r['groups'][g][metric] for r in rs])),
                       'n_queries': rs[0]['groups'][g]['n_queries']} for g in groups}
