@@ -447,7 +447,7 @@ def heatmap_boxes(fmap,           # (N, C, h, w) feature maps, e.g. the query en
 # %% ../nbs/04_augment.ipynb #c028_7
 def local_config(cfg:AugmentConfig=DINO_AUGMENT,  # the global views' augmentation: its colour operations are kept
                  size:int|None=None,             # the local views' side in pixels; None: 3/7 of `cfg.size` (96 of 224)
-                 scale=(0.05, 0.14),             # range of a local crop's area, a fraction of the image's (DINO's RN50)
+                 scale=(0.05, 0.14),             # a local crop's area range, a fraction of the image's (DINO's RN50)
                 ) -> AugmentConfig:
     "DINO's local views: `cfg`'s colour operations on crops of `scale` at `size` px, blur 0.5, no solarisation."
     size = max(1, round(cfg.size * 96 / 224)) if size is None else size
@@ -482,7 +482,8 @@ class MultiCropViews(BatchTwoViews):
         "The global views `(q, k)` as `BatchTwoViews` makes them; then the local views' parameters, `params['local']`."
         q, k, params = super().__call__(images, sizes, generator, True, regions)
         B, _, H, W = images.shape
-        hw = (torch.tensor([[H, W]] * B) if sizes is None else torch.as_tensor(sizes).cpu()).repeat(self.local_crops, 1)
+        hw = torch.tensor([[H, W]] * B) if sizes is None else torch.as_tensor(sizes).cpu()
+        hw = hw.repeat(self.local_crops, 1)
         if generator is not None and generator.device.type != 'cpu': hw = hw.to(generator.device)
         params['local'] = self.local.sample_params(hw, generator, torch.zeros(len(hw), dtype=torch.bool))
         return (q, k, params) if return_params else (q, k)

@@ -16,6 +16,7 @@ from .synthetic import SyntheticFineGrained
 from .train import initial_model
 from .viz import attention_mass_on_parts, upsample_maps
 from .report import load_run
+from .runs import cached_json
 from .stats import sign_flip_p, claim, mean_sd
 from .records import load_record, record_results
 from .experiments import STUDY, BUDGETS, run_config, study_record, start_weights
@@ -183,14 +184,13 @@ def run_pooling(run,                   # a finished, evaluated run folder of a s
                 probe_epochs:int=100,  # the fast probe's epochs
                 device='cpu',          # where to compute
                ) -> dict:
-    """`pooling_study` of a run folder, cached as `<run>/eval/chain_<probe_epochs>.json` (made again when stale, see
-    `_current`)."""
-    run = Path(run); cache = run / 'eval' / f'chain_{probe_epochs}.json'
-    if _current(cache, run / 'checkpoint.pt'): return json.loads(cache.read_text())
-    model, cfg, _ = load_run(run, device)
-    res = pooling_study(model, *splits, cfg.image_size, probe_epochs, device=device)
-    cache.parent.mkdir(parents=True, exist_ok=True); cache.write_text(json.dumps(res))
-    return res
+    """`pooling_study` of a run folder, cached as `<run>/eval/chain_<probe_epochs>.json` (made again when the
+    checkpoint is newer or the cache of another `POOLING_VERSION`)."""
+    run = Path(run)
+    def make():
+        model, cfg, _ = load_run(run, device)
+        return pooling_study(model, *splits, cfg.image_size, probe_epochs, device=device)
+    return cached_json(run / 'eval' / f'chain_{probe_epochs}.json', run / 'checkpoint.pt', make, _of_this_version)
 
 def start_pooling(budget:str,            # a key of `BUDGETS` with a pretrained start
                   seed:int,              # the run whose start is studied
@@ -228,17 +228,14 @@ def chain_record(out,                      # the study folder of the chain's run
 def _start_cached(out, budget, seed, splits, probe_epochs, pretrained_out, device):
     """`start_pooling`, cached as `<out>/pretrained_start/seed<seed>_chain_<probe_epochs>.json` (made again when the
     weights are newer)."""
-    f = Path(out) / 'pretrained_start' / f'seed{seed}_chain_{probe_epochs}.json'
-    if _current(f, Path(start_weights(budget, pretrained_out))): return json.loads(f.read_text())
-    r = start_pooling(budget, seed, splits, probe_epochs, pretrained_out, device)
-    f.parent.mkdir(parents=True, exist_ok=True); f.write_text(json.dumps(r))
-    return r
+    return cached_json(Path(out) / 'pretrained_start' / f'seed{seed}_chain_{probe_epochs}.json',
+                       start_weights(budget, pretrained_out),
+                       lambda: start_pooling(budget, seed, splits, probe_epochs, pretrained_out, device),
+                       _of_this_version)
 
-def _current(cache, source):
-    "Whether a cached `pooling_study` is at least as new as its source and of this `POOLING_VERSION`."
-    if not (cache.is_file() and cache.stat().st_mtime >= source.stat().st_mtime): return False
-    try: return json.loads(cache.read_text()).get('version') == POOLING_VERSION
-    except ValueError: return False      # a torn cache file: made again
+def _of_this_version(d:dict) -> bool:
+    "Whether a cached `pooling_study` is of this `POOLING_VERSION`."
+    return d.get('version') == POOLING_VERSION
 
 def chain_results(rec:dict,  # a chain record (`chain_record`, `load_record('chain')`)
                  ) -> dict:  # {name: [entries by seed]}; the pretrained start as 'pretrained'

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import matplotlib.pyplot as plt
 from .models import current_log_names, accepts, METHOD_SPECS
-from .runs import prepare_out, resolve_device, read_metrics
+from .runs import prepare_out, resolve_device, read_metrics, cached_json
 from .train import (TrainConfig, train, initial_model, train_cache, Learner, MaxSteps, StepValues,
                        train_augment)
 from .augment import BatchTwoViews, AugmentConfig, augment_config
@@ -99,7 +99,8 @@ STUDY = (
     + [_cfg('mocov2-ccrop', 'table4_crop', 'mocov2', recipe=dict(crop='contrastive'), log_gradcam=True),
        _cfg('lcr-ccrop', 'table4_crop', 'lcr', recipe=dict(crop='contrastive'))]
     # the paper's Table 4: LEWEL (chapter 1's `lewel`: BYOL with LEWEL's aligned branch, its C·K aligned features at
-    # test time); of the recipe's method options it takes the width and BYOL's momentum, not MoCo's queue or temperature
+    # test time); of the recipe's method options it takes the width and BYOL's momentum, not MoCo's queue or
+    # temperature
     + [_cfg('lewel', 'table4_lewel', 'lewel', budget_options=('tiny_width', 'key_momentum'))]
     # the paper's Table 4: DiLo (chapter 4's `dilo` augmentation) with MoCo v2 (its DiLo row) and with LCR, and CVSA
     # (chapter 1's `cvsa`, DiLo's pasting as its views); the saliency is the synthetic set's true object masks, an
@@ -494,14 +495,11 @@ def run_entry(run,               # an evaluated run folder of a study
 def _parts(run, n_images):
     ("The GradCAM's mass on the parts in both forms (the gradient of the score and of the loss), and the branch's "
      "attention's; cached beside the run's metrics.")
-    cache = run / 'eval' / f'parts_{n_images}.json'
-    if cache.is_file() and cache.stat().st_mtime >= (run / 'checkpoint.pt').stat().st_mtime:
-        return json.loads(cache.read_text())
-    score, loss = parts_mass(run, n_images, gradcam_sign=-1), parts_mass(run, n_images, gradcam_sign=1)
-    p = dict(part_area=score['part_area'], gradcam_score=score.get('gradcam'), gradcam_loss=loss.get('gradcam'),
-             attention=score.get('attention'))
-    cache.write_text(json.dumps(p))
-    return p
+    def make():
+        score, loss = parts_mass(run, n_images, gradcam_sign=-1), parts_mass(run, n_images, gradcam_sign=1)
+        return dict(part_area=score['part_area'], gradcam_score=score.get('gradcam'), gradcam_loss=loss.get('gradcam'),
+                    attention=score.get('attention'))
+    return cached_json(run / 'eval' / f'parts_{n_images}.json', run / 'checkpoint.pt', make)
 
 def start_entry(budget:str,                        # a key of `BUDGETS` with a `pretrain` configuration
                 pretrained_out='runs/pretrained',  # the cache folder of the weights

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
 from .core import check_arg
+from .runs import cached_json
 from .models import method_config
 from .report import evaluate_validation, VALIDATION_FRACTION
 from .stats import pct_mean_sd, claim
@@ -36,14 +37,10 @@ def validation_entry(run,                                  # a finished run fold
                     ) -> dict:
     """`evaluate_validation` of `run` without its folder, cached as
     `<run>/eval/validation_<fraction>_<probe_epochs>.json` (made again when the checkpoint is newer)."""
-    run = Path(run); cache = run / 'eval' / f'validation_{fraction:g}_{probe_epochs}.json'
-    if cache.is_file() and cache.stat().st_mtime >= (run / 'checkpoint.pt').stat().st_mtime:
-        try: return json.loads(cache.read_text())
-        except ValueError: pass                      # a torn cache file: made again
-    v = evaluate_validation(run, fraction, probe_epochs, device=device)
-    v.pop('run')
-    cache.parent.mkdir(parents=True, exist_ok=True); cache.write_text(json.dumps(v))
-    return v
+    run = Path(run)
+    def make(): return {k: v for k, v in evaluate_validation(run, fraction, probe_epochs, device=device).items()
+                        if k != 'run'}
+    return cached_json(run / 'eval' / f'validation_{fraction:g}_{probe_epochs}.json', run / 'checkpoint.pt', make)
 
 def knobs_record(out,                                  # the study folder: its `knobs` runs, `lcr` and `mocov2`
                  fraction:float=VALIDATION_FRACTION,   # share of each class held out
@@ -93,7 +90,7 @@ def _rank(grid, pairs, criterion):
 def choose_knobs(rec:dict,                      # a knobs record
                  criterion:str|None=None,       # a validation retrieval metric (None: the record's)
                  finalists:int=KNOB_FINALISTS,  # how many of the screen's leading pairs are confirmed
-                ) -> dict:  # nu, tau, value, seeds, stage, ranking [((nu, tau), mean, seeds)] best first, screen, finalists
+                ) -> dict:  # nu, tau, value, seeds, stage, ranking [((nu, tau), mean, seeds)], screen, finalists
     """The rule in two stages. The screen ranks every pair by its mean validation `criterion` over the seeds every
     pair has. Its first `finalists` pairs and the preset's (1, 0.4) are confirmed: ranked again over the seeds all
     of them have, once those are more than the screen's (`stage` 'confirmed'; until then the screen's order stands,
@@ -141,7 +138,8 @@ def knobs_figure(rec:dict,  # a knobs record
     grid, ch = knob_grid(rec), choose_knobs(rec)
     panels = [('validation mAP (chooses)', lambda e: 100 * e['validation']['retrieval']['mAP']),
               ('test mAP (not used to choose)', lambda e: 100 * e['retrieval']['mAP']),
-              ("the fit's target entropy, last epoch", lambda e: (e.get('curve') or [{}])[-1].get('fit_target_entropy'))]
+              ("the fit's target entropy, last epoch",
+               lambda e: (e.get('curve') or [{}])[-1].get('fit_target_entropy'))]
     base = [e for e in rec['runs'] if e['name'] == 'mocov2' and 'validation' in e]
     fig, axs = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, (title, f) in zip(axs, panels):

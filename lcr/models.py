@@ -709,7 +709,7 @@ def oracle_target(fit_map:torch.Tensor|None,  # (M, h, w) maps of the step's vie
     return cell_means(fit_map[:G.shape[0]].to(G.device), G.shape[-2:]).to(G.dtype).detach()
 
 # %% ../nbs/01_models.ipynb #c033_cvsa
-def view_overlap_points(boxes:torch.Tensor,  # (2N, 4) the views' crops (x0, y0, x1, y1) in image pixels, view 1's first
+def view_overlap_points(boxes:torch.Tensor,  # (2N, 4) the views' crops (x0, y0, x1, y1) in pixels, view 1's first
                         flips:torch.Tensor,  # (2N,) bool: the view was flipped horizontally
                         hw,                  # (h, w) the grid laid over the shared region, e.g. the feature map's
                        ) -> tuple:

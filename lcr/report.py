@@ -517,7 +517,8 @@ def item_groups(ds,                    # an `INaturalist2019` split, or the embe
         raise ValueError(f"attribute must be one of {SYNTH_ATTRIBUTES}, got {attribute!r}")
     k = SYNTH_ATTRIBUTES.index(attribute)
     levels = (cfg.head_colors, cfg.wing_patterns, cfg.tail_colors)[k]
-    if levels < 2: raise ValueError(f"the {attribute} of this set carries no class (1 level): choose another attribute")
+    if levels < 2:
+        raise ValueError(f"the {attribute} of this set carries no class (1 level): choose another attribute")
     of_class = [class_attributes(cfg, c)[k] for c in range(cfg.n_classes)]
     cls = class_names(cfg)         # e.g. '003.lime_crown-solid_wing': the attribute's level is named in the class name
     names = [cls[of_class.index(l)].split('.', 1)[1].split('-')[k].replace('_', ' ') for l in range(levels)]
