@@ -13,11 +13,11 @@ from .runs import cached_json
 from .models import method_config
 from .report import evaluate_validation, VALIDATION_FRACTION
 from .stats import pct_mean_sd, claim
-from .experiments import STUDY, KNOB_NUS, KNOB_TAUS, knob_name, study_record
+from .experiments import STUDY, KNOB_NUS, KNOB_TAUS, FIRST_NU, knob_name, study_record
 
 # %% auto #0
-__all__ = ['KNOB_CRITERION', 'KNOB_FINALISTS', 'knob_values', 'validation_entry', 'knobs_record', 'grid_order', 'knob_grid',
-           'choose_knobs', 'knobs_table', 'knobs_figure']
+__all__ = ['KNOB_CRITERION', 'KNOB_FINALISTS', 'KNOB_START', 'knob_values', 'validation_entry', 'knobs_record', 'grid_order',
+           'knob_grid', 'choose_knobs', 'knobs_table', 'knobs_figure']
 
 # %% ../nbs/10a_knobs.ipynb #kn011
 KNOB_CRITERION = 'mAP'   # the validation retrieval metric that chooses
@@ -62,12 +62,13 @@ def knobs_record(out,                                  # the study folder: its `
     return dict(rec, criterion=KNOB_CRITERION, validation_fraction=fraction)
 
 # %% ../nbs/10a_knobs.ipynb #kn021
-KNOB_FINALISTS = 3   # the screen's leading pairs that get more seeds, with the preset's pair
+KNOB_FINALISTS = 3   # the screen's leading pairs that get more seeds, with `KNOB_START`
+KNOB_START = (FIRST_NU['nu'], KNOB_TAUS[0])   # the preset's (ν, τ) before this chapter chose: the study's `lcr`
 
 def grid_order(nu_tau:tuple) -> tuple:
-    "Where (ν, τ) stands in the grid's order: the preset's (1, 0.4) first, then τ as in `KNOB_TAUS`, ν descending."
+    "Where (ν, τ) stands in the grid's order: `KNOB_START` first, then τ as in `KNOB_TAUS`, ν descending."
     nu, tau = nu_tau
-    return ((nu, tau) != (1.0, 0.4), KNOB_TAUS.index(tau) if tau in KNOB_TAUS else len(KNOB_TAUS), -nu)
+    return ((nu, tau) != KNOB_START, KNOB_TAUS.index(tau) if tau in KNOB_TAUS else len(KNOB_TAUS), -nu)
 
 def knob_grid(rec:dict,  # a knobs record (`knobs_record`, `load_record('knobs')`)
              ) -> dict:  # {(nu, tau): [entries by seed]}, in the grid's order
@@ -92,7 +93,7 @@ def choose_knobs(rec:dict,                      # a knobs record
                  finalists:int=KNOB_FINALISTS,  # how many of the screen's leading pairs are confirmed
                 ) -> dict:  # nu, tau, value, seeds, stage, ranking [((nu, tau), mean, seeds)], screen, finalists
     """The rule in two stages. The screen ranks every pair by its mean validation `criterion` over the seeds every
-    pair has. Its first `finalists` pairs and the preset's (1, 0.4) are confirmed: ranked again over the seeds all
+    pair has. Its first `finalists` pairs and `KNOB_START` are confirmed: ranked again over the seeds all
     of them have, once those are more than the screen's (`stage` 'confirmed'; until then the screen's order stands,
     `stage` 'screen'). Ties go to the pair first in the grid."""
     criterion = criterion or rec.get('criterion', KNOB_CRITERION)
@@ -100,7 +101,7 @@ def choose_knobs(rec:dict,                      # a knobs record
     grid = knob_grid(rec)
     check_arg(grid, "the record holds no run of LCR's paper preset (the group knobs, or lcr)")
     screen, n_screen = _rank(grid, list(grid), criterion)
-    final = {k for k, *_ in screen[:finalists]} | ({(1.0, 0.4)} & set(grid))
+    final = {k for k, *_ in screen[:finalists]} | ({KNOB_START} & set(grid))
     final = sorted(final, key=grid_order)
     confirm, n_final = _rank(grid, final, criterion)
     stage = 'confirmed' if n_final > n_screen else 'screen'
