@@ -6,11 +6,12 @@
 from __future__ import annotations
 import numpy as np
 import matplotlib.pyplot as plt
-from .stats import PAPER_CUB, PAIRED_METRICS, run_metric, mean_sd, pct_mean_sd, md_cell
+from .stats import PAPER_CUB, PAIRED_METRICS, CLAIM_METRICS, run_metric, paired_diffs, mean_sd, pct_mean_sd, md_cell
 
 # %% auto #0
-__all__ = ['TABLE3_ROWS', 'PAPER_TABLE_3', 'FIT_COLUMNS', 'summarize', 'study_table', 'paired_table', 'k_sweep_figure', 'table3',
-           'selection_table', 'parts_mass_table', 'fit_table', 'fit_curves_figure', 'calibration_table']
+__all__ = ['TABLE3_ROWS', 'PAPER_TABLE_3', 'FIT_COLUMNS', 'summarize', 'study_table', 'paired_table', 'paired_figure',
+           'direction_table', 'k_sweep_figure', 'table3', 'selection_table', 'parts_mass_table', 'fit_table',
+           'fit_curves_figure', 'calibration_table']
 
 # %% ../nbs/09b_tables.ipynb #tb011
 def summarize(results:dict,  # {name: [run metrics]}, as chapter 10's `collect` returns
@@ -85,6 +86,64 @@ def paired_table(results:dict,    # {name: [run metrics]}
                  f"mean ± standard deviation "
                  f"over those seeds (points). `{base}` itself over seeds {','.join(str(r['seed']) for r in b)}: "
                  f"standard deviation {', '.join(sd)} (points).")
+    return '\n'.join(lines) + '\n'
+
+# %% ../nbs/09b_tables.ipynb #tb023
+def paired_figure(results:dict,     # {name: [run metrics]}
+                  names,             # the configurations, one row each, top to bottom
+                  base:str='lcr',    # the configuration every difference is taken from
+                  metrics=('rank1', 'mAP'),  # keys of `PAIRED_METRICS`: one panel each
+                  ref:str|None=None,  # a configuration whose mean difference from `base` is drawn as a dashed line
+                 ):
+    ("The per-seed differences from `base` (points) of each configuration on the seeds both have: a dot per seed, "
+     "a bar at their mean, one panel per metric.")
+    if base not in results: raise ValueError(f"the base configuration {base!r} has no results")
+    bad = [m for m in metrics if m not in PAIRED_METRICS]
+    if bad: raise ValueError(f"metrics must be among {list(PAIRED_METRICS)}, got {bad}")
+    rows = [n for n in names if n != base and n in results and paired_diffs(results, n, base, metrics[0])]
+    if not rows: raise ValueError(f"none of {list(names)} shares a seed with {base!r}")
+    fig, axs = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 1.6, 0.42 * len(rows) + 1.2),
+                            sharey=True, squeeze=False)
+    y = np.arange(len(rows))[::-1]
+    for ax, m in zip(axs[0], metrics):
+        for yi, n in zip(y, rows):
+            d = np.array(list(paired_diffs(results, n, base, m).values()))
+            ax.barh(yi, d.mean(), height=0.6, color='tab:red' if d.mean() < 0 else 'tab:green', alpha=0.35)
+            ax.plot(d, np.full(len(d), yi), 'o', color='k', ms=3.5)
+        if ref is not None:
+            ax.axvline(np.mean(list(paired_diffs(results, ref, base, m).values())), color='tab:blue', ls='--', lw=1.2,
+                       label=f'{ref} − {base}')
+            ax.legend(fontsize=7, loc='lower right')
+        ax.axvline(0, color='k', lw=0.8); ax.grid(axis='x', alpha=0.3)
+        ax.set_xlabel(f'Δ {PAIRED_METRICS[m]} vs {base} (points)')
+    axs[0][0].set_yticks(y); axs[0][0].set_yticklabels(rows, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/09b_tables.ipynb #tb024
+def direction_table(results:dict,    # {name: [run metrics]}
+                    names,            # the configurations, one row each
+                    bases=('lcr',),   # the configurations each row is set against, a group of columns each
+                    metrics=tuple(CLAIM_METRICS),  # keys of `CLAIM_METRICS` (`run_metric`'s keys)
+                   ) -> str:
+    ("Markdown: per configuration, base and metric, the mean paired difference (points) and the seeds above of the "
+     "seeds both have; ▲ every seed above, ▼ every seed below.")
+    bad = [m for m in metrics if m not in CLAIM_METRICS]
+    if bad: raise ValueError(f"metrics must be among {list(CLAIM_METRICS)}, got {bad}")
+    missing = [b for b in bases if b not in results]
+    if missing: raise ValueError(f"the base configurations {missing} have no results")
+    head = ['configuration'] + [f"vs {b}: {CLAIM_METRICS[m]}" for b in bases for m in metrics]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for n in names:
+        if n not in results: continue
+        row = [md_cell(n)]
+        for b in bases:
+            for m in metrics:
+                d = np.array(list(paired_diffs(results, n, b, m).values())) if n != b else np.array([])
+                if not len(d): row.append('–'); continue
+                mark = ' ▲' if (d > 0).all() else ' ▼' if (d < 0).all() else ''
+                row.append(f"{round(float(d.mean()), 1) + 0.0:+.1f} ({int((d > 0).sum())}/{len(d)}{mark})")   # no -0.0
+        lines.append('| ' + ' | '.join(row) + ' |')
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/09b_tables.ipynb #tb031
