@@ -211,17 +211,25 @@ def chain_record(out,                      # the study folder of the chain's run
                  probe_epochs:int=100,     # the fast probe's epochs
                  pretrained_out='runs/pretrained',  # where the start's weights are cached
                  device='cpu',             # where to compute
+                 base:dict|None=None,      # an earlier chain record: its runs that `out` does not hold are kept
                 ) -> dict:
     """The chain's record: chapter 10's `study_record` of `out`, each run with its `pooling_study`, and the pretrained
-    start's as `start`."""
-    rec = study_record(out, 'chain', 'pretrained start', parts=False, pretrained_out=pretrained_out)
+    start's as `start` (`base`'s, where its weights are the same file)."""
+    rec = study_record(out, 'chain', 'pretrained start', parts=False, pretrained_out=pretrained_out, base=base)
     splits = chain_splits(BUDGETS[budget]['recipe']['synth_preset'])
     for e in rec['runs']:
+        run = Path(out) / e['name'] / f"seed{e['seed']}"
+        if not (run / 'eval' / 'metrics.json').is_file():      # kept from `base`: its pooling study with it
+            check_arg(_of_this_version(e), f"base run {e['name']} seed {e['seed']} has no pooling study of version "
+                      f"{POOLING_VERSION}: train it again under {out}")
+            continue
         c = next(c for c in STUDY if c['name'] == e['name'])
         if 'recipe' in c: e['recipe'] = c['recipe']
-        e.update(run_pooling(Path(out) / e['name'] / f"seed{e['seed']}", splits, probe_epochs, device))
-    rec['start'] = [dict(name='pretrained', seed=s,
-                         **_start_cached(out, budget, s, splits, probe_epochs, pretrained_out, device))
+        e.update(run_pooling(run, splits, probe_epochs, device))
+    same_start = base is not None and (base.get('starts') or {}).get(budget) == rec.get('starts', {}).get(budget)
+    kept = {x['seed']: x for x in (base or {}).get('start', []) if same_start and _of_this_version(x)}
+    rec['start'] = [kept.get(s) or dict(name='pretrained', seed=s,
+                                        **_start_cached(out, budget, s, splits, probe_epochs, pretrained_out, device))
                     for s in seeds]
     return rec
 
