@@ -27,12 +27,12 @@ from .tables import summarize, study_table, paired_table, k_sweep_figure
 from .core import check_arg
 
 # %% auto #0
-__all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'KNOB_NUS', 'KNOB_TAUS', 'FIRST_NU', 'STUDY', 'GROUPS', 'BUDGETS',
-           'RECORD_CURVE_KEYS', 'RANDOM_START', 'PRETRAINED_START', 'FIG3_ATTRIBUTE', 'REAL_DATASETS', 'knob_name',
-           'study_runs', 'start_weights', 'prepare_start', 'run_config', 'library_commit', 'claim_run',
-           'StudyInterrupted', 'RunsSkippedError', 'run_study', 'collect', 'write_study', 'run_entry', 'start_entry',
-           'study_record', 'calibration_trial', 'calibration_record', 'replay_steps', 'rerun_record', 'fig3_record',
-           'fig3_means', 'real_recipe', 'experiments_cli']
+__all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'TABLE3_RECIPES', 'TABLE3_METHOD_KW', 'KNOB_NUS', 'KNOB_TAUS', 'FIRST_NU', 'STUDY',
+           'GROUPS', 'BUDGETS', 'RECORD_CURVE_KEYS', 'RANDOM_START', 'PRETRAINED_START', 'SWITCHES', 'FIG3_ATTRIBUTE',
+           'REAL_DATASETS', 'knob_name', 'study_runs', 'start_weights', 'prepare_start', 'run_config', 'library_commit',
+           'claim_run', 'StudyInterrupted', 'RunsSkippedError', 'run_study', 'collect', 'write_study', 'run_entry',
+           'start_entry', 'study_record', 'calibration_trial', 'calibration_record', 'replay_steps', 'rerun_record',
+           'fig3_record', 'fig3_means', 'real_recipe', 'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', recipe=None, budget_options=None, **kw):
@@ -45,6 +45,17 @@ def _cfg(name, group, method, preset='paper', recipe=None, budget_options=None, 
 
 TEACHER_RUN = '{study}/supervised/seed0'   # the teacher of `lcr-teacher_target`: the study's supervised run of seed 0
 TABLE3_FRAMEWORKS = ('simclr', 'simsiam', 'barlow_twins', 'vicreg', 'dino')   # Table 3's rows beside MoCo v2 and BYOL
+# each framework's recipe from its own paper: optimiser, weight decay, augmentation (chapter 4's presets) and its base
+# learning rate per 256 images times 2, not scaled to the batch: the rule of MoCo v2's recipe (chapter 8a: 0.06 for
+# its paper's 0.03). Neither the warm-up epochs of the LARS recipes nor Barlow Twins' separate rate for biases is kept.
+TABLE3_RECIPES = {
+    'simclr': dict(optimizer='lars', lr=0.6, weight_decay=1e-6, augment='simclr'),   # SimCLR: LARS 0.3 × B/256, 1e-6
+    'simsiam': dict(lr=0.1, weight_decay=1e-4, augment='mocov2'),   # SimSiam: SGD 0.05 × B/256, 1e-4, MoCo v2's
+    'barlow_twins': dict(optimizer='lars', lr=0.4, weight_decay=1.5e-6, augment='byol'),   # LARS 0.2 × B/256, 1.5e-6
+    'vicreg': dict(optimizer='lars', lr=0.4, weight_decay=1e-6, augment='byol'),          # LARS 0.2 × B/256, 1e-6
+    'dino': dict(lr=0.06, weight_decay=1e-4, augment='dino'),   # DINO's ResNet-50: SGD 0.03 × B/256, 1e-4, multi-crop
+}
+TABLE3_METHOD_KW = {'dino': dict(local_crops=8)}   # DINO's ResNet-50 command: 8 local crops beside the 2 global ones
 KNOB_NUS = (0.01, 0.03, 0.1, 0.3, 1.0)   # the KL's weights ν of the sweep (the paper states none)
 KNOB_TAUS = (0.4, 0.1)                   # the target's softmax temperatures τ of the sweep (the preset's first)
 # the `paper` preset's ν before chapter 10a chose it: the configurations recorded at it pin it, so that a record's
@@ -88,7 +99,8 @@ STUDY = (
     # the paper's Table 3: the other frameworks of chapter 1, each also with LCR's branch (its supervised row:
     # `supervised`)
     # of the recipe's MoCo v2 options they take the scaled momentum (a horizon in steps), not MoCo's temperature
-    + [_cfg(m, 'table3', m, budget_options=('tiny_width', 'key_momentum'))
+    + [_cfg(m, 'table3', m, recipe=TABLE3_RECIPES[f], budget_options=('tiny_width', 'key_momentum'),
+            **TABLE3_METHOD_KW.get(f, {}))
        for f in TABLE3_FRAMEWORKS for m in (f, f'{f}_lcr')]
     # the knobs the paper leaves unstated, chosen on a validation split of the training images (below):
     # the KL's weight ν and the softmax temperature τ of the target; (ν, τ) = (1, 0.4) is `lcr` itself
@@ -128,7 +140,7 @@ BUDGETS = {
     'minimal-select': dict(recipe=dict(_MINIMAL, select_every=1), seeds=(0,), groups=('main',), probe_epochs=5),
     # the paper's starting point: the backbone pretrained on the generic-objects set (chapter 6a), then the same recipe
     'cpu-pretrained': dict(recipe=dict(DEMO_RECIPE, select_every=1), pretrain=PRETRAIN_CPU, seeds=(0, 1, 2),
-                           groups=('main', 'fit_target', 'diagnostics', 'chain'), probe_epochs=100),
+                           groups=('main', 'fit_target', 'ablations', 'diagnostics', 'chain'), probe_epochs=100),
     'minimal-pretrained': dict(recipe=dict(_MINIMAL, select_every=1), seeds=(0,), groups=('main',), probe_epochs=5,
                                pretrain=dict(PRETRAIN_CPU, tiny_width=8, image_size=32, epochs=1, n_train=256,
                                              n_test=64)),
@@ -620,6 +632,10 @@ PRETRAINED_START = tuple(c['name'] for c, s in study_runs('cpu-pretrained',
                          if s == 0)   # the pretrained-start record's (chapter 11's chain has a record of its own)
 
 
+# the released code's switches one at a time, each beside `lcr` and MoCo v2, from the start the repository ships
+# (`weights/`), as the chain, knobs and Fig. 3 records start
+SWITCHES = ('mocov2', 'lcr') + tuple(c['name'] for c in STUDY if c['group'] == 'ablations')
+
 def rerun_record(study:str,              # the record's name
                  out,                    # the study folder (runs resume there)
                  names,                  # the configurations of the record
@@ -628,13 +644,15 @@ def rerun_record(study:str,              # the record's name
                  device='cpu',           # auto, cpu, cuda or cuda:i
                  jobs:int=1,    # runs trained at once
                  root=None,     # the records folder (chapter 9a's `records_dir`)
+                 parts:bool=True,  # measure the maps' mass on the true parts (`study_record`)
+                 pretrained_out='runs/pretrained',  # where the start's weights are cached (`weights`: shipped)
                 ) -> Path:
     ("Train and evaluate the missing runs of `names` under `budget` in `out`, then write the committed record "
      "of `study`.")
-    run_study(out, budget, names=names, device=device, verbose=True, jobs=jobs)
+    run_study(out, budget, names=names, device=device, verbose=True, jobs=jobs, pretrained_out=pretrained_out)
     path = record_path(study, root)
     base = load_record(path) if path.is_file() else None     # runs trained elsewhere are kept
-    return write_record(study_record(out, study, regime, base=base), path)
+    return write_record(study_record(out, study, regime, parts=parts, base=base, pretrained_out=pretrained_out), path)
 
 # %% ../nbs/10_experiments.ipynb #f3_def
 FIG3_ATTRIBUTE = 'crown'   # the class attribute whose values stand in for iNaturalist's superclasses

@@ -111,8 +111,9 @@ def paired_figure(results:dict,     # {name: [run metrics]}
             ax.barh(yi, d.mean(), height=0.6, color='tab:red' if d.mean() < 0 else 'tab:green', alpha=0.35)
             ax.plot(d, np.full(len(d), yi), 'o', color='k', ms=3.5)
         if ref is not None:
-            ax.axvline(np.mean(list(paired_diffs(results, ref, base, m).values())), color='tab:blue', ls='--', lw=1.2,
-                       label=f'{ref} − {base}')
+            r = np.mean(list(paired_diffs(results, ref, base, m).values()))
+            ax.axvline(r, color='tab:blue', ls='--', lw=1.2, label=f'{ref} − {base}')
+            lo, hi = ax.get_xlim(); ax.set_xlim(min(lo, r - 1), max(hi, r + 1))     # the line is always in view
             ax.legend(fontsize=7, loc='lower right')
         ax.axvline(0, color='k', lw=0.8); ax.grid(axis='x', alpha=0.3)
         ax.set_xlabel(f'Δ {PAIRED_METRICS[m]} vs {base} (points)')
