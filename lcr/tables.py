@@ -57,6 +57,13 @@ def study_table(results:dict,     # {name: [run metrics]}, as `collect` or `reco
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/09b_tables.ipynb #tb021
+def _check_paired(results, bases, metrics, known=PAIRED_METRICS):
+    "The one-line errors of the paired tables and figure: a base without results, a metric they do not show."
+    for b in bases:
+        if b not in results: raise ValueError(f"the base configuration {b!r} has no results")
+    bad = [m for m in metrics if m not in known]
+    if bad: raise ValueError(f"metrics must be among {list(known)}, got {bad}")
+
 def paired_table(results:dict,    # {name: [run metrics]}
                  names,            # the configurations to set beside `base`
                  base:str='lcr',  # the configuration every difference is taken from
@@ -64,9 +71,7 @@ def paired_table(results:dict,    # {name: [run metrics]}
                 ) -> str:
     ("Markdown: each configuration beside `base` on the seeds both have (mean, and mean ± sd of the per-seed "
      "difference, in points), and `base`'s spread.")
-    if base not in results: raise ValueError(f"the base configuration {base!r} has no results")
-    bad = [m for m in metrics if m not in PAIRED_METRICS]
-    if bad: raise ValueError(f"metrics must be among {list(PAIRED_METRICS)}, got {bad}")
+    _check_paired(results, [base], metrics)
     by_seed = {r['seed']: r for r in results[base]}
     head = ['configuration', 'seeds'] + [h for m in metrics for h in (PAIRED_METRICS[m], 'Δ ' + PAIRED_METRICS[m])]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
@@ -97,9 +102,7 @@ def paired_figure(results:dict,     # {name: [run metrics]}
                  ):
     ("The per-seed differences from `base` (points) of each configuration on the seeds both have: a dot per seed, "
      "a bar at their mean, one panel per metric.")
-    if base not in results: raise ValueError(f"the base configuration {base!r} has no results")
-    bad = [m for m in metrics if m not in PAIRED_METRICS]
-    if bad: raise ValueError(f"metrics must be among {list(PAIRED_METRICS)}, got {bad}")
+    _check_paired(results, [base], metrics)
     rows = [n for n in names if n != base and n in results and paired_diffs(results, n, base, metrics[0])]
     if not rows: raise ValueError(f"none of {list(names)} shares a seed with {base!r}")
     fig, axs = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 1.6, 0.42 * len(rows) + 1.2),
@@ -129,10 +132,7 @@ def direction_table(results:dict,    # {name: [run metrics]}
                    ) -> str:
     ("Markdown: per configuration, base and metric, the mean paired difference (points) and the seeds above of the "
      "seeds both have; ▲ every seed above, ▼ every seed below.")
-    bad = [m for m in metrics if m not in CLAIM_METRICS]
-    if bad: raise ValueError(f"metrics must be among {list(CLAIM_METRICS)}, got {bad}")
-    missing = [b for b in bases if b not in results]
-    if missing: raise ValueError(f"the base configurations {missing} have no results")
+    _check_paired(results, bases, metrics, CLAIM_METRICS)
     head = ['configuration'] + [f"vs {b}: {CLAIM_METRICS[m]}" for b in bases for m in metrics]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for n in names:
