@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
-from .models import current_log_names, accepts, METHOD_SPECS
+from .models import current_log_names, accepts, METHOD_SPECS, PRESETS
 from .runs import prepare_out, resolve_device, read_metrics, cached_json
 from .train import (TrainConfig, train, initial_model, train_cache, Learner, MaxSteps, StepValues,
                        train_augment)
@@ -28,11 +28,12 @@ from .core import check_arg
 
 # %% auto #0
 __all__ = ['TEACHER_RUN', 'TABLE3_FRAMEWORKS', 'TABLE3_RECIPES', 'TABLE3_METHOD_KW', 'KNOB_NUS', 'KNOB_TAUS', 'FIRST_NU', 'STUDY',
-           'GROUPS', 'BUDGETS', 'RECORD_CURVE_KEYS', 'RANDOM_START', 'PRETRAINED_START', 'SWITCHES', 'FIG3_ATTRIBUTE',
-           'REAL_DATASETS', 'knob_name', 'study_runs', 'start_weights', 'prepare_start', 'run_config', 'library_commit',
-           'claim_run', 'StudyInterrupted', 'RunsSkippedError', 'run_study', 'collect', 'write_study', 'run_entry',
-           'start_entry', 'study_record', 'calibration_trial', 'calibration_record', 'replay_steps', 'rerun_record',
-           'fig3_record', 'fig3_means', 'real_recipe', 'experiments_cli']
+           'GROUPS', 'BUDGETS', 'RECORD_CURVE_KEYS', 'RANDOM_START', 'PRETRAINED_START', 'SWITCHES', 'PRESET_LCR',
+           'TABLE4', 'PAPER_TABLE_4', 'FIG3_ATTRIBUTE', 'REAL_DATASETS', 'knob_name', 'study_runs', 'start_weights',
+           'prepare_start', 'run_config', 'library_commit', 'claim_run', 'StudyInterrupted', 'RunsSkippedError',
+           'run_study', 'collect', 'write_study', 'run_entry', 'start_entry', 'study_record', 'calibration_trial',
+           'calibration_record', 'replay_steps', 'rerun_record', 'fig3_record', 'fig3_means', 'real_recipe',
+           'experiments_cli']
 
 # %% ../nbs/10_experiments.ipynb #c006
 def _cfg(name, group, method, preset='paper', recipe=None, budget_options=None, **kw):
@@ -155,15 +156,15 @@ BUDGETS = {
 
 # %% ../nbs/10_experiments.ipynb #c008_1
 def study_runs(budget:str='cpu',  # a key of `BUDGETS`
-               groups=None,         # groups to run (default: the budget's)
+               groups=None,         # groups to run (default: the budget's; with `names`, any group)
                seeds=None,          # seeds to run (default: the budget's)
                names=None,  # configuration names to keep (default: all of the groups)
               ) -> list:
     ("The (configuration, seed) pairs a budget runs, optionally restricted to `groups`, `seeds` or "
-     "configuration `names`.")
+     "configuration `names`; a name outside the given `groups` is an error, not dropped.")
     if budget not in BUDGETS: raise ValueError(f"budget must be one of {list(BUDGETS)}, got {budget!r}")
     b = BUDGETS[budget]
-    groups = tuple(b['groups'] if groups is None else groups)
+    groups = tuple((b['groups'] if names is None else GROUPS) if groups is None else groups)
     bad = [g for g in groups if g not in GROUPS]
     if bad: raise ValueError(f"groups must be among {list(GROUPS)}, got {bad}")
     seeds = tuple(b['seeds'] if seeds is None else seeds)
@@ -172,6 +173,10 @@ def study_runs(budget:str='cpu',  # a key of `BUDGETS`
     known = {c['name'] for c in STUDY}
     if names is not None and (set(names) - known): raise ValueError(f"unknown configurations "
                                                                     f"{sorted(set(names) - known)}")
+    outside = sorted({c['name'] for c in STUDY if names is not None and c['name'] in names} -
+                     {c['name'] for c in STUDY if c['group'] in groups})
+    if outside: raise ValueError(f"configurations {outside} are not in the groups {list(groups)}: add their "
+                                 f"groups, or leave the groups out to run the names")
     cfgs = [c for c in STUDY if c['group'] in groups and (names is None or c['name'] in names)]
     return [(c, s) for c in cfgs for s in seeds]
 
@@ -635,6 +640,16 @@ PRETRAINED_START = tuple(c['name'] for c, s in study_runs('cpu-pretrained',
 # the released code's switches one at a time, each beside `lcr` and MoCo v2, from the start the repository ships
 # (`weights/`), as the chain, knobs and Fig. 3 records start
 SWITCHES = ('mocov2', 'lcr') + tuple(c['name'] for c in STUDY if c['group'] == 'ablations')
+
+# the paper's Table 4 rows that crop, paste or align by the object (ContrastiveCrop, DiLo, CVSA, LEWEL, and LCR with the
+# first two), beside MoCo v2 and LCR at the `paper` preset's knobs (chapter 10a's choice), from the shipped start
+PRESET_LCR = knob_name(PRESETS['paper']['nu'], PRESETS['paper']['tau'])   # the study's name of LCR at the preset
+TABLE4 = ('mocov2', PRESET_LCR) + tuple(c['name'] for c in STUDY if c['group'].startswith('table4_'))
+# the paper's Table 4 on CUB-200-2011, in %: (linear Top-1, retrieval rank-1; None where the paper has none), by the
+# configuration that stands for the row here (`lcr-dilo`, LCR on DiLo's views, is not a row of the paper)
+PAPER_TABLE_4 = {'mocov2': (68.30, 17.07), PRESET_LCR: (71.31, 49.69), 'mocov2-ccrop': (68.82, 18.71),
+                 'lcr-ccrop': (72.84, 49.36), 'lewel': (69.27, 19.23), 'mocov2-dilo': (64.14, None),
+                 'cvsa': (65.02, None)}
 
 def rerun_record(study:str,              # the record's name
                  out,                    # the study folder (runs resume there)

@@ -1,6 +1,7 @@
 "End-to-end tests of the console scripts declared in settings.ini: options, errors, and the files they write."
 import json, math, os, shlex, shutil, subprocess, sys, time, warnings
 import pytest
+from concurrent.futures import ThreadPoolExecutor
 from conftest import ROOT, BIN
 
 SCRIPTS = ('lcr_train', 'lcr_eval', 'lcr_viz', 'lcr_report', 'lcr_demo', 'lcr_bench_data', 'lcr_bench', 'lcr_experiments')
@@ -60,8 +61,9 @@ def test_bad_inputs_fail_before_any_work(tiny_run):
     (tiny_run / 'notarun').mkdir()
     (tiny_run / 'notarun' / 'checkpoint.pt').write_bytes(b'garbage')
     cases.append((('lcr_eval', tiny_run / 'notarun'), 'not a readable checkpoint'))
-    for args, msg in cases:
-        r = run(*args)
+    with ThreadPoolExecutor(2) as pool:          # independent processes, two at a time (the CI machine's cores)
+        done = list(pool.map(lambda c: run(*c[0]), cases))
+    for (args, msg), r in zip(cases, done):
         assert r.returncode != 0 and msg in r.stderr, (args, r.stdout[-500:], r.stderr[-1500:])
         assert 'Traceback' not in r.stderr, (args, r.stderr[-1500:])
     assert not (tiny_run / 'd').exists()
