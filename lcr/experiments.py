@@ -173,8 +173,7 @@ def study_runs(budget:str='cpu',  # a key of `BUDGETS`
     known = {c['name'] for c in STUDY}
     if names is not None and (set(names) - known): raise ValueError(f"unknown configurations "
                                                                     f"{sorted(set(names) - known)}")
-    outside = sorted({c['name'] for c in STUDY if names is not None and c['name'] in names} -
-                     {c['name'] for c in STUDY if c['group'] in groups})
+    outside = [c['name'] for c in STUDY if names is not None and c['name'] in names and c['group'] not in groups]
     if outside: raise ValueError(f"configurations {outside} are not in the groups {list(groups)}: add their "
                                  f"groups, or leave the groups out to run the names")
     cfgs = [c for c in STUDY if c['group'] in groups and (names is None or c['name'] in names)]
