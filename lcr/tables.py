@@ -10,8 +10,8 @@ from .stats import PAPER_CUB, PAIRED_METRICS, CLAIM_METRICS, run_metric, paired_
 
 # %% auto #0
 __all__ = ['TABLE3_ROWS', 'PAPER_TABLE_3', 'FIT_COLUMNS', 'summarize', 'study_table', 'paired_table', 'paired_figure',
-           'direction_table', 'k_sweep_figure', 'table3', 'selection_table', 'parts_mass_table', 'fit_table',
-           'fit_curves_figure', 'calibration_table']
+           'direction_table', 'pairs_table', 'k_sweep_figure', 'table3', 'selection_table', 'parts_mass_table',
+           'fit_table', 'fit_curves_figure', 'calibration_table']
 
 # %% ../nbs/09b_tables.ipynb #tb011
 def summarize(results:dict,  # {name: [run metrics]}, as chapter 10's `collect` returns
@@ -147,6 +147,27 @@ def direction_table(results:dict,    # {name: [run metrics]}
         lines.append('| ' + ' | '.join(row) + ' |')
     return '\n'.join(lines) + '\n'
 
+# %% ../nbs/09b_tables.ipynb #tb025
+def pairs_table(results:dict,    # {name: [run metrics]}
+                pairs,            # (configuration, the configuration it is set against) pairs, one row each
+                metrics=tuple(CLAIM_METRICS),  # keys of `CLAIM_METRICS` (`run_metric`'s keys)
+               ) -> str:
+    ("Markdown: per pair `(a, b)`, the seeds both have and per metric the mean paired difference `a - b` (points) "
+     "with the seeds above; ▲ every seed above, ▼ every seed below; a pair without results or shared seeds is left out.")
+    _check_paired(results, [], metrics, CLAIM_METRICS)
+    head = ['configuration', 'against', 'seeds'] + [f"Δ {CLAIM_METRICS[m]}" for m in metrics]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for a, b in pairs:
+        if a == b: raise ValueError(f"a pair must hold two configurations, got ({a!r}, {b!r})")
+        if a not in results or b not in results or not paired_diffs(results, a, b, metrics[0]): continue
+        row = [md_cell(a), md_cell(b), ','.join(str(s) for s in paired_diffs(results, a, b, metrics[0]))]
+        for m in metrics:
+            d = np.array(list(paired_diffs(results, a, b, m).values()))
+            mark = ' ▲' if (d > 0).all() else ' ▼' if (d < 0).all() else ''
+            row.append(f"{round(float(d.mean()), 1) + 0.0:+.1f} ({int((d > 0).sum())}/{len(d)}{mark})")   # no -0.0
+        lines.append('| ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines) + '\n'
+
 # %% ../nbs/09b_tables.ipynb #tb031
 def k_sweep_figure(results:dict,       # {name: [run metrics]}, with `lcr` and `lcr-k*` runs
                    metric:str='rank1',  # a retrieval metric: rank1, rank5 or mAP
@@ -193,13 +214,18 @@ def _paper3_cell(p):
 def table3(results:dict,         # {name: [run metrics or record entries]}, as `collect` or `record_results` return
            fraction:str='100%',  # the linear probe's label proportion, a key of its results
            paper:bool=True,      # a column with the paper's CUB row (batch 128)
+           stand_in:dict|None=None,  # {row: the configuration that stands for it here}, e.g. {'lcr': 'lcr-nu0.3-tau0.4'}
           ) -> str:
     ("Markdown: Table 3's rows (`TABLE3_ROWS`): seeds, linear Top-1 and rank-1 (%), training seconds and peak memory "
      "(GiB), mean ± sd over seeds; 'not run' for a row without runs.")
+    stand_in = dict(stand_in or {})
+    bad = sorted(set(stand_in) - set(TABLE3_ROWS))
+    if bad: raise ValueError(f"stand_in's keys must be rows of TABLE3_ROWS {list(TABLE3_ROWS)}, got {bad}")
     head = ['method', 'configuration', 'seeds', f'linear Top-1 ({fraction})', 'rank-1', 'training s', 'peak GiB']
     head += ['paper CUB Top-1 / time / memory (batch 128)'] if paper else []
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for name, label in TABLE3_ROWS.items():
+    for row_name, label in TABLE3_ROWS.items():
+        name = stand_in.get(row_name, row_name)                 # the configuration read for the row
         rs = results.get(name, [])
         if rs:
             top1 = [r['linear_probe'][fraction]['top1'] if fraction in r['linear_probe'] else None for r in rs]
@@ -207,7 +233,7 @@ def table3(results:dict,         # {name: [run metrics or record entries]}, as `
                    pct_mean_sd([r['retrieval']['rank1'] for r in rs]), mean_sd([r.get('train_s') for r in rs], '.0f'),
                    mean_sd([r.get('peak_mem_bytes') for r in rs], '.2f', 2 ** -30)]
         else: row = ['not run'] + ['–'] * 4
-        row = [label, f'`{name}`'] + row + ([_paper3_cell(PAPER_TABLE_3.get(name))] if paper else [])
+        row = [label, f'`{name}`'] + row + ([_paper3_cell(PAPER_TABLE_3.get(row_name))] if paper else [])
         lines.append('| ' + ' | '.join(row) + ' |')
     return '\n'.join(lines) + '\n'
 
