@@ -125,6 +125,11 @@ def paired_figure(results:dict,     # {name: [run metrics]}
     return fig
 
 # %% ../nbs/09b_tables.ipynb #tb024
+def _direction_cell(d):
+    "One cell of the direction tables: the mean of the paired differences `d` (points) and the seeds above, ▲/▼."
+    mark = ' ▲' if (d > 0).all() else ' ▼' if (d < 0).all() else ''
+    return f"{round(float(d.mean()), 1) + 0.0:+.1f} ({int((d > 0).sum())}/{len(d)}{mark})"   # + 0.0: no -0.0
+
 def direction_table(results:dict,    # {name: [run metrics]}
                     names,            # the configurations, one row each
                     bases=('lcr',),   # the configurations each row is set against, a group of columns each
@@ -142,8 +147,7 @@ def direction_table(results:dict,    # {name: [run metrics]}
             for m in metrics:
                 d = np.array(list(paired_diffs(results, n, b, m).values())) if n != b else np.array([])
                 if not len(d): row.append('–'); continue
-                mark = ' ▲' if (d > 0).all() else ' ▼' if (d < 0).all() else ''
-                row.append(f"{round(float(d.mean()), 1) + 0.0:+.1f} ({int((d > 0).sum())}/{len(d)}{mark})")   # no -0.0
+                row.append(_direction_cell(d))
         lines.append('| ' + ' | '.join(row) + ' |')
     return '\n'.join(lines) + '\n'
 
@@ -159,12 +163,11 @@ def pairs_table(results:dict,    # {name: [run metrics]}
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for a, b in pairs:
         if a == b: raise ValueError(f"a pair must hold two configurations, got ({a!r}, {b!r})")
-        if a not in results or b not in results or not paired_diffs(results, a, b, metrics[0]): continue
-        row = [md_cell(a), md_cell(b), ','.join(str(s) for s in paired_diffs(results, a, b, metrics[0]))]
-        for m in metrics:
-            d = np.array(list(paired_diffs(results, a, b, m).values()))
-            mark = ' ▲' if (d > 0).all() else ' ▼' if (d < 0).all() else ''
-            row.append(f"{round(float(d.mean()), 1) + 0.0:+.1f} ({int((d > 0).sum())}/{len(d)}{mark})")   # no -0.0
+        if a not in results or b not in results: continue
+        diffs = [paired_diffs(results, a, b, m) for m in metrics]          # {seed: difference}, per metric
+        if not diffs[0]: continue
+        row = [md_cell(a), md_cell(b), ','.join(str(s) for s in diffs[0])]
+        row += [_direction_cell(np.array(list(d.values()))) for d in diffs]
         lines.append('| ' + ' | '.join(row) + ' |')
     return '\n'.join(lines) + '\n'
 
