@@ -62,6 +62,8 @@ class TrainConfig:
     optimizer: str = 'sgd'            # 'sgd' (the paper's) or 'lars' (SimCLR's, BYOL's, Barlow Twins', VICReg's)
     lars_eta: float = 0.001           # LARS's trust coefficient η (optimizer='lars' only)
     schedule: str = 'cosine'          # 'cosine' (per step) or 'constant'
+    lr_warmup: float = 0.0            # the fraction of the steps the rate first rises linearly over (SimCLR's 10 of
+                                      # 100 epochs: 0.1); the cosine spans the rest (0: none, the paper's recipe)
     device: str = 'auto'              # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...
     amp: bool = True                  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True        # channels-last memory format on CUDA (ignored on CPU)
@@ -146,6 +148,8 @@ class TrainConfig:
                   f"`weight_decay` must be a finite number >= 0, got {self.weight_decay!r}")
         check_arg(finite_number(self.lars_eta) and self.lars_eta > 0,
                   f"`lars_eta` must be a finite number > 0, got {self.lars_eta!r}")
+        check_arg(finite_number(self.lr_warmup) and 0 <= self.lr_warmup < 1,
+                  f"`lr_warmup` must be a fraction of the run in [0, 1), got {self.lr_warmup!r}")
 
     def _check_inputs(self):
         check_arg(isinstance(self.method_kw, dict), f"`method_kw` must be a dict, got {type(self.method_kw).__name__}",
@@ -497,10 +501,13 @@ def check_data(state:dict,        # a checkpoint, as `load_checkpoint` returns i
                               "folder.")
 
 # %% ../nbs/06_train.ipynb #c017
-def cosine_lambda(total_steps:int,  # S, the steps of the whole run; the factor stays 0 after them
+def cosine_lambda(total_steps:int,     # S, the steps of the whole run; the factor stays 0 after them
+                 warmup_steps:int=0,  # W < S: a linear warm-up first (SimCLR's); the cosine spans the other S - W
                  ):
-    "The per-step cosine factor 0.5 (1 + cos(pi s / S)) of the learning rate."
-    return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
+    ("The per-step factor of the learning rate: (s + 1) / W over the first W steps, then the cosine "
+     "0.5 (1 + cos(pi (s - W) / (S - W))); with W = 0 the cosine 0.5 (1 + cos(pi s / S)) alone.")
+    w, rest = warmup_steps, total_steps - warmup_steps
+    return lambda s: (s + 1) / w if s < w else 0.5 * (1 + math.cos(math.pi * min(s - w, rest) / rest))
 
 def initial_model(cfg:TrainConfig,  # the run's configuration (its method's options and `seed`)
                  ) -> torch.nn.Module:
@@ -819,7 +826,8 @@ def set_determinism(deterministic:bool,  # deterministic algorithms (warn where 
         torch.backends.cudnn.benchmark = False
     elif cuda: torch.backends.cudnn.benchmark = True
 
-def make_optimizer(cfg:TrainConfig,         # `optimizer`, `lr`, `momentum`, `weight_decay`, `schedule`, `epochs`
+def make_optimizer(cfg:TrainConfig,         # `optimizer`, `lr`, `momentum`, `weight_decay`, `schedule`, `lr_warmup`,
+                                            # `epochs`
                    model:torch.nn.Module,   # its trainable parameters are optimised
                    steps_per_epoch:int,     # steps of one epoch: the cosine spans `epochs * steps_per_epoch`
                    cuda:bool=False):        # the fused SGD on CUDA, the `foreach` one on the CPU
@@ -832,7 +840,9 @@ def make_optimizer(cfg:TrainConfig,         # `optimizer`, `lr`, `momentum`, `we
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                               **(dict(fused=True) if cuda else dict(foreach=True)))
     total = cfg.epochs * steps_per_epoch
-    factor = cosine_lambda(total) if cfg.schedule == 'cosine' else (lambda s: 1.0)
+    warm = min(round(cfg.lr_warmup * total), total - 1)   # W < S: the cosine has steps left
+    factor = cosine_lambda(total, warm) if cfg.schedule == 'cosine' else (lambda s: min(1.0, (s + 1) / warm) if warm
+                                                                          else 1.0)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 # %% ../nbs/06_train.ipynb #c_steplog
