@@ -100,6 +100,9 @@ STUDY = (
     # where the contrastive GradCAM's part signal could come from: screens of one seed (longer training, a finer map)
     + [_cfg('mocov2-48ep', 'chain_screen', 'mocov2', recipe=dict(epochs=48), log_gradcam=True),
        _cfg('mocov2-96px', 'chain_screen', 'mocov2', recipe=dict(image_size=96), log_gradcam=True)]
+    # DINO's twin fitted to its GradCAM min-max normalised per image: DINO's map, of a tiny scale, holds the parts
+    + [_cfg('dino_lcr-gradcam_image_norm', 'chain_screen', 'dino_lcr', recipe=TABLE3_RECIPES['dino'],
+            budget_options=('tiny_width', 'key_momentum'), gradcam_norm='image', **TABLE3_METHOD_KW['dino'])]
     # the paper's Table 3: the other frameworks of chapter 1, each also with LCR's branch (its supervised row:
     # `supervised`)
     # of the recipe's MoCo v2 options they take the scaled momentum (a horizon in steps), not MoCo's temperature
