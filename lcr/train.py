@@ -62,8 +62,7 @@ class TrainConfig:
     optimizer: str = 'sgd'            # 'sgd' (the paper's) or 'lars' (SimCLR's, BYOL's, Barlow Twins', VICReg's)
     lars_eta: float = 0.001           # LARS's trust coefficient η (optimizer='lars' only)
     schedule: str = 'cosine'          # 'cosine' (per step) or 'constant'
-    lr_warmup: float = 0.0            # the fraction of the steps the rate first rises linearly over (SimCLR's 10 of
-                                      # 100 epochs: 0.1); the cosine spans the rest (0: none, the paper's recipe)
+    lr_warmup: float = 0.0            # linear warm-up over this fraction of the steps, then the cosine (SimCLR: 0.1)
     device: str = 'auto'              # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...
     amp: bool = True                  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True        # channels-last memory format on CUDA (ignored on CPU)
