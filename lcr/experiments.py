@@ -100,7 +100,8 @@ STUDY = (
     # where the contrastive GradCAM's part signal could come from: screens of one seed (longer training, a finer map)
     + [_cfg('mocov2-48ep', 'chain_screen', 'mocov2', recipe=dict(epochs=48), log_gradcam=True),
        _cfg('mocov2-96px', 'chain_screen', 'mocov2', recipe=dict(image_size=96), log_gradcam=True)]
-    # DINO's twin fitted to its GradCAM min-max normalised per image: DINO's map, of a tiny scale, holds the parts
+    # DINO's twin fitted to its GradCAM min-max normalised per image: DINO's map, nearest the parts of the objectives'
+    # maps, is of a scale (about 0.001) at which Eq. 5's softmax is uniform
     + [_cfg('dino_lcr-gradcam_image_norm', 'chain_screen', 'dino_lcr', recipe=TABLE3_RECIPES['dino'],
             budget_options=('tiny_width', 'key_momentum'), gradcam_norm='image', **TABLE3_METHOD_KW['dino'])]
     # the paper's Table 3: the other frameworks of chapter 1, each also with LCR's branch (its supervised row:
@@ -109,7 +110,7 @@ STUDY = (
     + [_cfg(m, 'table3', m, recipe=TABLE3_RECIPES[f], budget_options=('tiny_width', 'key_momentum'),
             **TABLE3_METHOD_KW.get(f, {}))
        for f in TABLE3_FRAMEWORKS for m in (f, f'{f}_lcr')]
-    # why the LARS recipes lose the pretrained features: SimCLR's recipe with one of its two departures from SimCLR's
+    # why the LARS recipes end at chance with GAP: SimCLR's recipe with one of its two departures from SimCLR's
     # own schedule undone, the warm-up (10 of its 100 epochs) or the rate scaled linearly to the batch
     + [_cfg(f'simclr-{k}', 'table3_recipe', 'simclr', recipe=dict(TABLE3_RECIPES['simclr'], **r),
             budget_options=('tiny_width', 'key_momentum')) for k, r in TABLE3_RECIPE_CHECKS.items()]
